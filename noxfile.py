@@ -1,0 +1,29 @@
+"""Project tasks. ``nox -s tests`` is the full test suite (CI runs exactly that)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.error_on_missing_interpreters = True
+
+#: Extras the test suite needs: every backend whose tests run against a local emulator.
+TEST_EXTRAS = "test"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Lint, type-check and run every test (emulators are started by the tests themselves)."""
+    session.install("-e", f".[{TEST_EXTRAS}]")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Run ``sygnify demo`` in a fresh environment."""
+    session.install("-e", ".")
+    session.run("sygnify", "demo", *session.posargs)

@@ -1,0 +1,18 @@
+"""sygnify: cloud data connectors, larger-than-memory processing, real-time ML and monitoring.
+
+>>> import sygnify
+>>> sorted(sygnify.__all__)
+['CloudDataConnector', '__version__', 'errors']
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from sygnify import errors
+from sygnify.connectors import CloudDataConnector
+
+try:
+    __version__ = version("sygnify")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["CloudDataConnector", "__version__", "errors"]

@@ -1,0 +1,245 @@
+"""Configuration: pydantic models, resolved from kwargs > environment > TOML file.
+
+A named connection can be described in a TOML file (``sygnify.toml`` in the working
+directory, or the file named by ``SYGNIFY_CONFIG``), with ``${VAR}`` / ``${VAR:-default}``
+interpolated from the environment::
+
+    [connections.lake]
+    type = "local"
+    root = "${DATA_DIR:-./data}"
+
+Any field can be overridden by an environment variable ``SYGNIFY_<NAME>__<FIELD>``
+(nested fields with more ``__``), and keyword arguments win over both::
+
+    >>> resolve_connection(
+    ...     "lake", None, {"root": "/srv/data"},
+    ...     environ={"SYGNIFY_LAKE__TYPE": "local", "SYGNIFY_LAKE__RETRY__MAX_ATTEMPTS": "2"},
+    ...     config_file=None,
+    ... )
+    ('local', {'retry': {'max_attempts': '2'}, 'root': '/srv/data'})
+
+Secrets are :class:`pydantic.SecretStr`: they never show in ``repr``, logs or errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from sygnify.errors import ConfigurationError
+from sygnify.resilience import CircuitBreaker, Resilience, RetryPolicy
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "BreakerSettings",
+    "ConnectorConfig",
+    "RetrySettings",
+    "SecretStr",
+    "config_fingerprint",
+    "find_config_file",
+    "interpolate",
+    "load_config_file",
+    "resolve_connection",
+    "validate_config",
+]
+
+ENV_PREFIX = "SYGNIFY_"
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class RetrySettings(BaseModel):
+    """How transient failures are retried (see :class:`sygnify.resilience.RetryPolicy`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(4, ge=1)
+    initial_delay: float = Field(0.2, ge=0)
+    max_delay: float = Field(10.0, ge=0)
+    jitter: float = Field(0.25, ge=0)
+
+
+class BreakerSettings(BaseModel):
+    """When a connection's circuit breaker opens and how long it stays open."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    failure_threshold: int = Field(5, ge=1)
+    reset_timeout: float = Field(30.0, ge=0)
+
+
+class ConnectorConfig(BaseModel):
+    """Options every connector accepts; each connector's config subclasses this."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retry: RetrySettings = RetrySettings()
+    breaker: BreakerSettings = BreakerSettings()
+
+    def resilience(self, name: str) -> Resilience:
+        """A fresh retry policy + circuit breaker built from these settings."""
+        return Resilience(
+            retry=RetryPolicy(**self.retry.model_dump()),
+            breaker=CircuitBreaker(name, **self.breaker.model_dump()),
+        )
+
+
+def interpolate(value: Any, environ: Mapping[str, str]) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of ``value``."""
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            var, default = match.group(1), match.group(2)
+            if var in environ:
+                return environ[var]
+            if default is not None:
+                return default
+            raise ConfigurationError(
+                f"configuration refers to ${{{var}}}, but the environment variable {var} "
+                "is not set (set it, or write ${" + var + ":-default})",
+                resource=var,
+            )
+
+        return _INTERPOLATION.sub(substitute, value)
+    if isinstance(value, dict):
+        return {key: interpolate(item, environ) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, environ) for item in value]
+    return value
+
+
+def find_config_file(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The TOML file to read: ``$SYGNIFY_CONFIG``, else ``./sygnify.toml`` if it exists."""
+    environ = os.environ if environ is None else environ
+    if "SYGNIFY_CONFIG" in environ:
+        return Path(environ["SYGNIFY_CONFIG"])
+    default = Path("sygnify.toml")
+    return default if default.is_file() else None
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Parse a sygnify TOML file (no interpolation yet)."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"config file {path} does not exist", resource=str(path)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"config file {path} is not valid TOML: {exc}", resource=str(path)) from exc
+
+
+def _parse_env_value(raw: str) -> Any:
+    if raw[:1] in "[{":
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _env_overrides(name: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    prefix = f"{ENV_PREFIX}{name.upper()}__"
+    overrides: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(prefix):
+            continue
+        path = [part.lower() for part in key[len(prefix) :].split("__")]
+        target = overrides
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = _parse_env_value(raw)
+    return overrides
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve_connection(
+    name: str | None,
+    connector_type: str | None,
+    kwargs: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """Merge a connection's settings from TOML, environment and kwargs (in rising priority).
+
+    Returns the connector type and the raw options, to be validated by that connector's
+    config model.
+    """
+    environ = os.environ if environ is None else environ
+    options: dict[str, Any] = {}
+    if name is not None:
+        if config_file is not None:
+            section = load_config_file(config_file).get("connections", {}).get(name, {})
+            options = interpolate(section, environ)
+        options = _deep_merge(options, _env_overrides(name, environ))
+    options = _deep_merge(options, kwargs)
+    declared_type = options.pop("type", None)
+    resolved_type = connector_type or declared_type
+    if resolved_type is None:
+        where = f"connection {name!r}" if name else "this connection"
+        raise ConfigurationError(
+            f"no connector type for {where}: pass it (connect('local', ...)), or set "
+            f"type in [connections.{name or 'NAME'}] of the config file or "
+            f"{ENV_PREFIX}{(name or 'NAME').upper()}__TYPE",
+            resource=name,
+        )
+    return str(resolved_type), options
+
+
+def validate_config(model: type[ModelT], options: Mapping[str, Any], *, context: str) -> ModelT:
+    """Validate ``options`` with ``model``; errors name the fields but never echo values."""
+    try:
+        return model.model_validate(dict(options))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or '(root)'}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigurationError(
+            f"invalid configuration for {context}: {problems}", resource=context
+        ) from None
+
+
+def _reveal(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {key: _reveal(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_reveal(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def config_fingerprint(config: BaseModel, *, exclude: frozenset[str] = frozenset()) -> str:
+    """A stable hash of a config, secrets included, to key pooled clients by configuration.
+
+    Two configs that differ only in a password get different fingerprints; the hash is
+    all that is kept, never the secret.
+    """
+    dumped = {key: value for key, value in config.model_dump().items() if key not in exclude}
+    payload = json.dumps(_reveal(dumped), sort_keys=True, default=str)
+    return f"{type(config).__qualname__}:{hashlib.sha256(payload.encode()).hexdigest()}"

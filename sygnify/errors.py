@@ -1,0 +1,147 @@
+"""The sygnify error tree.
+
+Every exception sygnify raises derives from :class:`SygnifyError`. SDK exceptions are
+translated at the plugin boundary, so user code can catch one family of errors whatever
+the backend::
+
+    >>> from sygnify.errors import NotFoundError, SygnifyError
+    >>> try:
+    ...     raise NotFoundError("no such object", resource="s3://bucket/key")
+    ... except SygnifyError as exc:
+    ...     print(type(exc).__name__, exc.resource)
+    NotFoundError s3://bucket/key
+
+Only :class:`TransientError` (and its subclasses) is retried by
+:class:`sygnify.resilience.RetryPolicy`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "CircuitOpenError",
+    "ConfigurationError",
+    "ConnectionFailedError",
+    "DataQualityError",
+    "MemoryBudgetError",
+    "ModelError",
+    "NotFoundError",
+    "OperationTimeoutError",
+    "PathEscapeError",
+    "PermissionDeniedError",
+    "PluginNotFoundError",
+    "QueryError",
+    "SchemaError",
+    "SygnifyError",
+    "ThrottledError",
+    "TransientError",
+]
+
+
+class SygnifyError(Exception):
+    """Base class of every error sygnify raises.
+
+    ``resource`` names the input the error is about (a path, table, model...), so a
+    message never needs to be parsed to find it. The original SDK exception, when there
+    is one, is kept as ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, resource: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.resource = resource
+
+
+class ConfigurationError(SygnifyError):
+    """Invalid or missing configuration (unknown option, wrong type, missing field)."""
+
+
+class PluginNotFoundError(ConfigurationError):
+    """No plugin of that name, or its optional dependencies are not installed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        group: str,
+        name: str,
+        available: list[str],
+        extra: str | None = None,
+    ) -> None:
+        super().__init__(message, resource=name)
+        self.group = group
+        self.name = name
+        self.available = available
+        self.extra = extra
+
+
+class AuthenticationError(SygnifyError):
+    """Credentials are missing, invalid or expired."""
+
+
+class PermissionDeniedError(SygnifyError):
+    """Authenticated, but not allowed to do this."""
+
+
+class PathEscapeError(PermissionDeniedError):
+    """A path resolves outside the root a connector is confined to."""
+
+
+class NotFoundError(SygnifyError):
+    """A file, object, bucket, table or model does not exist."""
+
+
+class TransientError(SygnifyError):
+    """A failure that may succeed if retried (network blip, 5xx, throttling)."""
+
+
+class ConnectionFailedError(TransientError):
+    """The service could not be reached, or the connection dropped."""
+
+
+class OperationTimeoutError(TransientError):
+    """An operation did not finish within its time limit."""
+
+
+class ThrottledError(TransientError):
+    """The service asked to slow down (HTTP 429/503, SlowDown, rate limits).
+
+    ``retry_after`` is the delay in seconds the service asked for, when it said.
+    """
+
+    def __init__(
+        self, message: str, *, resource: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, resource=resource)
+        self.retry_after = retry_after
+
+
+class CircuitOpenError(SygnifyError):
+    """A circuit breaker is open: calls are refused until it may recover.
+
+    ``retry_at`` is the breaker clock's time at which a trial call is allowed again.
+    """
+
+    def __init__(self, message: str, *, resource: str | None = None, retry_at: float) -> None:
+        super().__init__(message, resource=resource)
+        self.retry_at = retry_at
+
+
+class QueryError(SygnifyError):
+    """A query is invalid (syntax, unknown column, bad parameter)."""
+
+
+class SchemaError(SygnifyError):
+    """Data does not have the expected schema (missing column, wrong type)."""
+
+
+class DataQualityError(SygnifyError):
+    """Data cannot be parsed or violates a rule (malformed CSV row, corrupt file)."""
+
+
+class MemoryBudgetError(SygnifyError):
+    """Work cannot be done within the configured memory budget."""
+
+
+class ModelError(SygnifyError):
+    """A model could not be loaded, or failed to predict."""

@@ -1,0 +1,318 @@
+"""Retries, circuit breakers and timeouts shared by every connector and remote backend.
+
+Clocks, sleeps and random sources are injectable so that tests never wait::
+
+    >>> from sygnify.errors import ConnectionFailedError
+    >>> slept: list[float] = []
+    >>> policy = RetryPolicy(max_attempts=3, initial_delay=0.1, jitter=0.0, sleep=slept.append)
+    >>> attempts = iter([ConnectionFailedError("reset"), ConnectionFailedError("reset"), "ok"])
+    >>> def flaky() -> str:
+    ...     outcome = next(attempts)
+    ...     if isinstance(outcome, Exception):
+    ...         raise outcome
+    ...     return outcome
+    >>> policy.call(flaky), slept
+    ('ok', [0.1, 0.2])
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import enum
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
+
+import tenacity
+
+from sygnify.errors import (
+    CircuitOpenError,
+    ConfigurationError,
+    OperationTimeoutError,
+    ThrottledError,
+    TransientError,
+)
+
+__all__ = [
+    "BreakerState",
+    "CircuitBreaker",
+    "Deadline",
+    "Resilience",
+    "RetryPolicy",
+    "call_with_timeout",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry transient failures with exponential backoff and jitter (tenacity underneath).
+
+    Attempt ``n`` (1-based) that fails waits ``min(max_delay, initial_delay * multiplier**(n-1))``
+    plus a random extra of up to ``jitter`` times that delay; a :class:`ThrottledError` that
+    carries ``retry_after`` waits at least that long. Only exceptions in ``retry_on``
+    (default: :class:`TransientError`) are retried; anything else propagates at once.
+    ``on_retry(attempt, exc, delay)`` is called before each sleep (for metrics and logs).
+    """
+
+    max_attempts: int = 4
+    initial_delay: float = 0.2
+    max_delay: float = 10.0
+    multiplier: float = 2.0
+    jitter: float = 0.25
+    retry_on: tuple[type[BaseException], ...] = (TransientError,)
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
+    rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+    on_retry: Callable[[int, BaseException, float], None] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if self.initial_delay < 0 or self.max_delay < 0 or self.jitter < 0:
+            raise ConfigurationError("retry delays and jitter must be >= 0")
+
+    def delay_for(self, attempt: int, exc: BaseException | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        base = min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1))
+        delay = base + (self.rng.uniform(0, self.jitter * base) if self.jitter else 0.0)
+        if isinstance(exc, ThrottledError) and exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        return delay
+
+    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        delay = self.delay_for(retry_state.attempt_number, exc)
+        if self.on_retry is not None and exc is not None:
+            self.on_retry(retry_state.attempt_number, exc, delay)
+        return delay
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call ``fn(*args, **kwargs)``, retrying transient failures; re-raise the last one."""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(self.retry_on),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        return retrying(fn, *args, **kwargs)
+
+    def wrap(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Decorator form of :meth:`call`."""
+
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            return self.call(fn, *args, **kwargs)
+
+        wrapper.__name__ = getattr(fn, "__name__", "wrapped")
+        wrapper.__doc__ = fn.__doc__
+        return wrapper
+
+
+class BreakerState(str, enum.Enum):
+    """The three states of a :class:`CircuitBreaker`."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, TransientError)
+
+
+class CircuitBreaker:
+    """Stop calling a failing service for a while, then probe it with trial calls.
+
+    ``failure_threshold`` consecutive failures open the breaker; after ``reset_timeout``
+    seconds (on ``clock``) it turns half-open and lets ``half_open_max_calls`` trial calls
+    through: a success closes it, a failure opens it again. Only exceptions for which
+    ``is_failure`` is true count (default: transient errors, so a user's bad query does not
+    open the breaker). Thread-safe.
+
+        >>> now = [0.0]
+        >>> breaker = CircuitBreaker("svc", failure_threshold=2, reset_timeout=5, clock=lambda: now[0])
+        >>> for _ in range(2):
+        ...     breaker.record_failure()
+        >>> breaker.state.value
+        'open'
+        >>> now[0] = 5.0
+        >>> breaker.state.value
+        'half_open'
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        failure_threshold: int = 5,
+        reset_timeout: float = 30.0,
+        half_open_max_calls: int = 1,
+        is_failure: Callable[[BaseException], bool] = _is_transient,
+        clock: Callable[[], float] = time.monotonic,
+        on_state_change: Callable[[BreakerState, BreakerState], None] | None = None,
+    ) -> None:
+        if failure_threshold < 1 or half_open_max_calls < 1 or reset_timeout < 0:
+            raise ConfigurationError(
+                "failure_threshold and half_open_max_calls must be >= 1, reset_timeout >= 0"
+            )
+        self.name = name
+        self.failure_threshold = failure_threshold
+        self.reset_timeout = reset_timeout
+        self.half_open_max_calls = half_open_max_calls
+        self._is_failure = is_failure
+        self._clock = clock
+        self._listeners: list[Callable[[BreakerState, BreakerState], None]] = []
+        if on_state_change is not None:
+            self._listeners.append(on_state_change)
+        self._lock = threading.Lock()
+        self._state = BreakerState.CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._trials_in_flight = 0
+
+    def add_listener(self, listener: Callable[[BreakerState, BreakerState], None]) -> None:
+        """Call ``listener(old_state, new_state)`` on every state change."""
+        self._listeners.append(listener)
+
+    @property
+    def state(self) -> BreakerState:
+        """The current state (an open breaker turns half-open once its timeout passed)."""
+        with self._lock:
+            self._refresh()
+            return self._state
+
+    @property
+    def consecutive_failures(self) -> int:
+        return self._failures
+
+    def _set_state(self, new: BreakerState) -> None:
+        old, self._state = self._state, new
+        if old is not new:
+            for listener in self._listeners:
+                listener(old, new)
+
+    def _refresh(self) -> None:
+        opened_long_enough = self._clock() - self._opened_at >= self.reset_timeout
+        if self._state is BreakerState.OPEN and opened_long_enough:
+            self._trials_in_flight = 0
+            self._set_state(BreakerState.HALF_OPEN)
+
+    def before_call(self) -> None:
+        """Raise :class:`CircuitOpenError` unless a call may go through now."""
+        with self._lock:
+            self._refresh()
+            if self._state is BreakerState.OPEN or (
+                self._state is BreakerState.HALF_OPEN and self._trials_in_flight >= self.half_open_max_calls
+            ):
+                retry_at = self._opened_at + self.reset_timeout
+                raise CircuitOpenError(
+                    f"circuit breaker {self.name!r} is open after {self._failures} consecutive "
+                    f"failures; calls are refused until clock time {retry_at:.3f}",
+                    resource=self.name,
+                    retry_at=retry_at,
+                )
+            if self._state is BreakerState.HALF_OPEN:
+                self._trials_in_flight += 1
+
+    def record_success(self) -> None:
+        with self._lock:
+            self._failures = 0
+            self._trials_in_flight = 0
+            self._set_state(BreakerState.CLOSED)
+
+    def record_failure(self) -> None:
+        with self._lock:
+            self._failures += 1
+            if self._state is BreakerState.HALF_OPEN or self._failures >= self.failure_threshold:
+                self._opened_at = self._clock()
+                self._trials_in_flight = 0
+                self._set_state(BreakerState.OPEN)
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call ``fn`` through the breaker, recording its outcome."""
+        self.before_call()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            if self._is_failure(exc):
+                self.record_failure()
+            else:
+                self._release_trial()
+            raise
+        self.record_success()
+        return result
+
+    def _release_trial(self) -> None:
+        with self._lock:
+            if self._state is BreakerState.HALF_OPEN and self._trials_in_flight:
+                self._trials_in_flight -= 1
+
+
+@dataclass
+class Resilience:
+    """A retry policy around a circuit breaker: what connectors wrap each SDK call in.
+
+    Each attempt goes through the breaker; once it opens, :class:`CircuitOpenError` (not
+    transient) ends the retries at once.
+    """
+
+    retry: RetryPolicy
+    breaker: CircuitBreaker
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.retry.call(self.breaker.call, fn, *args, **kwargs)
+
+
+class Deadline:
+    """A point in time after which work should stop (clock injectable).
+
+    >>> now = [0.0]
+    >>> deadline = Deadline(2.0, clock=lambda: now[0])
+    >>> now[0] = 1.5
+    >>> deadline.remaining()
+    0.5
+    """
+
+    def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._end = clock() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - self._clock())
+
+    @property
+    def expired(self) -> bool:
+        return self._clock() >= self._end
+
+    def check(self, operation: str) -> None:
+        """Raise :class:`OperationTimeoutError` if the deadline has passed."""
+        if self.expired:
+            raise OperationTimeoutError(
+                f"{operation} did not finish within {self.seconds:g} s", resource=operation
+            )
+
+
+def call_with_timeout(fn: Callable[[], R], timeout: float, *, operation: str = "operation") -> R:
+    """Run ``fn()`` in a worker thread and give up waiting after ``timeout`` seconds.
+
+    Python cannot kill a thread: on timeout the work is abandoned, not stopped, so prefer
+    an SDK's own timeout where it has one and use this for calls that have none.
+    """
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sygnify-timeout")
+    future = pool.submit(fn)
+    try:
+        return future.result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        raise OperationTimeoutError(
+            f"{operation} did not finish within {timeout:g} s", resource=operation
+        ) from None
+    finally:
+        pool.shutdown(wait=False)

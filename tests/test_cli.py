@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from sygnify.cli import main
+from sygnify.demo import generate_transactions
+
+
+def test_demo_runs_end_to_end_and_reports_each_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--dir", str(tmp_path / "demo"), "--rows", "20000", "--batch-size", "5000"]) == 0
+    out = capsys.readouterr().out
+    assert "20,000 synthetic transactions" in out
+    assert "4 batches, 20,000 rows" in out
+    assert "health: ok=True" in out
+    report = pl.read_parquet(tmp_path / "demo" / "reports" / "usd_by_country.parquet")
+    assert report["transactions"].sum() == generate_transactions(20_000).filter(pl.col("amount") >= 10).height
+
+
+def test_demo_rejects_a_bad_row_count(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--rows", "0"]) == 2
+    assert "--rows must be at least 1" in capsys.readouterr().err
+
+
+def test_plugins_lists_every_group(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    for group in ("sygnify.connectors", "sygnify.executors", "sygnify.models", "sygnify.sources"):
+        assert group in out
+    assert "local" in out
+    assert "sygnify.connectors.local:LocalConnector" in out
+
+
+def test_the_installed_console_script_runs(tmp_path: Path) -> None:
+    script = Path(sysconfig.get_path("scripts")) / "sygnify"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "sygnify.cli"]
+    result = subprocess.run(
+        [*command, "demo", "--dir", str(tmp_path), "--rows", "1000"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "USD volume by country" in result.stdout
+
+
+def test_generated_transactions_are_deterministic() -> None:
+    assert generate_transactions(100, seed=3).equals(generate_transactions(100, seed=3))
+    assert generate_transactions(100).schema["ts"] == pl.Datetime("ms")

@@ -35,7 +35,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from sygnify.errors import ConfigurationError
-from sygnify.resilience import CircuitBreaker, Resilience, RetryPolicy
+from sygnify.monitoring import hooks
+from sygnify.resilience import BreakerState, CircuitBreaker, Resilience, RetryPolicy
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -90,10 +91,20 @@ class ConnectorConfig(BaseModel):
     breaker: BreakerSettings = BreakerSettings()
 
     def resilience(self, name: str) -> Resilience:
-        """A fresh retry policy + circuit breaker built from these settings."""
+        """A fresh retry policy + circuit breaker built from these settings.
+
+        Retries and breaker state changes are reported through :mod:`sygnify.monitoring.hooks`.
+        """
+
+        def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
+            hooks.emit("connector.retry", name=name, attempt=attempt, error=type(exc).__name__, delay_s=delay)
+
+        def on_state_change(old: BreakerState, new: BreakerState) -> None:
+            hooks.emit("breaker.state", breaker=name, old=old.value, new=new.value)
+
         return Resilience(
-            retry=RetryPolicy(**self.retry.model_dump()),
-            breaker=CircuitBreaker(name, **self.breaker.model_dump()),
+            retry=RetryPolicy(**self.retry.model_dump(), on_retry=on_retry),
+            breaker=CircuitBreaker(name, **self.breaker.model_dump(), on_state_change=on_state_change),
         )
 
 

@@ -22,6 +22,7 @@ from sygnify._arrow import DEFAULT_BATCH_SIZE
 from sygnify.config import ConnectorConfig, validate_config
 from sygnify.connectors.pool import ClientPool
 from sygnify.errors import ConfigurationError, SygnifyError
+from sygnify.monitoring import hooks
 from sygnify.resilience import CircuitBreaker
 
 __all__ = [
@@ -163,7 +164,25 @@ class BaseConnector(abc.ABC, Generic[ConfigT]):
             except Exception as exc:
                 raise self._translate(exc, operation=operation, resource=resource) from exc
 
-        return self._resilience.call(attempt)
+        started = time.perf_counter()
+        try:
+            result = self._resilience.call(attempt)
+        except SygnifyError as exc:
+            self._emit_call(operation, "error", type(exc).__name__, started)
+            raise
+        self._emit_call(operation, "ok", None, started)
+        return result
+
+    def _emit_call(self, operation: str, outcome: str, error: str | None, started: float) -> None:
+        hooks.emit(
+            "connector.call",
+            connector=self.type_name,
+            name=self.name,
+            operation=operation,
+            outcome=outcome,
+            error=error,
+            duration_s=time.perf_counter() - started,
+        )
 
     def _translate(self, exc: Exception, *, operation: str, resource: str | None) -> SygnifyError:
         """Map an SDK exception to a sygnify error; subclasses refine this."""

@@ -1,0 +1,1 @@
+"""Real-time and batch model serving (``RealTimeML``)."""

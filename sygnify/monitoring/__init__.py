@@ -1,0 +1,1 @@
+"""Monitoring: metrics, drift, anomaly detection and alerts (hooks live in ``hooks``)."""

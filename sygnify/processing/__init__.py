@@ -1,0 +1,1 @@
+"""Larger-than-memory processing (``LargeDataHandler``)."""

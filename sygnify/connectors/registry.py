@@ -34,6 +34,13 @@ def _validate(name: str, plugin: object) -> ConnectorFactory:
 CONNECTORS: Registry[ConnectorFactory] = Registry(
     GROUPS["connector"],
     kind="connector",
-    extras={},
+    extras={
+        "s3": "s3",
+        "azure_blob": "azure",
+        "bigquery": "bigquery",
+        "snowflake": "snowflake",
+        "mongodb": "mongodb",
+        "azure_data_factory": "adf",
+    },
     validate=_validate,
 )

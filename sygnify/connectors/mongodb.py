@@ -1,0 +1,734 @@
+"""The ``mongodb`` connector: collections as Arrow batches, writes, upserts and change streams.
+
+``find`` (filter, projection, sort, limit) and aggregation pipelines come back as Arrow with
+a schema that is given or inferred from the first ``sample_size`` documents (mapping and the
+inconsistency policy: :mod:`sygnify.connectors._mongo_schema`). Needs ``pip install
+sygnify[mongodb]``. A connection to a server (here with SCRAM credentials)::
+
+    from sygnify import CloudDataConnector
+
+    connector = CloudDataConnector()
+    mongo = connector.connect(
+        "mongodb", name="shop", uri="mongodb+srv://cluster0.example.mongodb.net/shop",
+        username="reporter", password="...",
+    )
+    table = mongo.find("orders", {"status": "paid"}, sort=[("created", -1)], limit=100)
+    mongo.write(table, "orders_copy", upsert_key=["_id"])
+
+Without a server, the configuration and the driver options it turns into:
+
+    >>> config = MongoDBConfig(uri="mongodb://db.example:27017/shop", auth_mechanism="SCRAM-SHA-256",
+    ...                        username="app", password="hunter2")
+    >>> config.database_name, "hunter2" in repr(config)
+    ('shop', False)
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import polars as pl
+import pyarrow as pa
+import pymongo
+import pymongo.errors as mongo_errors
+from bson import ObjectId
+from bson.codec_options import CodecOptions
+from bson.errors import InvalidDocument
+from pydantic import Field, SecretStr, model_validator
+from pymongo import ReplaceOne
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from sygnify._arrow import DEFAULT_BATCH_SIZE, to_arrow_table
+from sygnify.config import ConnectorConfig, config_fingerprint
+from sygnify.connectors._mongo_changes import (
+    ChangeStream,
+    FileResumeTokenStore,
+    MemoryResumeTokenStore,
+    ResumeTokenStore,
+)
+from sygnify.connectors._mongo_schema import (
+    RESCUE_COLUMN,
+    InconsistentPolicy,
+    documents_to_batch,
+    infer_schema,
+    to_documents,
+    with_rescue_column,
+)
+from sygnify.connectors.base import BaseConnector, QueryParams, WriteMode, WriteResult
+from sygnify.connectors.pool import ClientPool
+from sygnify.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectionFailedError,
+    DataQualityError,
+    NotFoundError,
+    OperationTimeoutError,
+    PermissionDeniedError,
+    QueryError,
+    SchemaError,
+    SygnifyError,
+)
+
+__all__ = [
+    "ChangeStream",
+    "FileResumeTokenStore",
+    "MemoryResumeTokenStore",
+    "MongoDBConfig",
+    "MongoDBConnector",
+    "ResumeTokenStore",
+]
+
+Sort = Mapping[str, int] | Sequence[tuple[str, int]]
+_UTC_CODEC: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
+#: Server error codes worth retrying: network, elections, shutdown, NotPrimary family.
+_TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 63, 150, 234})
+_AUTH_CODES = frozenset({18, 33})
+_NO_CHANGE_STREAMS = frozenset({40573, 40324})
+
+
+class MongoDBConfig(ConnectorConfig):
+    """Options of the ``mongodb`` connector (secrets are masked in repr, logs and errors)."""
+
+    uri: SecretStr = Field(
+        SecretStr("mongodb://127.0.0.1:27017/"),
+        description="mongodb:// or mongodb+srv:// (Atlas) connection string; may embed credentials.",
+    )
+    database: str | None = Field(None, description="Database to use (default: the one in the URI).")
+    username: str | None = None
+    password: SecretStr | None = None
+    auth_source: str | None = None
+    auth_mechanism: (
+        Literal["SCRAM-SHA-256", "SCRAM-SHA-1", "MONGODB-X509", "MONGODB-AWS", "MONGODB-OIDC", "PLAIN"] | None
+    ) = None
+    tls: bool | None = Field(None, description="Use TLS (default: the driver's; always on for mongodb+srv).")
+    tls_ca_file: Path | None = None
+    tls_certificate_key_file: Path | None = Field(None, description="Client certificate + key (X.509).")
+    tls_certificate_key_file_password: SecretStr | None = None
+    tls_allow_invalid_certificates: bool = Field(False, description="Insecure: only for test servers.")
+    tls_allow_invalid_hostnames: bool = Field(False, description="Insecure: only for test servers.")
+    max_pool_size: int = Field(100, ge=0)
+    min_pool_size: int = Field(0, ge=0)
+    max_idle_time_ms: int | None = Field(None, ge=0)
+    wait_queue_timeout_ms: int | None = Field(None, ge=0)
+    connect_timeout_ms: int = Field(10_000, ge=1)
+    server_selection_timeout_ms: int = Field(30_000, ge=1)
+    socket_timeout_ms: int | None = Field(None, ge=1)
+    app_name: str = "sygnify"
+    retry_writes: bool = True
+    retry_reads: bool = True
+    sample_size: int = Field(1_000, ge=1, description="Documents read to infer a schema.")
+    on_inconsistent: InconsistentPolicy = Field("raise", description="'raise' or 'rescue' (see docs).")
+    write_batch_size: int = Field(10_000, ge=1, description="Documents per insert_many / bulk_write.")
+
+    @model_validator(mode="after")
+    def _check(self) -> MongoDBConfig:
+        uri = self.uri.get_secret_value()
+        if not uri.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("uri must start with mongodb:// or mongodb+srv://")
+        x509 = self.auth_mechanism == "MONGODB-X509"
+        if x509 and self.tls_certificate_key_file is None and "tlsCertificateKeyFile" not in uri:
+            raise ValueError("MONGODB-X509 needs tls_certificate_key_file (the client certificate)")
+        if self.auth_mechanism == "MONGODB-X509" and self.tls is False:
+            raise ValueError("MONGODB-X509 needs TLS; do not set tls=false")
+        if self.min_pool_size > self.max_pool_size > 0:
+            raise ValueError("min_pool_size must not exceed max_pool_size")
+        return self
+
+    @property
+    def database_name(self) -> str | None:
+        """The database to use: ``database``, else the URI's path."""
+        if self.database:
+            return self.database
+        path = urlsplit(self.uri.get_secret_value()).path.lstrip("/")
+        return unquote(path) or None
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`pymongo.MongoClient` (besides the URI)."""
+        options: dict[str, Any] = {
+            "appname": self.app_name,
+            "maxPoolSize": self.max_pool_size,
+            "minPoolSize": self.min_pool_size,
+            "connectTimeoutMS": self.connect_timeout_ms,
+            "serverSelectionTimeoutMS": self.server_selection_timeout_ms,
+            "retryWrites": self.retry_writes,
+            "retryReads": self.retry_reads,
+            "tz_aware": True,
+            "connect": False,
+        }
+        optional: dict[str, Any] = {
+            "maxIdleTimeMS": self.max_idle_time_ms,
+            "waitQueueTimeoutMS": self.wait_queue_timeout_ms,
+            "socketTimeoutMS": self.socket_timeout_ms,
+            "username": self.username,
+            "password": self.password.get_secret_value() if self.password else None,
+            "authSource": self.auth_source,
+            "authMechanism": self.auth_mechanism,
+            "tls": self.tls,
+            "tlsCAFile": str(self.tls_ca_file) if self.tls_ca_file else None,
+            "tlsCertificateKeyFile": str(self.tls_certificate_key_file)
+            if self.tls_certificate_key_file
+            else None,
+            "tlsCertificateKeyFilePassword": (
+                self.tls_certificate_key_file_password.get_secret_value()
+                if self.tls_certificate_key_file_password
+                else None
+            ),
+        }
+        options.update({key: value for key, value in optional.items() if value is not None})
+        if self.auth_mechanism == "MONGODB-X509":
+            options.setdefault("tls", True)
+            options.setdefault("authSource", "$external")
+        if self.tls_allow_invalid_certificates:
+            options["tlsAllowInvalidCertificates"] = True
+        if self.tls_allow_invalid_hostnames:
+            options["tlsAllowInvalidHostnames"] = True
+        return options
+
+    def secrets(self) -> list[str]:
+        """Secret strings to scrub from driver messages."""
+        found = [
+            secret.get_secret_value()
+            for secret in (self.password, self.tls_certificate_key_file_password)
+            if secret is not None and secret.get_secret_value()
+        ]
+        uri = self.uri.get_secret_value()
+        password = urlsplit(uri).password
+        if password:
+            found += [password, unquote(password)]
+        return [*found, uri]
+
+
+def _check_name(collection: str) -> str:
+    if not collection or "$" in collection or "\x00" in collection or collection.startswith("system."):
+        raise ConfigurationError(
+            f"{collection!r} is not a usable collection name (non-empty, no '$', not system.*)",
+            resource=collection,
+        )
+    return collection
+
+
+def _sort_spec(sort: Sort | None) -> list[tuple[str, int]] | None:
+    if sort is None:
+        return None
+    pairs = list(sort.items()) if isinstance(sort, Mapping) else list(sort)
+    for key, direction in pairs:
+        if direction not in (1, -1):
+            raise ConfigurationError(f"sort direction for {key!r} must be 1 or -1, got {direction!r}")
+    return pairs
+
+
+def _chunks(documents: Iterator[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:
+    while chunk := list(itertools.islice(documents, size)):
+        yield chunk
+
+
+class MongoDBConnector(BaseConnector[MongoDBConfig]):
+    """Collections of one MongoDB database as Arrow data (see the module docstring).
+
+    ``client`` lets tests pass a ready client (e.g. ``mongomock.MongoClient()``); it is then
+    not pooled and not closed by the connector.
+    """
+
+    type_name = "mongodb"
+    config_model = MongoDBConfig
+
+    def __init__(
+        self,
+        config: MongoDBConfig,
+        *,
+        name: str | None = None,
+        pool: ClientPool | None = None,
+        client: Any = None,
+    ) -> None:
+        super().__init__(config, name=name, pool=pool)
+        database = config.database_name
+        if database is None:
+            raise ConfigurationError(
+                "no database: pass database=, or name it in the URI (mongodb://host/DATABASE)",
+                resource=self.name,
+            )
+        self._pool_key: str | None = None
+        if client is None:
+            self._pool_key = config_fingerprint(
+                config,
+                exclude=frozenset({"retry", "breaker", "sample_size", "on_inconsistent", "write_batch_size"}),
+            )
+            client = self._pool.acquire(self._pool_key, self._open_client, lambda c: c.close())
+        self.client: Any = client
+        self.database: Database[Any] = client.get_database(database, codec_options=_UTC_CODEC)
+
+    def _open_client(self) -> pymongo.MongoClient[Any]:
+        try:
+            return pymongo.MongoClient(self.config.uri.get_secret_value(), **self.config.client_options())
+        except Exception as exc:
+            raise self._translate(exc, operation="connect", resource=self.name) from exc
+
+    def collection(self, name: str) -> Collection[Any]:
+        """The driver's collection object (for what this connector does not wrap)."""
+        return self.database[_check_name(name)]
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _exists(self, collection: str) -> None:
+        if not self.database.list_collection_names(filter={"name": collection}):
+            raise NotFoundError(
+                f"collection {collection!r} does not exist in database {self.database.name!r}",
+                resource=collection,
+            )
+
+    def _open(
+        self,
+        source: str,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        projection: Mapping[str, Any] | Sequence[str] | None = None,
+        sort: Sort | None = None,
+        limit: int = 0,
+        skip: int = 0,
+        pipeline: Sequence[Mapping[str, Any]] | None = None,
+        columns: Sequence[str] | None = None,
+        schema: pa.Schema | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        on_inconsistent: InconsistentPolicy | None = None,
+    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """Run a find or aggregation; return the output schema and the batch iterator."""
+        collection = _check_name(source)
+        policy = on_inconsistent or self.config.on_inconsistent
+        if policy not in ("raise", "rescue"):
+            raise ConfigurationError(f"on_inconsistent must be 'raise' or 'rescue', got {policy!r}")
+        if batch_size < 1:
+            raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
+        if limit < 0 or skip < 0:
+            raise ConfigurationError("limit and skip must be >= 0")
+        if columns is not None and projection is not None:
+            raise ConfigurationError("pass columns= or projection=, not both", resource=source)
+        if columns is not None:
+            projection = dict.fromkeys(columns, 1)
+            if "_id" not in columns:
+                projection["_id"] = 0
+        if schema is not None and columns is not None:
+            missing = [column for column in columns if column not in schema.names]
+            if missing:
+                raise SchemaError(f"columns not in the schema: {', '.join(missing)}", resource=source)
+            schema = pa.schema([schema.field(column) for column in columns])
+        if pipeline is not None:
+            if filter is not None or sort is not None or limit or skip or (projection and columns is None):
+                raise ConfigurationError(
+                    "with pipeline=, express filter/sort/limit/skip/projection as $match/$sort/$limit/"
+                    "$skip/$project stages",
+                    resource=source,
+                )
+            stages = [dict(stage) for stage in pipeline]
+            if projection is not None:
+                stages.append(
+                    {
+                        "$project": dict(projection)
+                        if isinstance(projection, Mapping)
+                        else dict.fromkeys(projection, 1)
+                    }
+                )
+        elif schema is not None and projection is None:
+            # Only the schema's fields travel: other top-level fields are not "inconsistent".
+            projection = {name: 1 for name in schema.names if name != RESCUE_COLUMN}
+            if "_id" not in projection:
+                projection["_id"] = 0
+        sort_pairs = _sort_spec(sort)
+        sample = self.config.sample_size
+
+        def open_cursor() -> tuple[Any, list[Mapping[str, Any]]]:
+            self._exists(collection)
+            target = self.database[collection]
+            cursor: Any
+            if pipeline is not None:
+                cursor = target.aggregate(stages, batchSize=min(batch_size, 100_000))
+            else:
+                cursor = target.find(filter or {}, projection, skip=skip, limit=limit, sort=sort_pairs)
+                cursor = cursor.batch_size(min(batch_size, 100_000))
+            # The first documents are read here so connection errors are retried.
+            head = list(itertools.islice(cursor, sample if schema is None else 1))
+            return cursor, head
+
+        cursor, head = self._call("find" if pipeline is None else "aggregate", open_cursor, resource=source)
+        final_schema = schema if schema is not None else infer_schema(head)
+        output = with_rescue_column(final_schema) if policy == "rescue" else final_schema
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                documents = itertools.chain(head, cursor)
+                for chunk in _chunks(documents, batch_size):
+                    yield documents_to_batch(chunk, final_schema, policy)
+            except SygnifyError:
+                raise
+            except Exception as exc:
+                # Not retried: a restart would repeat rows the caller already has.
+                raise self._translate(exc, operation="stream", resource=source) from exc
+            finally:
+                cursor.close()
+
+        return output, batches()
+
+    def stream(
+        self,
+        source: str,
+        *,
+        params: QueryParams = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        columns: Sequence[str] | None = None,
+        filter: Mapping[str, Any] | None = None,
+        sort: Sort | None = None,
+        limit: int = 0,
+        skip: int = 0,
+        pipeline: Sequence[Mapping[str, Any]] | None = None,
+        schema: pa.Schema | None = None,
+        on_inconsistent: InconsistentPolicy | None = None,
+    ) -> Iterator[pa.RecordBatch]:
+        """Yield a collection's documents (``find``) or a ``pipeline``'s output in batches.
+
+        ``source`` is the collection; ``params`` is the filter document (same as ``filter=``);
+        ``columns`` projects server-side. Every batch has exactly ``batch_size`` rows (the
+        last may be shorter) and the same schema.
+        """
+        _, batches = self._open(
+            source,
+            filter=self._filter(params, filter, source),
+            sort=sort,
+            limit=limit,
+            skip=skip,
+            pipeline=pipeline,
+            columns=columns,
+            schema=schema,
+            batch_size=batch_size,
+            on_inconsistent=on_inconsistent,
+        )
+        return batches
+
+    @staticmethod
+    def _filter(
+        params: QueryParams, filter: Mapping[str, Any] | None, source: str
+    ) -> Mapping[str, Any] | None:
+        if params is None:
+            return filter
+        if not isinstance(params, Mapping):
+            raise ConfigurationError(
+                "MongoDB parameters are a filter document (a mapping), not a sequence", resource=source
+            )
+        if filter is not None:
+            raise ConfigurationError("pass params= or filter=, not both", resource=source)
+        return params
+
+    def query(self, sql: str, params: QueryParams = None, **options: Any) -> pa.Table:
+        """The whole result of :meth:`stream` (``sql`` is the collection; ``params`` the filter)."""
+        output, batches = self._open(
+            sql, filter=self._filter(params, options.pop("filter", None), sql), **options
+        )
+        return pa.Table.from_batches(list(batches), schema=output)
+
+    def find(
+        self,
+        collection: str,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        projection: Mapping[str, Any] | Sequence[str] | None = None,
+        sort: Sort | None = None,
+        limit: int = 0,
+        skip: int = 0,
+        schema: pa.Schema | None = None,
+        on_inconsistent: InconsistentPolicy | None = None,
+    ) -> pa.Table:
+        """``collection.find(filter, projection).sort(sort).skip(skip).limit(limit)`` as a Table."""
+        output, batches = self._open(
+            collection,
+            filter=filter,
+            projection=projection,
+            sort=sort,
+            limit=limit,
+            skip=skip,
+            schema=schema,
+            on_inconsistent=on_inconsistent,
+        )
+        return pa.Table.from_batches(list(batches), schema=output)
+
+    def aggregate(
+        self,
+        collection: str,
+        pipeline: Sequence[Mapping[str, Any]],
+        *,
+        schema: pa.Schema | None = None,
+        on_inconsistent: InconsistentPolicy | None = None,
+    ) -> pa.Table:
+        """An aggregation pipeline's output as a Table."""
+        output, batches = self._open(
+            collection, pipeline=pipeline, schema=schema, on_inconsistent=on_inconsistent
+        )
+        return pa.Table.from_batches(list(batches), schema=output)
+
+    def scan(self, source: str, **options: Any) -> pl.LazyFrame:
+        """A Polars LazyFrame over a collection (``filter``, ``sort``, ``pipeline``, ``schema``...).
+
+        The schema is fixed when ``scan`` is called (given, or inferred from a sample);
+        selected columns and ``head()`` are pushed to the server, other Polars filters run
+        locally on the batches (use ``filter=`` for a server-side filter).
+        """
+        allowed = {"filter", "sort", "limit", "skip", "pipeline", "schema", "on_inconsistent"}
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            raise ConfigurationError(f"unknown scan options: {', '.join(unknown)}", resource=source)
+        schema: pa.Schema | None = options.pop("schema", None)
+        policy: InconsistentPolicy = options.pop("on_inconsistent", None) or self.config.on_inconsistent
+        if schema is None:
+            sample_options = dict(options)
+            if sample_options.get("pipeline") is None:
+                limit = sample_options.get("limit") or self.config.sample_size
+                sample_options["limit"] = min(limit, self.config.sample_size)
+            sampled, batches = self._open(source, on_inconsistent=policy, **sample_options)
+            for _ in batches:
+                pass
+            schema = sampled.remove(sampled.get_field_index(RESCUE_COLUMN)) if policy == "rescue" else sampled
+        output = with_rescue_column(schema) if policy == "rescue" else schema
+        polars_schema = pl.from_arrow(output.empty_table()).schema  # type: ignore[union-attr]
+        fixed_schema = schema
+
+        def io_source(
+            with_columns: list[str] | None,
+            predicate: pl.Expr | None,
+            n_rows: int | None,
+            batch_size: int | None,
+        ) -> Iterator[pl.DataFrame]:
+            limit = options.get("limit", 0)
+            if n_rows is not None and predicate is None and options.get("pipeline") is None:
+                limit = min(limit, n_rows) if limit else n_rows
+            columns = [c for c in with_columns if c != RESCUE_COLUMN] if with_columns is not None else None
+            _, batches = self._open(
+                source,
+                **{**options, "limit": limit},
+                columns=columns,
+                schema=fixed_schema,
+                batch_size=batch_size or DEFAULT_BATCH_SIZE,
+                on_inconsistent=policy,
+            )
+            remaining = n_rows
+            for batch in batches:
+                frame = pl.from_arrow(batch)
+                assert isinstance(frame, pl.DataFrame)
+                if with_columns is not None:
+                    frame = frame.select(with_columns)
+                if predicate is not None:
+                    frame = frame.filter(predicate)
+                if remaining is not None:
+                    frame = frame.head(remaining)
+                    remaining -= frame.height
+                yield frame
+                if remaining is not None and remaining <= 0:
+                    return
+
+        return pl.io.plugins.register_io_source(io_source, schema=polars_schema)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write(
+        self,
+        data: Any,
+        target: str,
+        *,
+        mode: WriteMode = "append",
+        upsert_key: Sequence[str] | None = None,
+        object_id_fields: Sequence[str] = (),
+        batch_size: int | None = None,
+    ) -> WriteResult:
+        """Write Arrow/Polars/pandas data to collection ``target``.
+
+        ``append`` inserts with ``insert_many`` in batches of ``batch_size`` (default
+        ``write_batch_size``); ``overwrite`` first deletes every document. With
+        ``upsert_key`` each row replaces the document with the same key values, or is
+        inserted (idempotent, so safe to retry). ``object_id_fields`` turns hex strings
+        back into ObjectIds (e.g. an ``_id`` read by this connector).
+        """
+        if mode not in ("append", "overwrite"):
+            raise ConfigurationError(f"mode must be 'append' or 'overwrite', got {mode!r}", resource=target)
+        collection = self.collection(target)
+        table = to_arrow_table(data)
+        keys = list(upsert_key or [])
+        missing = [key for key in keys if key not in table.column_names]
+        if missing:
+            raise SchemaError(f"upsert_key columns not in the data: {', '.join(missing)}", resource=target)
+        size = batch_size or self.config.write_batch_size
+        if size < 1:
+            raise ConfigurationError(f"batch_size must be >= 1, got {size}")
+        if mode == "overwrite":
+            self._call("write", collection.delete_many, {}, resource=target)
+        for batch in table.to_batches(max_chunksize=size):
+            documents = to_documents(batch, object_id_fields)
+            if keys:
+                operations = [
+                    ReplaceOne({key: doc[key] for key in keys}, doc, upsert=True) for doc in documents
+                ]
+                self._call("write", collection.bulk_write, operations, ordered=False, resource=target)
+            else:
+                self._insert(collection, documents, target)
+        return WriteResult(target=target, rows=table.num_rows, paths=[target])
+
+    def _insert(self, collection: Collection[Any], documents: list[dict[str, Any]], target: str) -> None:
+        for document in documents:
+            document.setdefault("_id", ObjectId())
+        attempts = 0
+
+        def insert() -> None:
+            nonlocal attempts
+            attempts += 1
+            try:
+                collection.insert_many(documents, ordered=False)
+            except mongo_errors.BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                already_written = (
+                    attempts > 1
+                    and errors
+                    and not exc.details.get("writeConcernErrors")
+                    and all(
+                        e.get("code") == 11000 and set(e.get("keyPattern") or {"_id": 1}) == {"_id"}
+                        for e in errors
+                    )
+                )
+                # A retry after a dropped connection finds the documents the first try wrote.
+                if not already_written:
+                    raise
+
+        self._call("write", insert, resource=target)
+
+    # -- change streams --------------------------------------------------------------------
+
+    def watch(
+        self,
+        source: str | None = None,
+        *,
+        pipeline: Sequence[Mapping[str, Any]] | None = None,
+        checkpoint: str | Path | ResumeTokenStore | None = None,
+        full_document: Literal["default", "updateLookup", "whenAvailable", "required"] = "updateLookup",
+        batch_size: int = 1_000,
+        max_await_ms: int = 1_000,
+        stop_when_idle: bool = False,
+        max_resumes: int = 10,
+    ) -> ChangeStream:
+        """Watch a collection (or the whole database) as a resumable stream of change batches.
+
+        Batches have :data:`~sygnify.connectors._mongo_changes.CHANGE_SCHEMA`. With a
+        ``checkpoint`` (a file path or a :class:`ResumeTokenStore`) the stream resumes after
+        the last batch handled in a previous run; transient failures resume from the last
+        event read, up to ``max_resumes`` times. Needs a replica set or sharded cluster.
+        """
+        store: ResumeTokenStore | None
+        store = FileResumeTokenStore(checkpoint) if isinstance(checkpoint, str | Path) else checkpoint
+        target: Any = self.database if source is None else self.collection(source)
+        resource = source or self.database.name
+        stages = [dict(stage) for stage in pipeline or []]
+
+        def open_cursor(token: Mapping[str, Any] | None) -> Any:
+            return self._call(
+                "watch",
+                target.watch,
+                stages,
+                full_document=None if full_document == "default" else full_document,
+                resume_after=token,
+                batch_size=batch_size,
+                max_await_time_ms=max_await_ms,
+                resource=resource,
+            )
+
+        def translate(exc: Exception) -> SygnifyError:
+            return self._translate(exc, operation="watch", resource=resource)
+
+        return ChangeStream(
+            open_cursor,
+            translate,
+            checkpoint=store,
+            batch_size=batch_size,
+            stop_when_idle=stop_when_idle,
+            max_resumes=max_resumes,
+        )
+
+    # -- the rest of the protocol ------------------------------------------------------------
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Collection names in the database that start with ``prefix``, sorted."""
+        names: list[str] = self._call("list", self.database.list_collection_names, resource=prefix)
+        return sorted(name for name in names if name.startswith(prefix) and not name.startswith("system."))
+
+    def _check_health(self) -> str:
+        self.database.command("ping")
+        return f"database {self.database.name!r} answers ping"
+
+    def close(self) -> None:
+        if not self._closed and self._pool_key is not None:
+            self._pool.release(self._pool_key)
+        super().close()
+
+    # -- errors --------------------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        for secret in self.config.secrets():
+            text = text.replace(secret, "***")
+        return text
+
+    def _translate(self, exc: Exception, *, operation: str, resource: str | None) -> SygnifyError:
+        message = self._scrub(f"mongodb {operation} failed for {resource!r}: {type(exc).__name__}: {exc}")
+        return _translate_mongo_error(exc, message, resource)
+
+
+def _is_id_duplicate(error: Mapping[str, Any]) -> bool:
+    return error.get("code") == 11000 and set(error.get("keyPattern") or {"_id": 1}) == {"_id"}
+
+
+_TIMEOUTS = (mongo_errors.ExecutionTimeout, mongo_errors.NetworkTimeout, mongo_errors.WTimeoutError)
+_BAD_CONFIG = (mongo_errors.ConfigurationError, mongo_errors.InvalidURI, mongo_errors.InvalidName)
+_BAD_DOCUMENT = (InvalidDocument, mongo_errors.DocumentTooLarge, OverflowError)
+
+
+def _translate_mongo_error(exc: Exception, message: str, resource: str | None) -> SygnifyError:
+    factory: Callable[..., SygnifyError]
+    if isinstance(
+        exc, mongo_errors.ExecutionTimeout | mongo_errors.NetworkTimeout | mongo_errors.WTimeoutError
+    ):
+        factory = OperationTimeoutError
+    elif isinstance(exc, mongo_errors.ConnectionFailure):  # AutoReconnect, NotPrimaryError, selection timeout
+        factory = ConnectionFailedError
+    elif isinstance(
+        exc, mongo_errors.ConfigurationError | mongo_errors.InvalidURI | mongo_errors.InvalidName
+    ):
+        factory = ConfigurationError
+    elif isinstance(exc, _BAD_DOCUMENT):
+        factory = SchemaError
+    elif isinstance(exc, mongo_errors.BulkWriteError):
+        errors = exc.details.get("writeErrors", [])
+        if exc.has_error_label("RetryableWriteError"):
+            factory = ConnectionFailedError
+        elif errors and all(error.get("code") == 11000 for error in errors):
+            factory = DataQualityError
+            message += f" ({len(errors)} duplicate key(s))"
+        else:
+            factory = QueryError
+    elif isinstance(exc, mongo_errors.OperationFailure):
+        text = str(exc)
+        if exc.code in _AUTH_CODES or "Authentication failed" in text or "Authentication required" in text:
+            factory = AuthenticationError
+        elif exc.code == 13:
+            factory = PermissionDeniedError
+        elif exc.has_error_label("RetryableWriteError") or exc.code in _TRANSIENT_CODES:
+            factory = ConnectionFailedError
+        elif exc.code == 50:
+            factory = OperationTimeoutError
+        elif exc.code == 26:
+            factory = NotFoundError
+        elif exc.code in _NO_CHANGE_STREAMS or "$changeStream" in text:
+            factory = ConfigurationError
+            message += " (change streams need a replica set or sharded cluster, e.g. Atlas)"
+        else:
+            factory = QueryError
+    elif isinstance(exc, mongo_errors.PyMongoError):
+        factory = SygnifyError
+    else:
+        return SygnifyError(message, resource=resource)
+    return factory(message, resource=resource)

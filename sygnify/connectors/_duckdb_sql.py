@@ -1,0 +1,168 @@
+"""DuckDB SQL over Arrow datasets that a connector opens on demand (object stores).
+
+The object-store connectors do not let DuckDB reach the network or the local disk: DuckDB
+runs sandboxed (``enable_external_access=false``, settings locked) and sees only the Arrow
+datasets the connector registers for the table names its configuration declares. Each
+query opens those datasets afresh, so new objects show up, and DuckDB pushes projections
+and filters down into the pyarrow scan::
+
+    >>> import pyarrow as pa
+    >>> import pyarrow.dataset as ds
+    >>> sql = DatasetSQL({"t": "t/"}, lambda source: ds.dataset(pa.table({"x": [1, 2, 3]})))
+    >>> sql.query("SELECT max(x) AS s FROM t WHERE x > ?", [1]).to_pylist()
+    [{'s': 3}]
+    >>> sql.close()
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from sygnify.connectors.base import QueryParams
+from sygnify.errors import (
+    ConfigurationError,
+    DataQualityError,
+    MemoryBudgetError,
+    NotFoundError,
+    QueryError,
+    SygnifyError,
+)
+
+__all__ = ["DatasetSQL", "looks_like_sql", "translate_duckdb_error"]
+
+_SQL_START = re.compile(r"^\s*(\(|select\b|with\b|from\b|values\b|table\b|describe\b|show\b|pivot\b)", re.I)
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def looks_like_sql(source: str) -> bool:
+    """Whether ``source`` is a query rather than a path (it starts with SELECT, WITH, FROM...)."""
+    return bool(_SQL_START.match(source))
+
+
+class DatasetSQL:
+    """A sandboxed in-memory DuckDB whose tables are Arrow datasets opened per query.
+
+    ``tables`` maps SQL names to sources; ``open_dataset(source)`` returns the
+    :class:`pyarrow.dataset.Dataset` for one (and raises a sygnify error if it cannot).
+    """
+
+    def __init__(
+        self,
+        tables: Mapping[str, str],
+        open_dataset: Callable[[str], ds.Dataset],
+        *,
+        threads: int | None = None,
+    ) -> None:
+        for table in tables:
+            if not _TABLE_NAME.match(table):
+                raise ConfigurationError(
+                    f"table name {table!r} is not a plain SQL identifier (letters, digits, _)",
+                    resource=table,
+                )
+        self.tables = dict(tables)
+        self._open_dataset = open_dataset
+        self._threads = threads
+        self._lock = threading.Lock()
+        self._database: duckdb.DuckDBPyConnection | None = None
+
+    def _db(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._database is None:
+                database = duckdb.connect(":memory:")
+                if self._threads is not None:
+                    database.execute(f"SET threads={int(self._threads)}")
+                # The sandbox: no files, no network; only the registered Arrow data.
+                database.execute("SET enable_external_access=false")
+                database.execute("SET lock_configuration=true")
+                self._database = database
+            return self._database
+
+    def _cursor(self, sql: str) -> duckdb.DuckDBPyConnection:
+        cursor = self._db().cursor()
+        try:
+            for table, source in self.tables.items():
+                if not re.search(rf"\b{table}\b", sql, re.IGNORECASE):
+                    continue
+                try:
+                    dataset = self._open_dataset(source)
+                except NotFoundError as exc:
+                    raise type(exc)(
+                        f"table {table!r} is configured as {source!r}, but no data objects match it "
+                        f"({exc.message})",
+                        resource=table,
+                    ) from exc
+                except SygnifyError as exc:
+                    raise type(exc)(f"table {table!r}: {exc.message}", resource=table) from exc
+                cursor.register(table, dataset)
+        except BaseException:
+            cursor.close()
+            raise
+        return cursor
+
+    def _relation(
+        self, cursor: duckdb.DuckDBPyConnection, sql: str, params: QueryParams
+    ) -> duckdb.DuckDBPyRelation:
+        try:
+            relation = cursor.sql(sql, params=params)
+        except duckdb.Error as exc:
+            raise translate_duckdb_error(exc, f"query failed: {exc}", sql) from exc
+        if relation is None:
+            raise QueryError("the statement returns no rows; query() and stream() need a query", resource=sql)
+        return relation
+
+    def query(self, sql: str, params: QueryParams = None) -> pa.Table:
+        """Run ``sql`` with ``?``/``$name`` parameters and return the whole result."""
+        cursor = self._cursor(sql)
+        try:
+            relation = self._relation(cursor, sql, params)
+            try:
+                return relation.to_arrow_table()
+            except duckdb.Error as exc:
+                raise translate_duckdb_error(exc, f"query failed: {exc}", sql) from exc
+        finally:
+            cursor.close()
+
+    def stream(self, sql: str, params: QueryParams, batch_size: int) -> Iterator[pa.RecordBatch]:
+        """Yield the result of ``sql`` batch by batch (the cursor lives as long as the iterator)."""
+        cursor = self._cursor(sql)
+        try:
+            reader = self._relation(cursor, sql, params).to_arrow_reader(batch_size)
+            try:
+                yield from reader
+            except duckdb.Error as exc:
+                raise translate_duckdb_error(exc, f"query failed: {exc}", sql) from exc
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._database is not None:
+                self._database.close()
+                self._database = None
+
+
+def translate_duckdb_error(exc: Exception, message: str, resource: str | None) -> SygnifyError:
+    """Map a DuckDB exception onto the sygnify error tree."""
+    text = str(exc)
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return MemoryBudgetError(message, resource=resource)
+    if isinstance(exc, duckdb.CatalogException) and "does not exist" in text:
+        return NotFoundError(
+            f"{message} (object-store SQL sees only the tables named in the connection's `tables`)",
+            resource=resource,
+        )
+    if isinstance(exc, duckdb.ConversionException | duckdb.IOException) or any(
+        word in text for word in ("magic bytes", "Parquet", "CSV", "JSON", "Invalid:")
+    ):
+        return DataQualityError(message, resource=resource)
+    if isinstance(exc, duckdb.PermissionException):
+        return QueryError(
+            f"{message} (SQL cannot read files or URLs directly; declare them in `tables`)", resource=resource
+        )
+    return QueryError(message, resource=resource)

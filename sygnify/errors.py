@@ -19,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "BucketNotFoundError",
     "CircuitOpenError",
     "ConfigurationError",
     "ConnectionFailedError",
@@ -26,6 +27,7 @@ __all__ = [
     "MemoryBudgetError",
     "ModelError",
     "NotFoundError",
+    "ObjectNotFoundError",
     "OperationTimeoutError",
     "PathEscapeError",
     "PermissionDeniedError",
@@ -89,6 +91,14 @@ class PathEscapeError(PermissionDeniedError):
 
 class NotFoundError(SygnifyError):
     """A file, object, bucket, table or model does not exist."""
+
+
+class BucketNotFoundError(NotFoundError):
+    """The bucket (S3) or container (Azure) does not exist."""
+
+
+class ObjectNotFoundError(NotFoundError):
+    """No object with that key, or no object matches a prefix or glob."""
 
 
 class TransientError(SygnifyError):

@@ -56,10 +56,12 @@ from sygnify.connectors.formats import (
 from sygnify.connectors.pool import ClientPool
 from sygnify.errors import (
     AuthenticationError,
+    BucketNotFoundError,
     ConfigurationError,
     ConnectionFailedError,
     DataQualityError,
     NotFoundError,
+    ObjectNotFoundError,
     PermissionDeniedError,
     SchemaError,
     SygnifyError,
@@ -80,14 +82,6 @@ _List = list  # the connector's list() method shadows the builtin in its class b
 _GLOB_CHARS = re.compile(r"[*?\[]")
 T = TypeVar("T")
 ConfigT = TypeVar("ConfigT", bound="ObjectStoreConfig")
-
-
-class BucketNotFoundError(NotFoundError):
-    """The bucket (S3) or container (Azure) does not exist."""
-
-
-class ObjectNotFoundError(NotFoundError):
-    """No object with that key, or no object matches a prefix or glob."""
 
 
 @dataclass(frozen=True)

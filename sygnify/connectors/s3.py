@@ -35,13 +35,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-import boto3  # type: ignore[import-untyped]
-import botocore.credentials  # type: ignore[import-untyped]
-import botocore.exceptions  # type: ignore[import-untyped]
-import botocore.session  # type: ignore[import-untyped]
+import boto3
+import botocore.credentials
+import botocore.exceptions
+import botocore.session
 import pyarrow.fs as pafs
 from botocore import UNSIGNED
-from botocore.config import Config as BotoConfig  # type: ignore[import-untyped]
+from botocore.config import Config as BotoConfig
 from pydantic import Field, SecretStr, model_validator
 from typing_extensions import Self
 

@@ -1,0 +1,268 @@
+"""Shared machinery of the remote serving backends: config, pooled HTTP, retries, breaker.
+
+Every request goes through a :class:`~sygnify.resilience.RetryPolicy` (transient failures
+only) around a :class:`~sygnify.resilience.CircuitBreaker`; HTTP failures are translated
+into sygnify's error tree here, so callers never see an ``httpx`` exception. Secrets
+(API keys, tokens) live in :class:`~pydantic.SecretStr` fields and headers built per
+request: they never reach a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from sygnify.config import BreakerSettings, RetrySettings, validate_config
+from sygnify.errors import (
+    AuthenticationError,
+    ConnectionFailedError,
+    ModelError,
+    NotFoundError,
+    OperationTimeoutError,
+    PermissionDeniedError,
+    SchemaError,
+    ThrottledError,
+    TransientError,
+)
+from sygnify.ml.backends.base import BackendContext, BackendOutput, ModelBackend
+from sygnify.ml.signature import Signature
+from sygnify.monitoring import hooks
+from sygnify.resilience import BreakerState, CircuitBreaker, Resilience, RetryPolicy
+
+__all__ = ["RemoteBackend", "RemoteConfig", "decode_predictions", "table_rows"]
+
+ConfigT = TypeVar("ConfigT", bound="RemoteConfig")
+
+
+class RemoteConfig(BaseModel):
+    """Options every remote backend takes (each backend's config adds its own)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    timeout: float = Field(10.0, gt=0, description="seconds for the whole request")
+    connect_timeout: float = Field(5.0, gt=0)
+    verify: bool = True
+    retry: RetrySettings = RetrySettings()
+    breaker: BreakerSettings = BreakerSettings()
+    features: list[str] | None = None
+    extra_features: Literal["error", "ignore"] = "error"
+
+
+def table_rows(features: pa.Table) -> list[list[Any]]:
+    """Rows as lists of plain values (the JSON wire formats need them)."""
+    columns = [column.to_pylist() for column in features.columns]
+    return [list(row) for row in zip(*columns)] if columns else [[] for _ in range(features.num_rows)]
+
+
+_LABEL_KEYS = ("prediction", "predictions", "label", "labels", "predicted_label", "score", "value", "output")
+_PROBA_KEYS = ("probabilities", "probability", "scores", "probs")
+
+
+def decode_predictions(values: Any, rows: int, *, model: str, output_key: str | None = None) -> BackendOutput:
+    """Turn a JSON list of per-row outputs into predictions (+ probabilities).
+
+    Scalars are predictions; one-element lists are unwrapped; longer lists are class
+    probabilities (the prediction is the arg-max index); objects are read at ``output_key``
+    (or a usual key such as ``prediction``/``label``, with ``probabilities``/``scores``).
+    """
+    if not isinstance(values, list):
+        raise ModelError(
+            f"model {model!r} answered with {type(values).__name__} where a list of predictions was expected",
+            resource=model,
+        )
+    if len(values) != rows:
+        raise ModelError(
+            f"model {model!r} answered {len(values)} predictions for {rows} rows", resource=model
+        )
+    if not values:
+        return BackendOutput(np.array([]))
+    first = values[0]
+    if isinstance(first, dict):
+        keys = (output_key,) if output_key else _LABEL_KEYS
+        key = next((k for k in keys if k in first), None)
+        proba_key = next((k for k in _PROBA_KEYS if k in first and k != key), None)
+        if key is None:
+            raise ModelError(
+                f"model {model!r} answered objects without a prediction field (keys: {', '.join(first)}); "
+                "set output_key=",
+                resource=model,
+            )
+        try:
+            inner = decode_predictions([v[key] for v in values], rows, model=model)
+            proba = np.array([v[proba_key] for v in values], dtype=np.float64) if proba_key else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"model {model!r} answered inconsistent objects: {exc}", resource=model) from exc
+        return BackendOutput(inner.predictions, proba if proba is not None else inner.probabilities)
+    try:
+        if isinstance(first, list):
+            if all(isinstance(v, list) and len(v) == 1 for v in values):
+                return BackendOutput(np.array([v[0] for v in values]))
+            proba = np.array(values, dtype=np.float64)
+            if proba.ndim != 2:
+                raise ValueError("ragged outputs")
+            return BackendOutput(proba.argmax(axis=1), proba)
+        return BackendOutput(np.array(values))
+    except (TypeError, ValueError) as exc:
+        raise ModelError(
+            f"model {model!r} answered outputs of inconsistent shape: {exc}", resource=model
+        ) from exc
+
+
+class RemoteBackend(ModelBackend):
+    """Base of the HTTP serving backends; subclasses build URLs, payloads and parse answers."""
+
+    remote = True
+    config_model: ClassVar[type[RemoteConfig]] = RemoteConfig
+
+    def __init__(self, config: RemoteConfig, *, model_name: str, context: BackendContext) -> None:
+        signature = Signature.of(config.features, extra=config.extra_features) if config.features else None
+        super().__init__(signature=signature, model_name=model_name)
+        self.config = config
+        self._context = context
+        self._client = context.http.get(verify=config.verify)
+        label = f"model:{model_name}:{self.backend_name}"
+
+        def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
+            hooks.emit(
+                "model.retry", model=model_name, attempt=attempt, error=type(exc).__name__, delay_s=delay
+            )
+
+        def on_state_change(old: BreakerState, new: BreakerState) -> None:
+            hooks.emit("breaker.state", breaker=label, old=old.value, new=new.value)
+
+        self.breaker = CircuitBreaker(
+            label, **config.breaker.model_dump(), clock=context.clock, on_state_change=on_state_change
+        )
+        self.resilience = Resilience(
+            retry=RetryPolicy(
+                **config.retry.model_dump(), sleep=context.sleep, rng=context.rng, on_retry=on_retry
+            ),
+            breaker=self.breaker,
+        )
+
+    @classmethod
+    def parse_config(cls, options: Mapping[str, Any], *, name: str) -> RemoteConfig:
+        return validate_config(cls.config_model, options, context=f"{cls.backend_name} model {name!r}")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *, name: str, context: BackendContext) -> RemoteBackend:
+        return cls(cls.parse_config(options, name=name), model_name=name, context=context)
+
+    # -- HTTP ---------------------------------------------------------------------------------
+    def auth_headers(self) -> dict[str, str]:
+        """Headers carrying credentials, built per request (never stored in repr or errors)."""
+        return {}
+
+    def _timeout(self) -> Any:
+        import httpx
+
+        return httpx.Timeout(self.config.timeout, connect=self.config.connect_timeout)
+
+    def request_json(self, method: str, url: str, payload: Any = None, *, what: str = "predict") -> Any:
+        """Send one request through retries and the breaker; the parsed JSON answer."""
+        return self.resilience.call(self._send, method, url, payload, what)
+
+    def _send(self, method: str, url: str, payload: Any, what: str) -> Any:
+        import httpx
+
+        headers = {"Accept": "application/json", **self.auth_headers()}
+        content = None
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+            content = json.dumps(payload, default=_json_default).encode()
+        where = f"{self.backend_name} {what} of model {self.model_name!r} at {_safe_url(url)}"
+        try:
+            response = self._client.request(
+                method, url, content=content, headers=headers, timeout=self._timeout()
+            )
+        except httpx.TimeoutException as exc:
+            raise OperationTimeoutError(
+                f"{where} timed out after {self.config.timeout:g} s", resource=self.model_name
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ConnectionFailedError(
+                f"{where} failed: {type(exc).__name__}", resource=self.model_name
+            ) from exc
+        status = response.status_code
+        if status >= 400:
+            raise _status_error(status, response, where, self.model_name)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ModelError(
+                f"{where} answered malformed JSON (HTTP {status})", resource=self.model_name
+            ) from exc
+
+    def close(self) -> None:
+        """The pooled client belongs to RealTimeML; nothing to release per backend."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model_name!r}, timeout={self.config.timeout})"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without query string or user info (either may carry credentials)."""
+    import httpx
+
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(query=None, userinfo=b""))
+
+
+def _server_message(response: Any) -> str:
+    try:
+        body = response.json()
+        if isinstance(body, dict):
+            for key in ("error", "message", "detail", "Message"):
+                if key in body:
+                    return str(body[key])[:200]
+    except ValueError:
+        pass
+    return str(response.text)[:200]
+
+
+def _status_error(status: int, response: Any, where: str, model: str) -> Exception:
+    message = f"{where} answered HTTP {status}: {_server_message(response)}"
+    if status in (429, 503):
+        retry_after = response.headers.get("Retry-After")
+        try:
+            delay = float(retry_after) if retry_after is not None else None
+        except ValueError:
+            delay = None
+        return ThrottledError(message, resource=model, retry_after=delay)
+    if status >= 500:
+        return TransientError(message, resource=model)
+    if status == 401:
+        return AuthenticationError(message, resource=model)
+    if status == 403:
+        return PermissionDeniedError(message, resource=model)
+    if status == 404:
+        return NotFoundError(message, resource=model)
+    if status == 422:
+        return SchemaError(message, resource=model)
+    return ModelError(message, resource=model)
+
+
+def flat_to_rows(data: Sequence[Any], shape: Sequence[int], *, model: str) -> Any:
+    """A v2-protocol flat ``data`` list reshaped by ``shape`` (as nested lists)."""
+    try:
+        array = np.asarray(data)
+        return array.reshape([int(d) for d in shape]).tolist()
+    except (ValueError, TypeError) as exc:
+        raise ModelError(
+            f"model {model!r} answered data that does not fit shape {list(shape)}", resource=model
+        ) from exc

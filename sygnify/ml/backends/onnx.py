@@ -1,0 +1,203 @@
+"""ONNX Runtime models (the preferred format: no code runs when a model is loaded).
+
+Session options (threads, optimisation level, execution mode, providers) are passed
+through. A model with one 2-D input takes the features as a matrix; a model with one
+input per feature (``[N, 1]`` each) takes them by name.
+
+    >>> import numpy as np, pyarrow as pa
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from skl2onnx import to_onnx
+    >>> X = np.array([[0.0], [1.0], [2.0]], dtype=np.float32)
+    >>> onx = to_onnx(LinearRegression().fit(X, [1.0, 3.0, 5.0]), X[:1])
+    >>> backend = OnnxBackend.from_options({"model_bytes": onx.SerializeToString(), "features": ["x"]},
+    ...                                    name="lin", context=BackendContext())
+    >>> backend.predict(pa.table({"x": [3.0]})).predictions.round(3).tolist()
+    [7.0]
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from sygnify.errors import ConfigurationError, ModelError, NotFoundError, SchemaError
+from sygnify.ml.backends.base import (
+    COMMON_OPTIONS,
+    BackendContext,
+    BackendOutput,
+    ModelBackend,
+    reject_unknown,
+    signature_from,
+)
+from sygnify.ml.signature import table_to_matrix
+
+__all__ = ["OnnxBackend"]
+
+_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+}
+_OPT_LEVELS = {
+    "disabled": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+_OPTIONS = COMMON_OPTIONS | {
+    "path",
+    "model_bytes",
+    "providers",
+    "intra_op_num_threads",
+    "inter_op_num_threads",
+    "graph_optimization_level",
+    "execution_mode",
+    "label_output",
+    "proba_output",
+    "classes",
+}
+
+
+def _proba_array(value: Any) -> tuple[np.ndarray[Any, Any], list[Any] | None]:
+    """Probabilities as an array; skl2onnx's ZipMap output (a list of dicts) is unzipped."""
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        classes = sorted(value[0])
+        return np.array([[row[c] for c in classes] for row in value], dtype=np.float64), classes
+    return np.asarray(value), None
+
+
+class OnnxBackend(ModelBackend):
+    """An ``onnxruntime.InferenceSession`` with input feeds and output names resolved once."""
+
+    backend_name = "onnx"
+
+    def __init__(
+        self,
+        session: Any,
+        *,
+        model_name: str,
+        features: list[str] | None,
+        options: Mapping[str, Any],
+    ) -> None:
+        inputs = session.get_inputs()
+        self._per_feature = len(inputs) > 1
+        if self._per_feature:
+            names = [i.name for i in inputs]
+            signature = signature_from(options, names)
+        else:
+            signature = signature_from(options)
+        super().__init__(signature=signature, model_name=model_name)
+        self.session = session
+        self._inputs = [(i.name, _DTYPES.get(i.type, np.float32)) for i in inputs]
+        self._input_name, self._dtype = self._inputs[0]
+        outputs = [o.name for o in session.get_outputs()]
+        self._label = options.get("label_output", outputs[0])
+        proba = options.get("proba_output", outputs[1] if len(outputs) > 1 else None)
+        self._outputs = [self._label] + ([proba] if proba else [])
+        self._has_proba = proba is not None
+        self._classes: list[Any] | None = options.get("classes")
+        self._width = inputs[0].shape[1] if not self._per_feature and len(inputs[0].shape) == 2 else None
+        self._run = session.run
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *, name: str, context: BackendContext) -> OnnxBackend:
+        reject_unknown(options, _OPTIONS, backend="onnx")
+        ort: Any = importlib.import_module("onnxruntime")
+        if ("path" in options) == ("model_bytes" in options):
+            raise ConfigurationError(
+                f"onnx model {name!r} needs exactly one of path= or model_bytes=", resource=name
+            )
+        so = ort.SessionOptions()
+        if "intra_op_num_threads" in options:
+            so.intra_op_num_threads = int(options["intra_op_num_threads"])
+        if "inter_op_num_threads" in options:
+            so.inter_op_num_threads = int(options["inter_op_num_threads"])
+        level = options.get("graph_optimization_level", "all")
+        if level not in _OPT_LEVELS:
+            raise ConfigurationError(
+                f"graph_optimization_level must be one of {sorted(_OPT_LEVELS)}", resource=name
+            )
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _OPT_LEVELS[level])
+        mode = options.get("execution_mode", "sequential")
+        so.execution_mode = (
+            ort.ExecutionMode.ORT_PARALLEL if mode == "parallel" else ort.ExecutionMode.ORT_SEQUENTIAL
+        )
+        providers = options.get("providers") or ["CPUExecutionProvider"]
+        source: Any = options.get("model_bytes")
+        if source is None:
+            path = Path(options["path"])
+            if not path.is_file():
+                raise NotFoundError(f"ONNX model file {path} does not exist", resource=str(path))
+            source = str(path)
+        try:
+            session = ort.InferenceSession(source, sess_options=so, providers=list(providers))
+        except Exception as exc:
+            raise ModelError(f"could not load ONNX model {name!r}: {exc}", resource=name) from exc
+        return cls(session, model_name=name, features=options.get("features"), options=options)
+
+    def _feed(self, matrix: np.ndarray[Any, Any]) -> dict[str, Any]:
+        if self._per_feature:
+            return {n: matrix[:, i : i + 1].astype(t, copy=False) for i, (n, t) in enumerate(self._inputs)}
+        return {self._input_name: matrix}
+
+    def _check_width(self, width: int) -> None:
+        if isinstance(self._width, int) and width != self._width:
+            raise SchemaError(
+                f"model {self.model_name!r} takes {self._width} features, got {width}",
+                resource=self.model_name,
+            )
+
+    def _execute(self, feed: dict[str, Any]) -> list[Any]:
+        try:
+            result: list[Any] = self._run(self._outputs, feed)
+            return result
+        except Exception as exc:
+            raise ModelError(
+                f"model {self.model_name!r} (onnx) failed: {exc}", resource=self.model_name
+            ) from exc
+
+    def predict(self, features: pa.Table) -> BackendOutput:
+        self._check_width(features.num_columns)
+        dtype = np.float32 if self._per_feature else self._dtype
+        out = self._execute(self._feed(table_to_matrix(features, dtype)))
+        labels = np.asarray(out[0])
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if not self._has_proba:
+            return BackendOutput(labels)
+        proba, classes = _proba_array(out[1])
+        return BackendOutput(labels, proba, self._classes or classes)
+
+    def predict_row(self, values: list[Any]) -> tuple[Any, np.ndarray[Any, Any] | None]:
+        # the single-record fast path: no Arrow, one small array, output names resolved once
+        if self._per_feature:
+            feed: dict[str, Any] = {n: np.array([[v]], dtype=t) for (n, t), v in zip(self._inputs, values)}
+        else:
+            if self._width is not None and len(values) != self._width:
+                self._check_width(len(values))
+            feed = {self._input_name: np.array([values], dtype=self._dtype)}
+        out = self._execute(feed)
+        label = out[0][0]
+        if not self._has_proba:
+            return (label[0] if getattr(label, "shape", ()) == (1,) else label), None
+        proba = out[1]
+        if isinstance(proba, list):
+            return label, _proba_array(proba)[0][0]
+        return label, proba[0]
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "backend": "onnx",
+            "inputs": [{"name": i.name, "type": i.type, "shape": i.shape} for i in self.session.get_inputs()],
+            "outputs": [
+                {"name": o.name, "type": o.type, "shape": o.shape} for o in self.session.get_outputs()
+            ],
+            "providers": self.session.get_providers(),
+        }

@@ -1,0 +1,157 @@
+"""scikit-learn models: in memory, from skops files, or from joblib/pickle when trusted.
+
+Pickle and joblib files run arbitrary code when loaded, so they are refused unless the
+caller says ``trusted=True``; ``.skops`` files load through :mod:`skops.io` (when installed)
+with an explicit list of trusted types. ONNX (``backend="onnx"``) is the preferred format.
+
+    >>> from sklearn.linear_model import LinearRegression
+    >>> import numpy as np, pyarrow as pa
+    >>> model = LinearRegression().fit(np.array([[0.0], [1.0], [2.0]]), np.array([1.0, 3.0, 5.0]))
+    >>> backend = SklearnBackend.from_options({"model": model, "features": ["x"]}, name="lin",
+    ...                                       context=BackendContext())
+    >>> backend.predict(pa.table({"x": [3.0]})).predictions.round(3).tolist()
+    [7.0]
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from sygnify.errors import ConfigurationError, ModelError, NotFoundError, SchemaError
+from sygnify.ml.backends.base import (
+    COMMON_OPTIONS,
+    BackendContext,
+    BackendOutput,
+    ModelBackend,
+    reject_unknown,
+    signature_from,
+)
+from sygnify.ml.signature import Signature, table_to_matrix
+
+__all__ = ["SklearnBackend", "load_sklearn_model"]
+
+
+def load_sklearn_model(
+    path: str | Path, *, trusted: bool = False, skops_trusted: list[str] | None = None
+) -> Any:
+    """Load a model file; pickle/joblib only with ``trusted=True``."""
+    file = Path(path)
+    if not file.is_file():
+        raise NotFoundError(f"model file {file} does not exist", resource=str(file))
+    if file.suffix == ".skops":
+        try:
+            sio: Any = importlib.import_module("skops.io")
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"{file} is a skops file, but skops is not installed (pip install skops)", resource=str(file)
+            ) from exc
+        trusted_types = skops_trusted if skops_trusted is not None else sio.get_untrusted_types(file=file)
+        if skops_trusted is None and trusted_types and not trusted:
+            raise ConfigurationError(
+                f"{file} contains types skops does not trust by default ({', '.join(trusted_types)}); "
+                "review them and pass skops_trusted=[...] (or trusted=True)",
+                resource=str(file),
+            )
+        return sio.load(file, trusted=trusted_types)
+    if not trusted:
+        raise ConfigurationError(
+            f"refusing to load {file}: pickle/joblib files can run arbitrary code when loaded; "
+            "pass trusted=True only for files you produced, or export the model to ONNX/skops",
+            resource=str(file),
+        )
+    try:
+        if file.suffix != ".pkl" and file.suffix != ".pickle":
+            joblib: Any = importlib.import_module("joblib")
+            return joblib.load(file)
+        with file.open("rb") as handle:
+            return pickle.load(handle)
+    except Exception as exc:
+        raise ModelError(f"could not load model {file}: {exc}", resource=str(file)) from exc
+
+
+class SklearnBackend(ModelBackend):
+    """Any estimator with ``predict`` (and ``predict_proba``, used when present)."""
+
+    backend_name = "sklearn"
+
+    def __init__(
+        self, model: Any, *, signature: Signature | None, model_name: str, proba: bool = True
+    ) -> None:
+        super().__init__(signature=signature, model_name=model_name)
+        if not callable(getattr(model, "predict", None)):
+            raise ConfigurationError(f"model {model_name!r} has no predict() method", resource=model_name)
+        self.model = model
+        self._proba = proba and callable(getattr(model, "predict_proba", None))
+        self._classes = list(getattr(model, "classes_", [])) or None
+        # fitted on a DataFrame: numpy input would warn on every call
+        self._quiet = hasattr(model, "feature_names_in_")
+        self._n_features = getattr(model, "n_features_in_", None)
+
+    @classmethod
+    def from_options(
+        cls, options: Mapping[str, Any], *, name: str, context: BackendContext
+    ) -> SklearnBackend:
+        reject_unknown(
+            options,
+            COMMON_OPTIONS | {"model", "path", "trusted", "skops_trusted", "proba"},
+            backend="sklearn",
+        )
+        if ("model" in options) == ("path" in options):
+            raise ConfigurationError(
+                f"sklearn model {name!r} needs exactly one of model= or path=", resource=name
+            )
+        model = options.get("model")
+        if model is None:
+            model = load_sklearn_model(
+                options["path"],
+                trusted=bool(options.get("trusted", False)),
+                skops_trusted=options.get("skops_trusted"),
+            )
+        names = getattr(model, "feature_names_in_", None)
+        signature = signature_from(options, [str(n) for n in names] if names is not None else None)
+        return cls(model, signature=signature, model_name=name, proba=bool(options.get("proba", True)))
+
+    def _run(self, X: np.ndarray[Any, Any]) -> tuple[Any, Any]:
+        if self._n_features is not None and X.shape[1] != self._n_features:
+            raise SchemaError(
+                f"model {self.model_name!r} takes {self._n_features} features, got {X.shape[1]}",
+                resource=self.model_name,
+            )
+        try:
+            if self._quiet:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    return self._call(X)
+            return self._call(X)
+        except SchemaError:
+            raise
+        except Exception as exc:
+            raise ModelError(
+                f"model {self.model_name!r} (sklearn) failed: {exc}", resource=self.model_name
+            ) from exc
+
+    def _call(self, X: np.ndarray[Any, Any]) -> tuple[Any, Any]:
+        if self._proba:
+            proba = self.model.predict_proba(X)
+            classes = self.model.classes_
+            return classes[np.argmax(proba, axis=1)], proba
+        return self.model.predict(X), None
+
+    def predict(self, features: pa.Table) -> BackendOutput:
+        predictions, proba = self._run(table_to_matrix(features, np.float64))
+        return BackendOutput(np.asarray(predictions), proba, self._classes)
+
+    def predict_row(self, values: list[Any]) -> tuple[Any, np.ndarray[Any, Any] | None]:
+        predictions, proba = self._run(np.array([values], dtype=np.float64))
+        return predictions[0], (proba[0] if proba is not None else None)
+
+    def metadata(self) -> dict[str, Any]:
+        return {"backend": "sklearn", "estimator": type(self.model).__name__, "classes": self._classes}

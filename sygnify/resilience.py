@@ -89,7 +89,9 @@ class RetryPolicy:
     def _wait(self, retry_state: tenacity.RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         delay = self.delay_for(retry_state.attempt_number, exc)
-        if self.on_retry is not None and exc is not None:
+        # tenacity computes the wait before checking stop: the last attempt is no retry.
+        will_retry = retry_state.attempt_number < self.max_attempts
+        if self.on_retry is not None and exc is not None and will_retry:
             self.on_retry(retry_state.attempt_number, exc, delay)
         return delay
 

@@ -100,6 +100,14 @@ def test_on_retry_hook_sees_each_retry() -> None:
     assert seen == [(1, "a", 1.0), (2, "b", 2.0)]
 
 
+def test_on_retry_is_not_called_for_the_final_failed_attempt() -> None:
+    attempts: list[int] = []
+    policy = RetryPolicy(max_attempts=2, sleep=lambda _: None, on_retry=lambda n, e, d: attempts.append(n))
+    with pytest.raises(ConnectionFailedError):
+        policy.call(Flaky(*(ConnectionFailedError("down") for _ in range(5))))
+    assert attempts == [1]
+
+
 def test_wrap_decorator_retries() -> None:
     flaky = Flaky(ConnectionFailedError("x"))
     wrapped = RetryPolicy(sleep=lambda _: None).wrap(flaky)

@@ -1,1 +1,117 @@
-"""Monitoring: metrics, drift, anomaly detection and alerts (hooks live in ``hooks``)."""
+"""Monitoring: metrics, drift, anomaly detection and alerts (hooks live in ``hooks``).
+
+Everything here is imported lazily: ``sygnify.monitoring.hooks`` is used by every layer and
+must stay free of optional dependencies, while metrics need ``prometheus-client`` and drift
+needs ``scipy`` (``pip install 'sygnify[monitoring]'``).
+
+>>> from sygnify.monitoring import EWMA
+>>> EWMA(alpha=0.2).update(1.0)
+0.0
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sygnify.monitoring.alerts import (
+        Alert,
+        AlertManager,
+        AnomalyScore,
+        BreakerOpen,
+        CallbackSink,
+        DriftDetected,
+        LogSink,
+        RateOfChange,
+        Rule,
+        Sink,
+        Threshold,
+        WebhookSink,
+    )
+    from sygnify.monitoring.anomaly import EWMA, IQR, AnomalyDetector, IsolationForestDetector, RollingZScore
+    from sygnify.monitoring.drift import (
+        DriftDetector,
+        DriftReport,
+        FeatureDrift,
+        StreamingDrift,
+        chi_square,
+        jensen_shannon,
+        ks_test,
+        psi,
+    )
+    from sygnify.monitoring.metrics import MetricsServer, PrometheusMetrics, serve_metrics
+
+_EXPORTS = {
+    "alerts": [
+        "Alert",
+        "AlertManager",
+        "AnomalyScore",
+        "BreakerOpen",
+        "CallbackSink",
+        "DriftDetected",
+        "LogSink",
+        "RateOfChange",
+        "Rule",
+        "Sink",
+        "Threshold",
+        "WebhookSink",
+    ],
+    "anomaly": ["EWMA", "IQR", "AnomalyDetector", "IsolationForestDetector", "RollingZScore"],
+    "drift": [
+        "DriftDetector",
+        "DriftReport",
+        "FeatureDrift",
+        "StreamingDrift",
+        "chi_square",
+        "jensen_shannon",
+        "ks_test",
+        "psi",
+    ],
+    "metrics": ["MetricsServer", "PrometheusMetrics", "serve_metrics"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = [
+    "Alert",
+    "AlertManager",
+    "AnomalyDetector",
+    "AnomalyScore",
+    "BreakerOpen",
+    "CallbackSink",
+    "DriftDetected",
+    "DriftDetector",
+    "DriftReport",
+    "EWMA",
+    "FeatureDrift",
+    "IQR",
+    "IsolationForestDetector",
+    "LogSink",
+    "MetricsServer",
+    "PrometheusMetrics",
+    "RateOfChange",
+    "RollingZScore",
+    "Rule",
+    "Sink",
+    "StreamingDrift",
+    "Threshold",
+    "WebhookSink",
+    "chi_square",
+    "jensen_shannon",
+    "ks_test",
+    "psi",
+    "serve_metrics",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sygnify.monitoring' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"sygnify.monitoring.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,5 +1,40 @@
-"""Stream sources (Kafka, Redis Streams, NATS JetStream, MQTT) yielding Arrow micro-batches."""
+"""Stream sources (Kafka, Redis Streams, NATS JetStream, MQTT) yielding Arrow micro-batches.
 
-from sygnify.ml.sources.base import SourceBatch, StreamSource
+Each source is a plugin in the ``sygnify.sources`` entry-point group, loaded lazily (its
+client library is an extra: ``pip install 'sygnify[redis]'``)::
 
-__all__ = ["SourceBatch", "StreamSource"]
+    source = open_source("redis", stream="sensors", group="ml")
+    for batch in source:          # SourceBatch: Arrow batch + ack() + dead letters
+        process(batch.batch)
+        batch.ack()
+
+>>> "redis" in SOURCES
+True
+"""
+
+from sygnify.ml.sources.base import (
+    BaseSource,
+    DeadLetterTarget,
+    RawMessage,
+    SourceBatch,
+    StreamSource,
+    build_batch,
+)
+from sygnify.ml.sources.decoding import Decoder, avro_decoder, json_decoder, protobuf_decoder
+from sygnify.ml.sources.registry import SOURCES, SourceFactory, open_source
+
+__all__ = [
+    "SOURCES",
+    "BaseSource",
+    "DeadLetterTarget",
+    "Decoder",
+    "RawMessage",
+    "SourceBatch",
+    "SourceFactory",
+    "StreamSource",
+    "avro_decoder",
+    "build_batch",
+    "json_decoder",
+    "open_source",
+    "protobuf_decoder",
+]

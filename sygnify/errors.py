@@ -24,6 +24,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectionFailedError",
     "DataQualityError",
+    "JobFailedError",
     "MemoryBudgetError",
     "ModelError",
     "NotFoundError",
@@ -135,6 +136,10 @@ class CircuitOpenError(SygnifyError):
     def __init__(self, message: str, *, resource: str | None = None, retry_at: float) -> None:
         super().__init__(message, resource=resource)
         self.retry_at = retry_at
+
+
+class JobFailedError(SygnifyError):
+    """A remote job (a pipeline run, a warehouse job) ended failed or cancelled."""
 
 
 class QueryError(SygnifyError):

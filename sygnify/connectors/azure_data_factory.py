@@ -26,33 +26,33 @@ Output URLs are parsed without any service:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
-import ipaddress
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, TypeVar
-from urllib.parse import unquote, urlsplit
+from typing import Any, TypeVar
 
 import polars as pl
 import pyarrow as pa
-from pydantic import Field, SecretStr, model_validator
 
 from sygnify._arrow import DEFAULT_BATCH_SIZE
-from sygnify.config import ConnectorConfig, config_fingerprint
-from sygnify.connectors.base import BaseConnector, Connector, QueryParams, WriteMode, WriteResult
+from sygnify.config import config_fingerprint
+from sygnify.connectors._adf_config import AzureDataFactoryConfig, build_credential, translate_adf_error
+from sygnify.connectors._adf_outputs import StorageLocation, open_output, parse_storage_url, storage_urls
+from sygnify.connectors._adf_runs import TERMINAL as _TERMINAL
+from sygnify.connectors._adf_runs import (
+    ActivityRun,
+    PipelineRun,
+    PipelineRunFailedError,
+    TriggerInfo,
+    run_from_sdk,
+)
+from sygnify.connectors.base import BaseConnector, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.pool import ClientPool
 from sygnify.errors import (
-    AuthenticationError,
     ConfigurationError,
-    ConnectionFailedError,
     NotFoundError,
     OperationTimeoutError,
-    PermissionDeniedError,
-    QueryError,
     SygnifyError,
     ThrottledError,
 )
@@ -72,236 +72,11 @@ __all__ = [
 ]
 
 R = TypeVar("R")
-TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
-_LOOPBACK_NAMES = frozenset({"localhost"})
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class AzureDataFactoryConfig(ConnectorConfig):
-    """Options of the ``azure_data_factory`` connector (secrets masked in repr and errors)."""
-
-    subscription_id: str
-    resource_group: str
-    factory_name: str
-    auth: Literal["default", "service_principal_secret", "service_principal_certificate"] = "default"
-    tenant_id: str | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    certificate_path: Path | None = None
-    certificate_password: SecretStr | None = None
-    base_url: str | None = Field(None, description="ARM endpoint (default: the public cloud's).")
-    poll_interval: float = Field(5.0, gt=0, description="First wait between status polls, seconds.")
-    max_poll_interval: float = Field(60.0, gt=0)
-    poll_backoff: float = Field(1.5, ge=1.0, description="Each wait is the previous times this.")
-    timeout: float = Field(3600.0, gt=0, description="Default limit for wait(), seconds.")
-
-    @model_validator(mode="after")
-    def _check(self) -> AzureDataFactoryConfig:
-        if self.auth == "service_principal_secret" and not (
-            self.tenant_id and self.client_id and self.client_secret
-        ):
-            raise ValueError("auth='service_principal_secret' needs tenant_id, client_id and client_secret")
-        if self.auth == "service_principal_certificate" and not (
-            self.tenant_id and self.client_id and self.certificate_path
-        ):
-            raise ValueError(
-                "auth='service_principal_certificate' needs tenant_id, client_id and certificate_path"
-            )
-        if self.base_url is not None:
-            parts = urlsplit(self.base_url)
-            if parts.scheme not in ("https", "http") or not parts.hostname:
-                raise ValueError("base_url must be an https:// URL")
-            if parts.scheme == "http" and not _is_loopback(parts.hostname):
-                raise ValueError(
-                    "base_url must use https (plain http is allowed only for loopback test servers)"
-                )
-        return self
-
-    @property
-    def insecure_loopback(self) -> bool:
-        """True for a plain-http loopback endpoint (a local test server)."""
-        return self.base_url is not None and self.base_url.startswith("http://")
-
-
-@dataclass(frozen=True)
-class PipelineRun:
-    """A pipeline run's state."""
-
-    run_id: str
-    pipeline: str | None
-    status: str
-    message: str = ""
-    run_start: dt.datetime | None = None
-    run_end: dt.datetime | None = None
-    duration_ms: int | None = None
-    parameters: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def finished(self) -> bool:
-        return self.status in TERMINAL
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "Succeeded"
-
-
-@dataclass(frozen=True)
-class ActivityRun:
-    """One activity of a pipeline run, with its input, output and error (as ADF returns them)."""
-
-    name: str
-    activity_type: str | None
-    activity_run_id: str | None
-    status: str | None
-    run_start: dt.datetime | None
-    run_end: dt.datetime | None
-    input: Any
-    output: Any
-    error: Any
-
-
-@dataclass(frozen=True)
-class TriggerInfo:
-    """A trigger's name, type and runtime state (``Started``/``Stopped``/``Disabled``)."""
-
-    name: str
-    trigger_type: str | None
-    runtime_state: str | None
-
-
-class PipelineRunFailedError(SygnifyError):
-    """A pipeline run ended ``Failed`` or ``Cancelled``; ``run`` holds its final state."""
-
-    def __init__(self, message: str, *, run: PipelineRun) -> None:
-        super().__init__(message, resource=run.run_id)
-        self.run = run
-
-
-# -- storage URLs in run outputs ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StorageLocation:
-    """A Blob/ADLS location: storage account, container (file system) and path inside it."""
-
-    account: str
-    container: str
-    path: str
-
-    @property
-    def source(self) -> str:
-        """``container/path``, the source string the ``azure_blob`` connector reads."""
-        return f"{self.container}/{self.path}"
-
-
-def parse_storage_url(url: str) -> StorageLocation:
-    """Split a Blob or ADLS Gen2 URL into account, container and path.
-
-    Understands ``https://ACCOUNT.blob.core.windows.net/container/path`` (and ``.dfs.``,
-    other clouds' suffixes), ``abfss://container@ACCOUNT.dfs.core.windows.net/path``
-    (``abfs``, ``wasb``, ``wasbs``) and Azurite's ``http://127.0.0.1:10000/ACCOUNT/container/path``.
-
-    >>> parse_storage_url("https://acct.blob.core.windows.net/out/daily%20run/x.parquet").path
-    'daily run/x.parquet'
-    """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    segments = [unquote(s) for s in parts.path.split("/") if s]
-    labels = host.split(".")
-    if parts.scheme in ("abfs", "abfss", "wasb", "wasbs"):
-        if not parts.username or len(labels) < 3 or labels[1] not in ("dfs", "blob"):
-            raise ConfigurationError(
-                f"{url!r} is not a container@ACCOUNT.dfs.core.windows.net URL", resource=url
-            )
-        return StorageLocation(labels[0], unquote(parts.username), "/".join(segments))
-    if parts.scheme in ("https", "http") and len(labels) >= 3 and labels[1] in ("blob", "dfs"):
-        if len(segments) >= 2:
-            return StorageLocation(labels[0], segments[0], "/".join(segments[1:]))
-    elif parts.scheme in ("https", "http") and _is_loopback(host) and len(segments) >= 3:
-        return StorageLocation(segments[0], segments[1], "/".join(segments[2:]))
-    raise ConfigurationError(
-        f"{url!r} is not a Blob/ADLS URL with a container and a path (expected "
-        "https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH or abfss://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH)",
-        resource=url,
-    )
-
-
-def storage_urls(output: Any) -> list[StorageLocation]:
-    """Every Blob/ADLS URL found in an activity output (nested dicts and lists), in order.
-
-    >>> storage_urls({"files": ["https://a.blob.core.windows.net/c/x.csv", "not a url"], "n": 2})
-    [StorageLocation(account='a', container='c', path='x.csv')]
-    """
-    found: list[StorageLocation] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, str) and "://" in value:
-            with contextlib.suppress(ConfigurationError):
-                found.append(parse_storage_url(value))
-        elif isinstance(value, Mapping):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                walk(item)
-
-    walk(output)
-    return found
-
-
-def open_output(
-    location: str | StorageLocation,
-    connection: Connector,
-    *,
-    how: Literal["scan", "stream"] = "scan",
-    **options: Any,
-) -> Any:
-    """Open a run output's Blob/ADLS location through ``connection`` (an ``azure_blob`` one).
-
-    ``how="scan"`` returns ``connection.scan("container/path", **options)`` (a LazyFrame),
-    ``"stream"`` returns ``connection.stream(...)``. If the connection's config names a
-    storage account, it must be the URL's.
-    """
-    where = parse_storage_url(location) if isinstance(location, str) else location
-    config = getattr(connection, "config", None)
-    account = getattr(config, "account_name", None) or getattr(config, "account", None)
-    if isinstance(account, str) and account and account != where.account:
-        raise ConfigurationError(
-            f"output is in storage account {where.account!r} but connection {connection.name!r} is for "
-            f"{account!r}; open it with a connection to {where.account!r}",
-            resource=where.source,
-        )
-    if how == "scan":
-        return connection.scan(where.source, **options)
-    if how == "stream":
-        return connection.stream(where.source, **options)
-    raise ConfigurationError(f"how must be 'scan' or 'stream', got {how!r}")
+#: Run statuses that are final (re-exported from its new home for existing imports).
+TERMINAL = _TERMINAL
 
 
 # -- the connector -------------------------------------------------------------------------
-
-
-def _run_from_sdk(run: Any, run_id: str) -> PipelineRun:
-    return PipelineRun(
-        run_id=run.run_id or run_id,
-        pipeline=run.pipeline_name,
-        status=run.status or "Unknown",
-        message=run.message or "",
-        run_start=run.run_start,
-        run_end=run.run_end,
-        duration_ms=run.duration_in_ms,
-        parameters=dict(run.parameters or {}),
-    )
 
 
 class AzureDataFactoryConnector(BaseConnector[AzureDataFactoryConfig]):
@@ -345,31 +120,10 @@ class AzureDataFactoryConnector(BaseConnector[AzureDataFactoryConfig]):
         )
 
     def make_credential(self) -> Any:
-        """The azure-identity credential for the configured ``auth``."""
+        """The azure-identity credential for the configured ``auth`` (or the one passed in)."""
         if self._credential is not None:
             return self._credential
-        from azure import identity
-
-        config = self.config
-        if config.auth == "service_principal_secret":
-            assert config.tenant_id
-            assert config.client_id
-            assert config.client_secret
-            return identity.ClientSecretCredential(
-                config.tenant_id, config.client_id, config.client_secret.get_secret_value()
-            )
-        if config.auth == "service_principal_certificate":
-            assert config.tenant_id
-            assert config.client_id
-            assert config.certificate_path
-            password = config.certificate_password.get_secret_value() if config.certificate_password else None
-            return identity.CertificateCredential(
-                config.tenant_id,
-                config.client_id,
-                certificate_path=str(config.certificate_path),
-                password=password,
-            )
-        return identity.DefaultAzureCredential(exclude_interactive_browser_credential=True)
+        return build_credential(self.config)
 
     def _open_client(self) -> Any:
         from azure.mgmt.datafactory import DataFactoryManagementClient
@@ -437,7 +191,7 @@ class AzureDataFactoryConnector(BaseConnector[AzureDataFactoryConfig]):
         sdk_run = self._call(
             "get run", self.client.pipeline_runs.get, *self._where, run_id, resource=run_id, **self._http
         )
-        return _run_from_sdk(sdk_run, run_id)
+        return run_from_sdk(sdk_run, run_id)
 
     def wait(
         self,
@@ -669,45 +423,6 @@ class AzureDataFactoryConnector(BaseConnector[AzureDataFactoryConfig]):
         return text
 
     def _translate(self, exc: Exception, *, operation: str, resource: str | None) -> SygnifyError:
-        from azure.core import exceptions as azure_errors
-
         detail = getattr(exc, "message", None) or str(exc)
         message = self._scrub(f"azure_data_factory {operation} failed for {resource!r}: {detail}")
-        if isinstance(exc, azure_errors.ClientAuthenticationError):
-            return AuthenticationError(message, resource=resource)
-        if isinstance(exc, azure_errors.ResourceNotFoundError):
-            return NotFoundError(message, resource=resource)
-        if isinstance(
-            exc, azure_errors.ServiceRequestTimeoutError | azure_errors.ServiceResponseTimeoutError
-        ):
-            return OperationTimeoutError(message, resource=resource)
-        if isinstance(exc, azure_errors.ServiceRequestError | azure_errors.ServiceResponseError):
-            return ConnectionFailedError(message, resource=resource)
-        if isinstance(exc, azure_errors.HttpResponseError):
-            status = exc.status_code or 0
-            if status == 429 or (status == 503 and exc.response is not None and _retry_after(exc.response)):
-                return ThrottledError(message, resource=resource, retry_after=_retry_after(exc.response))
-            if status == 403:
-                return PermissionDeniedError(message, resource=resource)
-            if status == 404:
-                return NotFoundError(message, resource=resource)
-            if status >= 500 or status == 408:
-                return ConnectionFailedError(message, resource=resource)
-            if status == 400:
-                return QueryError(message, resource=resource)
-            return ConfigurationError(message, resource=resource)
-        if isinstance(exc, ValueError) and "https" in str(exc).lower():
-            return ConfigurationError(message, resource=resource)
-        return SygnifyError(message, resource=resource)
-
-
-def _retry_after(response: Any) -> float | None:
-    headers = getattr(response, "headers", None) or {}
-    for header, scale in (("retry-after-ms", 1000.0), ("x-ms-retry-after-ms", 1000.0), ("Retry-After", 1.0)):
-        value = headers.get(header)
-        if value is not None:
-            try:
-                return float(value) / scale
-            except ValueError:
-                continue
-    return None
+        return translate_adf_error(exc, message, resource)

@@ -26,10 +26,9 @@ Without a server, the configuration and the driver options it turns into:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
 import polars as pl
 import pyarrow as pa
@@ -37,20 +36,21 @@ import pymongo
 import pymongo.errors as mongo_errors
 from bson import ObjectId
 from bson.codec_options import CodecOptions
-from bson.errors import InvalidDocument
-from pydantic import Field, SecretStr, model_validator
 from pymongo import ReplaceOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
 from sygnify._arrow import DEFAULT_BATCH_SIZE, to_arrow_table
-from sygnify.config import ConnectorConfig, config_fingerprint
+from sygnify.config import config_fingerprint
 from sygnify.connectors._mongo_changes import (
     ChangeStream,
     FileResumeTokenStore,
     MemoryResumeTokenStore,
     ResumeTokenStore,
 )
+from sygnify.connectors._mongo_config import MongoDBConfig, is_id_duplicate, translate_mongo_error
+from sygnify.connectors._mongo_pushdown import merge_filters, predicate_to_filter
+from sygnify.connectors._mongo_read import Sort, check_collection_name, chunks, plan_read
 from sygnify.connectors._mongo_schema import (
     RESCUE_COLUMN,
     InconsistentPolicy,
@@ -61,18 +61,7 @@ from sygnify.connectors._mongo_schema import (
 )
 from sygnify.connectors.base import BaseConnector, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.pool import ClientPool
-from sygnify.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    ConnectionFailedError,
-    DataQualityError,
-    NotFoundError,
-    OperationTimeoutError,
-    PermissionDeniedError,
-    QueryError,
-    SchemaError,
-    SygnifyError,
-)
+from sygnify.errors import ConfigurationError, NotFoundError, SchemaError, SygnifyError
 
 __all__ = [
     "ChangeStream",
@@ -83,148 +72,7 @@ __all__ = [
     "ResumeTokenStore",
 ]
 
-Sort = Mapping[str, int] | Sequence[tuple[str, int]]
 _UTC_CODEC: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
-#: Server error codes worth retrying: network, elections, shutdown, NotPrimary family.
-_TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 63, 150, 234})
-_AUTH_CODES = frozenset({18, 33})
-_NO_CHANGE_STREAMS = frozenset({40573, 40324})
-
-
-class MongoDBConfig(ConnectorConfig):
-    """Options of the ``mongodb`` connector (secrets are masked in repr, logs and errors)."""
-
-    uri: SecretStr = Field(
-        SecretStr("mongodb://127.0.0.1:27017/"),
-        description="mongodb:// or mongodb+srv:// (Atlas) connection string; may embed credentials.",
-    )
-    database: str | None = Field(None, description="Database to use (default: the one in the URI).")
-    username: str | None = None
-    password: SecretStr | None = None
-    auth_source: str | None = None
-    auth_mechanism: (
-        Literal["SCRAM-SHA-256", "SCRAM-SHA-1", "MONGODB-X509", "MONGODB-AWS", "MONGODB-OIDC", "PLAIN"] | None
-    ) = None
-    tls: bool | None = Field(None, description="Use TLS (default: the driver's; always on for mongodb+srv).")
-    tls_ca_file: Path | None = None
-    tls_certificate_key_file: Path | None = Field(None, description="Client certificate + key (X.509).")
-    tls_certificate_key_file_password: SecretStr | None = None
-    tls_allow_invalid_certificates: bool = Field(False, description="Insecure: only for test servers.")
-    tls_allow_invalid_hostnames: bool = Field(False, description="Insecure: only for test servers.")
-    max_pool_size: int = Field(100, ge=0)
-    min_pool_size: int = Field(0, ge=0)
-    max_idle_time_ms: int | None = Field(None, ge=0)
-    wait_queue_timeout_ms: int | None = Field(None, ge=0)
-    connect_timeout_ms: int = Field(10_000, ge=1)
-    server_selection_timeout_ms: int = Field(30_000, ge=1)
-    socket_timeout_ms: int | None = Field(None, ge=1)
-    app_name: str = "sygnify"
-    retry_writes: bool = True
-    retry_reads: bool = True
-    sample_size: int = Field(1_000, ge=1, description="Documents read to infer a schema.")
-    on_inconsistent: InconsistentPolicy = Field("raise", description="'raise' or 'rescue' (see docs).")
-    write_batch_size: int = Field(10_000, ge=1, description="Documents per insert_many / bulk_write.")
-
-    @model_validator(mode="after")
-    def _check(self) -> MongoDBConfig:
-        uri = self.uri.get_secret_value()
-        if not uri.startswith(("mongodb://", "mongodb+srv://")):
-            raise ValueError("uri must start with mongodb:// or mongodb+srv://")
-        x509 = self.auth_mechanism == "MONGODB-X509"
-        if x509 and self.tls_certificate_key_file is None and "tlsCertificateKeyFile" not in uri:
-            raise ValueError("MONGODB-X509 needs tls_certificate_key_file (the client certificate)")
-        if self.auth_mechanism == "MONGODB-X509" and self.tls is False:
-            raise ValueError("MONGODB-X509 needs TLS; do not set tls=false")
-        if self.min_pool_size > self.max_pool_size > 0:
-            raise ValueError("min_pool_size must not exceed max_pool_size")
-        return self
-
-    @property
-    def database_name(self) -> str | None:
-        """The database to use: ``database``, else the URI's path."""
-        if self.database:
-            return self.database
-        path = urlsplit(self.uri.get_secret_value()).path.lstrip("/")
-        return unquote(path) or None
-
-    def client_options(self) -> dict[str, Any]:
-        """Keyword arguments for :class:`pymongo.MongoClient` (besides the URI)."""
-        options: dict[str, Any] = {
-            "appname": self.app_name,
-            "maxPoolSize": self.max_pool_size,
-            "minPoolSize": self.min_pool_size,
-            "connectTimeoutMS": self.connect_timeout_ms,
-            "serverSelectionTimeoutMS": self.server_selection_timeout_ms,
-            "retryWrites": self.retry_writes,
-            "retryReads": self.retry_reads,
-            "tz_aware": True,
-            "connect": False,
-        }
-        optional: dict[str, Any] = {
-            "maxIdleTimeMS": self.max_idle_time_ms,
-            "waitQueueTimeoutMS": self.wait_queue_timeout_ms,
-            "socketTimeoutMS": self.socket_timeout_ms,
-            "username": self.username,
-            "password": self.password.get_secret_value() if self.password else None,
-            "authSource": self.auth_source,
-            "authMechanism": self.auth_mechanism,
-            "tls": self.tls,
-            "tlsCAFile": str(self.tls_ca_file) if self.tls_ca_file else None,
-            "tlsCertificateKeyFile": str(self.tls_certificate_key_file)
-            if self.tls_certificate_key_file
-            else None,
-            "tlsCertificateKeyFilePassword": (
-                self.tls_certificate_key_file_password.get_secret_value()
-                if self.tls_certificate_key_file_password
-                else None
-            ),
-        }
-        options.update({key: value for key, value in optional.items() if value is not None})
-        if self.auth_mechanism == "MONGODB-X509":
-            options.setdefault("tls", True)
-            options.setdefault("authSource", "$external")
-        if self.tls_allow_invalid_certificates:
-            options["tlsAllowInvalidCertificates"] = True
-        if self.tls_allow_invalid_hostnames:
-            options["tlsAllowInvalidHostnames"] = True
-        return options
-
-    def secrets(self) -> list[str]:
-        """Secret strings to scrub from driver messages."""
-        found = [
-            secret.get_secret_value()
-            for secret in (self.password, self.tls_certificate_key_file_password)
-            if secret is not None and secret.get_secret_value()
-        ]
-        uri = self.uri.get_secret_value()
-        password = urlsplit(uri).password
-        if password:
-            found += [password, unquote(password)]
-        return [*found, uri]
-
-
-def _check_name(collection: str) -> str:
-    if not collection or "$" in collection or "\x00" in collection or collection.startswith("system."):
-        raise ConfigurationError(
-            f"{collection!r} is not a usable collection name (non-empty, no '$', not system.*)",
-            resource=collection,
-        )
-    return collection
-
-
-def _sort_spec(sort: Sort | None) -> list[tuple[str, int]] | None:
-    if sort is None:
-        return None
-    pairs = list(sort.items()) if isinstance(sort, Mapping) else list(sort)
-    for key, direction in pairs:
-        if direction not in (1, -1):
-            raise ConfigurationError(f"sort direction for {key!r} must be 1 or -1, got {direction!r}")
-    return pairs
-
-
-def _chunks(documents: Iterator[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:
-    while chunk := list(itertools.islice(documents, size)):
-        yield chunk
 
 
 class MongoDBConnector(BaseConnector[MongoDBConfig]):
@@ -270,7 +118,7 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
 
     def collection(self, name: str) -> Collection[Any]:
         """The driver's collection object (for what this connector does not wrap)."""
-        return self.database[_check_name(name)]
+        return self.database[check_collection_name(name)]
 
     # -- reading -------------------------------------------------------------------------
 
@@ -297,70 +145,45 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
         on_inconsistent: InconsistentPolicy | None = None,
     ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """Run a find or aggregation; return the output schema and the batch iterator."""
-        collection = _check_name(source)
-        policy = on_inconsistent or self.config.on_inconsistent
-        if policy not in ("raise", "rescue"):
-            raise ConfigurationError(f"on_inconsistent must be 'raise' or 'rescue', got {policy!r}")
-        if batch_size < 1:
-            raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
-        if limit < 0 or skip < 0:
-            raise ConfigurationError("limit and skip must be >= 0")
-        if columns is not None and projection is not None:
-            raise ConfigurationError("pass columns= or projection=, not both", resource=source)
-        if columns is not None:
-            projection = dict.fromkeys(columns, 1)
-            if "_id" not in columns:
-                projection["_id"] = 0
-        if schema is not None and columns is not None:
-            missing = [column for column in columns if column not in schema.names]
-            if missing:
-                raise SchemaError(f"columns not in the schema: {', '.join(missing)}", resource=source)
-            schema = pa.schema([schema.field(column) for column in columns])
-        if pipeline is not None:
-            if filter is not None or sort is not None or limit or skip or (projection and columns is None):
-                raise ConfigurationError(
-                    "with pipeline=, express filter/sort/limit/skip/projection as $match/$sort/$limit/"
-                    "$skip/$project stages",
-                    resource=source,
-                )
-            stages = [dict(stage) for stage in pipeline]
-            if projection is not None:
-                stages.append(
-                    {
-                        "$project": dict(projection)
-                        if isinstance(projection, Mapping)
-                        else dict.fromkeys(projection, 1)
-                    }
-                )
-        elif schema is not None and projection is None:
-            # Only the schema's fields travel: other top-level fields are not "inconsistent".
-            projection = {name: 1 for name in schema.names if name != RESCUE_COLUMN}
-            if "_id" not in projection:
-                projection["_id"] = 0
-        sort_pairs = _sort_spec(sort)
+        plan = plan_read(
+            source,
+            policy=on_inconsistent or self.config.on_inconsistent,
+            filter=filter,
+            projection=projection,
+            sort=sort,
+            limit=limit,
+            skip=skip,
+            pipeline=pipeline,
+            columns=columns,
+            schema=schema,
+            batch_size=batch_size,
+        )
+        collection, policy, schema, stages = plan.collection, plan.policy, plan.schema, plan.stages
         sample = self.config.sample_size
 
         def open_cursor() -> tuple[Any, list[Mapping[str, Any]]]:
             self._exists(collection)
             target = self.database[collection]
             cursor: Any
-            if pipeline is not None:
+            if stages is not None:
                 cursor = target.aggregate(stages, batchSize=min(batch_size, 100_000))
             else:
-                cursor = target.find(filter or {}, projection, skip=skip, limit=limit, sort=sort_pairs)
+                cursor = target.find(
+                    plan.filter or {}, plan.projection, skip=plan.skip, limit=plan.limit, sort=plan.sort
+                )
                 cursor = cursor.batch_size(min(batch_size, 100_000))
             # The first documents are read here so connection errors are retried.
             head = list(itertools.islice(cursor, sample if schema is None else 1))
             return cursor, head
 
-        cursor, head = self._call("find" if pipeline is None else "aggregate", open_cursor, resource=source)
+        cursor, head = self._call("find" if stages is None else "aggregate", open_cursor, resource=source)
         final_schema = schema if schema is not None else infer_schema(head)
         output = with_rescue_column(final_schema) if policy == "rescue" else final_schema
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 documents = itertools.chain(head, cursor)
-                for chunk in _chunks(documents, batch_size):
+                for chunk in chunks(documents, batch_size):
                     yield documents_to_batch(chunk, final_schema, policy)
             except SygnifyError:
                 raise
@@ -470,9 +293,13 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
     def scan(self, source: str, **options: Any) -> pl.LazyFrame:
         """A Polars LazyFrame over a collection (``filter``, ``sort``, ``pipeline``, ``schema``...).
 
-        The schema is fixed when ``scan`` is called (given, or inferred from a sample);
-        selected columns and ``head()`` are pushed to the server, other Polars filters run
-        locally on the batches (use ``filter=`` for a server-side filter).
+        The schema is fixed when ``scan`` is called (given, or inferred from a sample).
+        Selected columns and ``head()`` are pushed to the server, and so are Polars filters
+        that have a MongoDB equivalent (comparisons with literals, ``is_in``, ``is_null``,
+        ``&``, ``|``: see :mod:`sygnify.connectors._mongo_pushdown`), ANDed with ``filter=``
+        or appended to ``pipeline=`` as a ``$match``. The whole Polars filter is still applied
+        to the batches, so results are the same as filtering locally. With ``limit=`` or
+        ``skip=`` filters run locally only (they apply to the documents those select).
         """
         allowed = {"filter", "sort", "limit", "skip", "pipeline", "schema", "on_inconsistent"}
         unknown = sorted(set(options) - allowed)
@@ -492,6 +319,7 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
         output = with_rescue_column(schema) if policy == "rescue" else schema
         polars_schema = pl.from_arrow(output.empty_table()).schema  # type: ignore[union-attr]
         fixed_schema = schema
+        limit_or_skip = bool(options.get("limit") or options.get("skip"))
 
         def io_source(
             with_columns: list[str] | None,
@@ -503,9 +331,16 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
             if n_rows is not None and predicate is None and options.get("pipeline") is None:
                 limit = min(limit, n_rows) if limit else n_rows
             columns = [c for c in with_columns if c != RESCUE_COLUMN] if with_columns is not None else None
+            request = {**options, "limit": limit}
+            # With limit/skip the predicate applies to the documents they select, so it cannot go first.
+            pushed = None if limit_or_skip else predicate_to_filter(predicate, fixed_schema, policy=policy)
+            if pushed is not None and options.get("pipeline") is not None:
+                request["pipeline"] = [*options["pipeline"], {"$match": pushed}]
+            elif pushed is not None:
+                request["filter"] = merge_filters(options.get("filter"), pushed)
             _, batches = self._open(
                 source,
-                **{**options, "limit": limit},
+                **request,
                 columns=columns,
                 schema=fixed_schema,
                 batch_size=batch_size or DEFAULT_BATCH_SIZE,
@@ -588,10 +423,7 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
                     attempts > 1
                     and errors
                     and not exc.details.get("writeConcernErrors")
-                    and all(
-                        e.get("code") == 11000 and set(e.get("keyPattern") or {"_id": 1}) == {"_id"}
-                        for e in errors
-                    )
+                    and all(is_id_duplicate(error) for error in errors)
                 )
                 # A retry after a dropped connection finds the documents the first try wrote.
                 if not already_written:
@@ -675,60 +507,4 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
 
     def _translate(self, exc: Exception, *, operation: str, resource: str | None) -> SygnifyError:
         message = self._scrub(f"mongodb {operation} failed for {resource!r}: {type(exc).__name__}: {exc}")
-        return _translate_mongo_error(exc, message, resource)
-
-
-def _is_id_duplicate(error: Mapping[str, Any]) -> bool:
-    return error.get("code") == 11000 and set(error.get("keyPattern") or {"_id": 1}) == {"_id"}
-
-
-_TIMEOUTS = (mongo_errors.ExecutionTimeout, mongo_errors.NetworkTimeout, mongo_errors.WTimeoutError)
-_BAD_CONFIG = (mongo_errors.ConfigurationError, mongo_errors.InvalidURI, mongo_errors.InvalidName)
-_BAD_DOCUMENT = (InvalidDocument, mongo_errors.DocumentTooLarge, OverflowError)
-
-
-def _translate_mongo_error(exc: Exception, message: str, resource: str | None) -> SygnifyError:
-    factory: Callable[..., SygnifyError]
-    if isinstance(
-        exc, mongo_errors.ExecutionTimeout | mongo_errors.NetworkTimeout | mongo_errors.WTimeoutError
-    ):
-        factory = OperationTimeoutError
-    elif isinstance(exc, mongo_errors.ConnectionFailure):  # AutoReconnect, NotPrimaryError, selection timeout
-        factory = ConnectionFailedError
-    elif isinstance(
-        exc, mongo_errors.ConfigurationError | mongo_errors.InvalidURI | mongo_errors.InvalidName
-    ):
-        factory = ConfigurationError
-    elif isinstance(exc, _BAD_DOCUMENT):
-        factory = SchemaError
-    elif isinstance(exc, mongo_errors.BulkWriteError):
-        errors = exc.details.get("writeErrors", [])
-        if exc.has_error_label("RetryableWriteError"):
-            factory = ConnectionFailedError
-        elif errors and all(error.get("code") == 11000 for error in errors):
-            factory = DataQualityError
-            message += f" ({len(errors)} duplicate key(s))"
-        else:
-            factory = QueryError
-    elif isinstance(exc, mongo_errors.OperationFailure):
-        text = str(exc)
-        if exc.code in _AUTH_CODES or "Authentication failed" in text or "Authentication required" in text:
-            factory = AuthenticationError
-        elif exc.code == 13:
-            factory = PermissionDeniedError
-        elif exc.has_error_label("RetryableWriteError") or exc.code in _TRANSIENT_CODES:
-            factory = ConnectionFailedError
-        elif exc.code == 50:
-            factory = OperationTimeoutError
-        elif exc.code == 26:
-            factory = NotFoundError
-        elif exc.code in _NO_CHANGE_STREAMS or "$changeStream" in text:
-            factory = ConfigurationError
-            message += " (change streams need a replica set or sharded cluster, e.g. Atlas)"
-        else:
-            factory = QueryError
-    elif isinstance(exc, mongo_errors.PyMongoError):
-        factory = SygnifyError
-    else:
-        return SygnifyError(message, resource=resource)
-    return factory(message, resource=resource)
+        return translate_mongo_error(exc, message, resource)

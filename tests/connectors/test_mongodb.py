@@ -4,6 +4,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import json
+import math
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -14,6 +15,7 @@ import polars as pl
 import pyarrow as pa
 import pymongo.collection
 import pymongo.errors
+import pymongo.monitoring
 import pytest
 from bson import Decimal128, ObjectId
 from bson.timestamp import Timestamp
@@ -613,3 +615,100 @@ def test_mongomock_client_can_be_injected_for_unit_tests() -> None:
     connection.write(sample_table(7), "t")
     assert sum(batch.num_rows for batch in connection.stream("t", batch_size=3)) == 7
     assert connection.health().ok
+
+
+# -- predicate pushdown over the wire ------------------------------------------------------------
+
+
+class FindRecorder(pymongo.monitoring.CommandListener):
+    """Records the filters of find/aggregate commands and how many documents their replies held."""
+
+    def __init__(self) -> None:
+        self.filters: list[Any] = []
+        self.documents = 0
+
+    def started(self, event: pymongo.monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find":
+            self.filters.append(event.command.get("filter"))
+        elif event.command_name == "aggregate":
+            self.filters.append(event.command.get("pipeline"))
+
+    def succeeded(self, event: pymongo.monitoring.CommandSucceededEvent) -> None:
+        cursor = event.reply.get("cursor") if event.command_name in ("find", "getMore", "aggregate") else None
+        if cursor:
+            self.documents += len(cursor.get("firstBatch", cursor.get("nextBatch", [])))
+
+    def failed(self, event: pymongo.monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+def recorded(server: Any) -> Iterator[tuple[MongoDBConnector, FindRecorder]]:
+    recorder = FindRecorder()
+    client: pymongo.MongoClient[Any] = pymongo.MongoClient(
+        server.uri,
+        username=USER,
+        password=PASSWORD,
+        authSource="admin",
+        authMechanism="SCRAM-SHA-256",
+        tz_aware=True,
+        event_listeners=[recorder],
+    )
+    connection = MongoDBConnector(MongoDBConfig(database=f"db_{uuid.uuid4().hex[:8]}"), client=client)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    connection.collection("events").insert_many(
+        [
+            {
+                "_id": ObjectId(f"65f0000000000000000{i:05d}"),
+                "n": i,
+                "f": math.nan if i == 7 else i / 4,
+                "kind": ["click", "view", "buy"][i % 3],
+                "at": start + dt.timedelta(hours=i),
+                "user": {"tier": i % 4},
+                "note": None if i % 5 == 0 else f"note {i}",
+            }
+            for i in range(200)
+        ]
+    )
+    yield connection, recorder
+    client.close()
+
+
+@pytest.mark.parametrize(
+    "predicate",
+    [
+        (pl.col("n") >= 150) & (pl.col("kind") == "buy"),
+        pl.col("kind").is_in(["buy", "view"]) & (pl.col("n") < 20),
+        pl.col("f") > 48.0,  # NaN rows are kept by Polars: the server must send them too
+        pl.col("_id") == "65f000000000000000000042",
+        (pl.col("at") < dt.datetime(2026, 1, 1, 5, tzinfo=dt.timezone.utc)) | (pl.col("n") == 199),
+        (pl.col("user").struct.field("tier") == 3) & (pl.col("n") > 180),
+        pl.col("note").is_null() & (pl.col("n").is_between(20, 60)),
+        (pl.col("n") > 190) & pl.col("kind").str.starts_with("c"),  # half pushed, half local
+    ],
+)
+def test_scan_pushes_polars_filters_to_the_server(
+    recorded: tuple[MongoDBConnector, FindRecorder], predicate: pl.Expr
+) -> None:
+    connection, recorder = recorded
+    frame = connection.scan("events", filter={"n": {"$gte": 0}})
+    before = recorder.documents
+    pushed = frame.filter(predicate).sort("n").collect()
+    fetched = recorder.documents - before
+    local = pl.DataFrame(connection.find("events", {"n": {"$gte": 0}})).filter(predicate).sort("n")
+    assert pushed.equals(local)
+    assert pushed.height > 0
+    assert fetched < 200 // 2, "the server should have filtered most documents out"
+    assert recorder.filters[-2]["$and"][0] == {"n": {"$gte": 0}}
+
+
+def test_scan_pushes_filters_after_a_pipeline_but_not_past_limit(
+    recorded: tuple[MongoDBConnector, FindRecorder],
+) -> None:
+    connection, recorder = recorded
+    frame = connection.scan("events", pipeline=[{"$project": {"n": 1, "kind": 1}}])
+    assert frame.filter(pl.col("n") > 195).collect()["n"].to_list() == [196, 197, 198, 199]
+    assert {"$match": {"n": {"$gt": 195}}} in recorder.filters[-1][1:]
+    limited = connection.scan("events", sort=[("n", 1)], limit=10).filter(pl.col("n") > 5).collect()
+    assert limited["n"].to_list() == [6, 7, 8, 9]  # the filter applies to the first 10 documents
+    assert recorder.filters[-1] == {}

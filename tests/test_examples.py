@@ -17,3 +17,11 @@ def test_local_quickstart_runs(
     out = capsys.readouterr().out
     assert "streamed rows: 50000" in out
     assert "top countries" in out
+
+
+def test_realtime_ml_example_runs(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["realtime_ml_example.py"])
+    runpy.run_path(str(EXAMPLES / "realtime_ml_example.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "single:" in out
+    assert "model_version" in out

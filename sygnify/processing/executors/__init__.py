@@ -1,0 +1,80 @@
+"""Executors run chunks for parallel mode: threads, processes, Dask (plugins).
+
+An executor is a plugin in the entry-point group ``sygnify.executors``: a class whose
+instances ``submit(fn, *args)`` and return futures with ``result()``, ``wait`` for the
+first of several to finish, and ``close()``. ``"local"`` is an alias of ``"threads"``.
+
+>>> ex = make_executor("local", max_workers=2)
+>>> ex.submit(sum, [1, 2, 3]).result()
+6
+>>> ex.close()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from sygnify.errors import ConfigurationError
+from sygnify.plugins import GROUPS, Registry
+
+__all__ = ["EXECUTORS", "Executor", "TaskFuture", "make_executor"]
+
+
+@runtime_checkable
+class TaskFuture(Protocol):
+    """The part of a future the handler uses."""
+
+    def result(self, timeout: float | None = None) -> Any: ...
+
+    def done(self) -> bool: ...
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """What an executor plugin's instances do."""
+
+    name: str
+    max_workers: int
+    #: True when tasks run in other processes (arguments and results are pickled).
+    remote: bool
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> TaskFuture: ...
+
+    def wait_first(self, futures: list[TaskFuture]) -> tuple[list[TaskFuture], list[TaskFuture]]:
+        """Block until at least one future is done; return (done, pending)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _validate(name: str, plugin: object) -> Callable[..., Executor]:
+    if not callable(plugin):
+        raise ConfigurationError(f"executor plugin {name!r} ({plugin!r}) is not a class", resource=name)
+    return plugin
+
+
+#: Executor plugins by name; the extra that installs each one's dependencies.
+EXECUTORS: Registry[Callable[..., Executor]] = Registry(
+    GROUPS["executor"], kind="executor", extras={"dask": "dask", "ray": "ray"}, validate=_validate
+)
+EXECUTORS.register("local", "sygnify.processing.executors.local:ThreadExecutor")
+if "threads" not in EXECUTORS:  # running from a source tree without installed metadata
+    EXECUTORS.register("threads", "sygnify.processing.executors.local:ThreadExecutor")
+    EXECUTORS.register("processes", "sygnify.processing.executors.local:ProcessExecutor")
+    EXECUTORS.register("dask", "sygnify.processing.executors.dask:DaskExecutor")
+
+
+def make_executor(
+    executor: str | Executor, *, max_workers: int, options: Mapping[str, Any] | None = None
+) -> Executor:
+    """An executor instance from a plugin name (or the instance itself)."""
+    if not isinstance(executor, str):
+        if not isinstance(executor, Executor):
+            raise ConfigurationError(
+                f"executor must be a plugin name ({', '.join(EXECUTORS.names())}) or an Executor, "
+                f"got {type(executor).__name__}"
+            )
+        return executor
+    factory = EXECUTORS.load(executor)
+    return factory(max_workers=max_workers, **dict(options or {}))

@@ -1,0 +1,201 @@
+"""``LargeDataHandler``: larger-than-memory processing on Arrow/Polars.
+
+>>> import polars as pl
+>>> from sygnify.processing import Aggregate, LargeDataHandler
+>>> data = pl.DataFrame({"account": ["a", "b", "a", "c"], "amount": [5.0, 7.0, 1.0, 2.0]})
+>>> handler = LargeDataHandler(chunk_size=2, progress=False)
+>>> result = handler.process(data, transform=Aggregate(by="account", total=("amount", "sum")), mode="chunked")
+>>> result.output.rows(), result.chunks
+([('a', 6.0), ('b', 7.0), ('c', 2.0)], 2)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeAlias, get_args
+
+import polars as pl
+import pyarrow as pa
+
+from sygnify._arrow import DEFAULT_BATCH_SIZE
+from sygnify.errors import ConfigurationError
+from sygnify.processing.checkpoint import Checkpoint
+from sygnify.processing.chunk import ChunkProcessor, DeadLetter, ErrorPolicy, Plan
+from sygnify.processing.chunked import run_chunked
+from sygnify.processing.executors import Executor
+from sygnify.processing.incremental import run_incremental
+from sygnify.processing.job import Job
+from sygnify.processing.memory import MemoryBudget, PeakMemory, parse_memory
+from sygnify.processing.parallel import run_parallel
+from sygnify.processing.result import ProcessResult, ProgressCallback, Tracker
+from sygnify.processing.sinks import as_sink
+from sygnify.processing.sources import FileSource, as_source
+from sygnify.processing.streaming import run_streaming
+from sygnify.resilience import RetryPolicy
+
+__all__ = ["LargeDataHandler", "Mode"]
+
+Mode: TypeAlias = Literal["streaming", "chunked", "parallel", "incremental"]
+
+
+def _schema(schema: Any) -> pl.Schema | None:
+    if schema is None:
+        return None
+    if isinstance(schema, pa.Schema):
+        frame = pl.from_arrow(schema.empty_table())
+        assert isinstance(frame, pl.DataFrame)
+        return frame.schema
+    if isinstance(schema, pl.Schema):
+        return schema
+    if isinstance(schema, Mapping):
+        return pl.Schema(schema)
+    raise ConfigurationError(
+        f"schema must be a pyarrow/Polars schema or a mapping, got {type(schema).__name__}"
+    )
+
+
+class LargeDataHandler:
+    """Process data larger than memory in one of four modes.
+
+    ``max_memory`` (bytes or ``"2GB"``) bounds the working memory of a run: chunk sizes
+    follow the measured bytes/row. ``chunk_size`` is the largest chunk in rows (default
+    100k). ``max_workers``/``executor`` configure parallel mode: ``"local"``/``"threads"``,
+    ``"processes"``, ``"dask"`` (``executor_options`` go to the executor, e.g.
+    ``{"address": "tcp://scheduler:8786"}``), or an executor instance. ``progress``
+    shows a tqdm bar (the notebook widget in Jupyter); ``on_progress`` is called after each
+    chunk. ``retry`` re-reads a source part after a transient error.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_memory: int | str | None = None,
+        chunk_size: int | None = None,
+        max_workers: int | None = None,
+        executor: str | Executor = "local",
+        executor_options: Mapping[str, Any] | None = None,
+        max_in_flight: int | None = None,
+        progress: bool = True,
+        on_progress: ProgressCallback | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if chunk_size is not None and chunk_size < 1:
+            raise ConfigurationError(f"chunk_size must be >= 1, got {chunk_size}")
+        if max_workers is not None and max_workers < 1:
+            raise ConfigurationError(f"max_workers must be >= 1, got {max_workers}")
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ConfigurationError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        self.max_memory = parse_memory(max_memory) if max_memory is not None else None
+        self.chunk_size = chunk_size or DEFAULT_BATCH_SIZE
+        self.max_workers = max_workers or min(4, os.cpu_count() or 1)
+        self.executor = executor
+        self.executor_options = dict(executor_options or {})
+        self.max_in_flight = max_in_flight
+        self.progress = progress
+        self.on_progress = on_progress
+        self.retry = retry or RetryPolicy()
+
+    def process(
+        self,
+        source: Any,
+        *,
+        transform: Any = None,
+        mode: Mode = "streaming",
+        sink: Any = None,
+        checkpoint: str | Path | Checkpoint | None = None,
+        cursor: str | None = None,
+        on_error: ErrorPolicy = "raise",
+        dead_letter: str | Path | None = None,
+        schema: Any = None,
+    ) -> ProcessResult:
+        """Run ``transform`` over ``source`` in ``mode`` and write to ``sink``.
+
+        ``source``: a path/glob (local or ``s3://``...), ``(connector, source)``, a
+        :class:`~sygnify.processing.sources.Source`, an Arrow table/reader, a Polars or
+        pandas frame, or an iterator of batches. ``transform``: see
+        :class:`~sygnify.processing.chunk.Plan`. ``sink``: a Parquet path (file or dataset
+        directory), an ``.arrow`` path, ``(connector, target)``, a callable, or None to get
+        ``result.output``. ``checkpoint``/``cursor``: incremental mode's state and cursor
+        column (without a cursor, new files are the new data). ``on_error``: what a bad
+        chunk or row does: ``raise`` a typed error, ``skip`` it (recorded in
+        ``result.errors``) or write it to ``dead_letter`` (a directory) with the reason.
+        ``schema``: the expected schema; chunks are cast to it and rows that do not
+        convert are bad rows (default: the first file's schema for file sources).
+        """
+        if mode not in get_args(Mode):
+            raise ConfigurationError(f"mode must be one of {', '.join(get_args(Mode))}, got {mode!r}")
+        if on_error not in get_args(ErrorPolicy):
+            raise ConfigurationError(
+                f"on_error must be one of {', '.join(get_args(ErrorPolicy))}, got {on_error!r}"
+            )
+        if on_error == "dead_letter" and dead_letter is None:
+            raise ConfigurationError("on_error='dead_letter' needs dead_letter= (a directory for bad rows)")
+        if mode == "incremental" and checkpoint is None:
+            raise ConfigurationError("incremental mode needs checkpoint= (a file path or Checkpoint)")
+        if mode != "incremental" and (checkpoint is not None or cursor is not None):
+            raise ConfigurationError("checkpoint= and cursor= apply to mode='incremental' only")
+        the_source = as_source(source)
+        plan = Plan.of(transform)
+        the_sink = as_sink(sink) if sink is not None else None
+        expected = _schema(schema)
+        user_schema = expected is not None
+        if expected is None and isinstance(the_source, FileSource):
+            expected = _schema(the_source.schema())  # drift between files is checked against it
+        processor = ChunkProcessor(
+            plan,
+            schema=expected,
+            on_error=on_error,
+            dead_letter=DeadLetter(str(dead_letter)) if dead_letter is not None else None,
+            retry=self.retry,
+        )
+        budget = MemoryBudget(self.max_memory) if self.max_memory is not None else None
+        total = None if mode == "incremental" else _safe_total(the_source)
+        tracker = Tracker(mode, progress=self.progress, callback=self.on_progress, total_rows=total)
+        with PeakMemory() as peak:
+            job = Job(
+                source=the_source,
+                plan=plan,
+                processor=processor,
+                sink=the_sink,
+                tracker=tracker,
+                chunk_rows=self.chunk_size,
+                budget=budget,
+                peak=peak,
+                retry=self.retry,
+                max_workers=self.max_workers,
+                executor=self.executor,
+                executor_options=self.executor_options,
+                max_in_flight=self.max_in_flight,
+                user_schema=user_schema,
+            )
+            if budget is not None:
+                job.next_chunk_rows()  # fail fast when the budget cannot hold a chunk
+            tracker.result.chunk_rows = job.next_chunk_rows()
+            try:
+                if mode == "streaming":
+                    return run_streaming(job)
+                if mode == "chunked":
+                    return run_chunked(job)
+                if mode == "parallel":
+                    return run_parallel(job)
+                store = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(str(checkpoint))
+                return run_incremental(job, store, cursor)
+            finally:
+                tracker.close_bar()
+
+    def __repr__(self) -> str:
+        budget = f"{self.max_memory:,} B" if self.max_memory else "none"
+        return (
+            f"LargeDataHandler(max_memory={budget}, chunk_size={self.chunk_size:,}, "
+            f"max_workers={self.max_workers}, executor={self.executor!r})"
+        )
+
+
+def _safe_total(source: Any) -> int | None:
+    try:
+        total = source.total_rows()
+    except Exception:  # a hint for the progress bar only
+        return None
+    return int(total) if total is not None else None

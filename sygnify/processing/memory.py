@@ -1,0 +1,164 @@
+"""Memory budget: parse sizes, pick chunk sizes from measured bytes/row, track peak RSS.
+
+The budget (``max_memory``) is the *working memory* a run may use on top of what the
+process held when the run started: the interpreter, imported libraries and the user's own
+data are not the handler's to control. Chunk sizes follow the bytes per row measured on
+the data, so a wide table gets smaller chunks than a narrow one::
+
+    >>> budget = MemoryBudget(parse_memory("64MB"))
+    >>> budget.chunk_rows(bytes_per_row=100.0, ceiling=1_000_000)
+    64000
+    >>> parse_memory("1.5GiB")
+    1610612736
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from types import TracebackType
+
+import psutil
+import pyarrow as pa
+
+from sygnify.errors import ConfigurationError, MemoryBudgetError
+
+__all__ = ["MemoryBudget", "PeakMemory", "parse_memory"]
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+    "k": 1024,
+    "m": 1024**2,
+    "g": 1024**3,
+}
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
+
+#: Share of the budget one chunk may take: a chunk exists several times at once (the
+#: source's buffers, the Arrow batch, the Polars frame, the transform's output, the sink's
+#: buffers, allocator slack), so one copy gets a tenth of the budget.
+CHUNK_SHARE = 0.1
+
+
+def parse_memory(value: int | float | str) -> int:
+    """Bytes in ``value``: an int, or a string such as ``"512MB"``, ``"2GiB"``, ``"1.5g"``.
+
+    >>> parse_memory(1024), parse_memory("2 KiB"), parse_memory("1GB")
+    (1024, 2048, 1000000000)
+    """
+    if isinstance(value, bool):
+        raise ConfigurationError(f"max_memory must be a size, got {value!r}")
+    if isinstance(value, int | float):
+        size = int(value)
+    else:
+        match = _SIZE.match(value)
+        unit = match.group(2).lower() if match else ""
+        if match is None or unit not in _UNITS:
+            raise ConfigurationError(
+                f"cannot read {value!r} as a memory size; use bytes or e.g. '512MB', '2GiB'",
+                resource=str(value),
+            )
+        size = int(float(match.group(1)) * _UNITS[unit])
+    if size <= 0:
+        raise ConfigurationError(f"memory size must be positive, got {value!r}", resource=str(value))
+    return size
+
+
+class MemoryBudget:
+    """Chunk sizes that keep a run within ``max_bytes`` of working memory.
+
+    The estimate of bytes per row is refined as chunks are seen (exponential moving
+    average), so chunk sizes adapt when rows grow or shrink along the data.
+    """
+
+    def __init__(self, max_bytes: int, *, share: float = CHUNK_SHARE) -> None:
+        self.max_bytes = max_bytes
+        self.share = share
+        self.bytes_per_row: float | None = None
+
+    def observe(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Update the bytes/row estimate from a chunk that was just read."""
+        if batch.num_rows == 0:
+            return
+        measured = batch.nbytes / batch.num_rows
+        previous = self.bytes_per_row
+        self.bytes_per_row = measured if previous is None else 0.7 * previous + 0.3 * measured
+
+    def chunk_rows(self, *, bytes_per_row: float | None = None, ceiling: int) -> int:
+        """Rows per chunk: at most ``ceiling``, and small enough for the budget.
+
+        Raises :class:`MemoryBudgetError` when not even a small chunk fits.
+        """
+        per_row = bytes_per_row if bytes_per_row is not None else self.bytes_per_row
+        if per_row is None or per_row <= 0:
+            return ceiling
+        rows = int(self.max_bytes * self.share / per_row)
+        if rows < 1:
+            raise MemoryBudgetError(
+                f"a budget of {self.max_bytes:,} bytes cannot hold a useful chunk of rows of "
+                f"~{per_row:,.0f} bytes each; raise max_memory or select fewer columns",
+                resource="max_memory",
+            )
+        return max(1, min(ceiling, rows))
+
+
+class PeakMemory:
+    """Sample this process's resident memory in a background thread; keep the maximum.
+
+    ``rss`` is injectable for tests (a function returning bytes).
+
+    >>> with PeakMemory(interval=0.01) as peak:
+    ...     data = bytearray(10_000_000)
+    >>> peak.peak >= peak.baseline > 0
+    True
+    """
+
+    def __init__(self, *, interval: float = 0.02, rss: Callable[[], int] | None = None) -> None:
+        self.interval = interval
+        self._rss = rss if rss is not None else psutil.Process().memory_info
+        self.baseline = 0
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _read(self) -> int:
+        value = self._rss()
+        return int(value if isinstance(value, int) else value.rss)
+
+    def sample(self) -> int:
+        """Take one sample now (also called by the handler at chunk boundaries)."""
+        current = self._read()
+        self.peak = max(self.peak, current)
+        return current
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> PeakMemory:
+        self.baseline = self.sample()
+        self._thread = threading.Thread(target=self._run, name="sygnify-peak-memory", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.sample()
+
+    @property
+    def delta(self) -> int:
+        """Peak minus baseline: the working memory the run used."""
+        return max(0, self.peak - self.baseline)

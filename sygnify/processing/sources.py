@@ -1,0 +1,444 @@
+"""Where a run's data comes from: files, connectors, Arrow/Polars/pandas data, iterators.
+
+Every input becomes a :class:`Source` with up to three ways to read it:
+
+- ``lazy()``: a Polars ``LazyFrame`` when the source is scannable (files, a connector's
+  ``scan()``, in-memory frames), so streaming mode can hand the whole job to Polars;
+- ``parts(rows)``: picklable :class:`Part` s, each of which can (re)load its own batches:
+  files are addressed by path and Parquet row groups, so a worker process or a Dask
+  worker reads its part itself and a transient failure retries just that part;
+- ``schema()`` / ``total_rows()`` / ``bytes_per_row()``: what is known before reading.
+
+>>> import polars as pl
+>>> source = as_source(pl.DataFrame({"x": [1, 2, 3]}))
+>>> [p.origin for p in source.parts(2)], source.total_rows()
+(['table[0:2]', 'table[2:3]'], 3)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.fs as pafs
+import pyarrow.ipc as pa_ipc
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
+
+from sygnify._arrow import to_arrow_table
+from sygnify.connectors.base import Connector
+from sygnify.connectors.formats import FileFormat, detect_format, format_of_file, polars_scan
+from sygnify.errors import ConfigurationError, DataQualityError, NotFoundError, SygnifyError
+
+__all__ = ["BadRow", "ConnectorSource", "FileSource", "Part", "Source", "as_source"]
+
+_GLOB = re.compile(r"[*?\[]")
+_CSV_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row that could not be parsed (e.g. a CSV line with the wrong number of fields)."""
+
+    origin: str
+    number: int | None
+    text: str
+    reason: str
+
+
+class Part:
+    """A unit of source data that can load itself (picklable; workers call ``batches``)."""
+
+    index: int
+    origin: str
+    rows: int | None
+
+    def batches(self, batch_rows: int, bad_rows: list[BadRow] | None = None) -> Iterator[pa.RecordBatch]:
+        """The part's data in batches of at most ``batch_rows`` rows.
+
+        Unparseable rows are appended to ``bad_rows`` when it is given, else raise.
+        """
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class TablePart(Part):
+    """In-memory data (a zero-copy slice); shipped by value to other processes."""
+
+    index: int
+    origin: str
+    table: pa.Table
+    rows: int | None = None
+
+    def batches(self, batch_rows: int, bad_rows: list[BadRow] | None = None) -> Iterator[pa.RecordBatch]:
+        yield from self.table.to_batches(max_chunksize=batch_rows)
+
+
+@dataclass(frozen=True)
+class FilePart(Part):
+    """A file, or some row groups of a Parquet file, read by whoever runs the part."""
+
+    index: int
+    origin: str
+    path: str
+    format: FileFormat
+    filesystem: pafs.FileSystem | None = None
+    row_groups: tuple[int, ...] | None = None
+    rows: int | None = None
+    csv_columns: tuple[str, ...] | None = field(default=None, compare=False)
+
+    def batches(self, batch_rows: int, bad_rows: list[BadRow] | None = None) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._batches(batch_rows, bad_rows)
+        except SygnifyError:
+            raise
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{self.origin}: {exc}", resource=self.path) from exc
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
+            raise DataQualityError(f"cannot read {self.origin}: {exc}", resource=self.path) from exc
+
+    def _batches(self, batch_rows: int, bad_rows: list[BadRow] | None) -> Iterator[pa.RecordBatch]:
+        if self.format == "parquet":
+            parquet = pq.ParquetFile(self.path, filesystem=self.filesystem)
+            rgs = list(self.row_groups) if self.row_groups is not None else None
+            yield from parquet.iter_batches(batch_size=batch_rows, row_groups=rgs)
+        elif self.format == "ipc":
+            with _open(self.path, self.filesystem) as stream:
+                for batch in pa_ipc.open_file(stream.read()):
+                    yield from pa.Table.from_batches([batch]).to_batches(max_chunksize=batch_rows)
+        elif self.format == "json":
+            with _open(self.path, self.filesystem) as stream:
+                yield from pa_json.read_json(stream).to_batches(max_chunksize=batch_rows)
+        else:
+            yield from self._csv(batch_rows, bad_rows)
+
+    def _csv(self, batch_rows: int, bad_rows: list[BadRow] | None) -> Iterator[pa.RecordBatch]:
+        def on_invalid(row: Any) -> str:
+            if bad_rows is None:
+                return "error"
+            reason = f"expected {row.expected_columns} fields, got {row.actual_columns}"
+            bad_rows.append(BadRow(self.origin, row.number, row.text, reason))
+            return "skip"
+
+        # Columns are read as text and typed per chunk by the handler, so one bad value
+        # costs its row, not the whole file (pyarrow would fail the block).
+        convert = pa_csv.ConvertOptions(
+            column_types={name: pa.string() for name in self.csv_columns} if self.csv_columns else None,
+            strings_can_be_null=True,
+        )
+        with _open(self.path, self.filesystem) as stream:
+            reader = pa_csv.open_csv(
+                stream,
+                read_options=pa_csv.ReadOptions(block_size=_CSV_BLOCK),
+                parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid),
+                convert_options=convert,
+            )
+            for batch in reader:
+                yield from pa.Table.from_batches([batch]).to_batches(max_chunksize=batch_rows)
+
+
+def _open(path: str, filesystem: pafs.FileSystem | None) -> Any:
+    if filesystem is None:
+        return pa.OSFile(path, "rb")
+    return filesystem.open_input_stream(path)
+
+
+class Source:
+    """Base class of sources; see the module docstring."""
+
+    origin: str = "source"
+
+    def lazy(self) -> pl.LazyFrame | None:
+        return None
+
+    def parts(self, rows: int) -> Iterator[Part]:
+        raise NotImplementedError
+
+    def schema(self) -> pa.Schema | None:
+        return None
+
+    def total_rows(self) -> int | None:
+        return None
+
+    def bytes_per_row(self) -> float | None:
+        return None
+
+    def files(self) -> list[str] | None:
+        return None
+
+
+def _slices(table: pa.Table, rows: int, origin: str, start: int = 0) -> Iterator[TablePart]:
+    for index, offset in enumerate(range(0, table.num_rows, rows), start):
+        piece = table.slice(offset, rows)
+        yield TablePart(index, f"{origin}[{offset}:{offset + piece.num_rows}]", piece, piece.num_rows)
+
+
+class TableSource(Source):
+    """Arrow tables, Polars/pandas frames: already in memory, sliced zero-copy."""
+
+    origin = "table"
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def lazy(self) -> pl.LazyFrame:
+        return pl.from_arrow(self.table).lazy()  # type: ignore[union-attr]
+
+    def parts(self, rows: int) -> Iterator[Part]:
+        yield from _slices(self.table, rows, self.origin)
+
+    def schema(self) -> pa.Schema:
+        return self.table.schema
+
+    def total_rows(self) -> int:
+        return int(self.table.num_rows)
+
+    def bytes_per_row(self) -> float | None:
+        return self.table.nbytes / self.table.num_rows if self.table.num_rows else None
+
+
+class StreamSource(Source):
+    """A one-shot stream: an iterator of batches/tables/frames, a RecordBatchReader, a LazyFrame."""
+
+    def __init__(self, stream: Iterable[Any] | pl.LazyFrame, origin: str = "stream") -> None:
+        self.stream = stream
+        self.origin = origin
+        self._used = False
+
+    def lazy(self) -> pl.LazyFrame | None:
+        return self.stream if isinstance(self.stream, pl.LazyFrame) else None
+
+    def _batches(self, rows: int) -> Iterator[pa.RecordBatch | pa.Table]:
+        if isinstance(self.stream, pl.LazyFrame):
+            for frame in self.stream.collect_batches(chunk_size=rows, engine="streaming"):
+                yield frame.to_arrow()
+            return
+        for item in self.stream:
+            if isinstance(item, pa.RecordBatch | pa.Table):
+                yield item
+            else:
+                yield to_arrow_table(item)
+
+    def parts(self, rows: int) -> Iterator[Part]:
+        if self._used and not isinstance(self.stream, pl.LazyFrame):
+            raise ConfigurationError("this iterator source was already consumed; pass a fresh iterator")
+        self._used = True
+        index = 0
+        for item in self._batches(rows):
+            table = item if isinstance(item, pa.Table) else pa.Table.from_batches([item])
+            parts = list(_slices(table, rows, f"{self.origin}#{index}", index))
+            yield from parts
+            index += len(parts)
+
+
+class ConnectorSource(Source):
+    """A connector's dataset or query: ``scan()`` when it can, else ``stream()``.
+
+    >>> import tempfile
+    >>> from sygnify import CloudDataConnector
+    >>> with CloudDataConnector() as hub:
+    ...     lake = hub.connect("local", root=tempfile.mkdtemp())
+    ...     _ = lake.write(pl.DataFrame({"x": [1, 2]}), "t/")
+    ...     ConnectorSource(lake, "t/").lazy().collect()["x"].to_list()
+    [1, 2]
+    """
+
+    def __init__(self, connector: Connector, source: str, **stream_options: Any) -> None:
+        self.connector = connector
+        self.source = source
+        self.stream_options = stream_options
+        self.origin = f"{connector.name}:{source}"
+
+    def lazy(self) -> pl.LazyFrame | None:
+        if self.stream_options:
+            return None
+        try:
+            return self.connector.scan(self.source)
+        except (SygnifyError, NotImplementedError, AttributeError):
+            return None  # not scannable (e.g. SQL): stream() will report real errors
+
+    def parts(self, rows: int) -> Iterator[Part]:
+        stream = self.connector.stream(self.source, batch_size=rows, **self.stream_options)
+        for index, batch in enumerate(stream):
+            table = pa.Table.from_batches([batch])
+            yield TablePart(index, f"{self.origin}#{index}", table, table.num_rows)
+
+
+class FileSource(Source):
+    """Files by path, directory or glob, local or on an object store (``s3://``, ``gs://``...).
+
+    Cloud paths use ``pyarrow.fs`` (credentials from the environment, or pass
+    ``filesystem=``); ``storage_options`` are handed to Polars' scanners.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | Sequence[str | Path],
+        *,
+        format: str | None = None,
+        filesystem: pafs.FileSystem | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.spec = [str(p) for p in path] if isinstance(path, list | tuple) else [str(path)]
+        self.explicit_format = format
+        self.filesystem = filesystem
+        self.storage_options = storage_options
+        self.origin = ", ".join(self.spec)
+        self._files: list[str] | None = None
+        self._remote = filesystem is not None or any(
+            "://" in s and not s.startswith("file://") for s in self.spec
+        )
+
+    def files(self) -> list[str]:
+        """The matching data files, sorted (listed once, then cached)."""
+        if self._files is None:
+            found: list[str] = []
+            for spec in self.spec:
+                found += self._list(spec)
+            if not found:
+                raise NotFoundError(f"{self.origin!r} matches no data files", resource=self.origin)
+            self._files = found
+        return self._files
+
+    def refresh(self) -> None:
+        """Forget the cached listing (incremental mode lists again to find new files)."""
+        self._files = None
+
+    def _list(self, spec: str) -> list[str]:
+        if self._remote:
+            filesystem, base = (self.filesystem, spec) if self.filesystem else pafs.FileSystem.from_uri(spec)
+            self.filesystem = filesystem
+            root = base.split("*")[0].rsplit("/", 1)[0] if _GLOB.search(base) else base
+            info = filesystem.get_file_info(root)
+            if info.type == pafs.FileType.File:
+                return [root]
+            entries = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+            return sorted(
+                e.path
+                for e in entries
+                if e.type == pafs.FileType.File
+                and (fnmatch.fnmatch(e.path, base) if _GLOB.search(base) else _is_data(e.path))
+            )
+        local = spec.removeprefix("file://")
+        if _GLOB.search(local):
+            return sorted(p for p in glob.glob(local, recursive=True) if os.path.isfile(p))
+        if os.path.isdir(local):
+            return sorted(str(p) for p in Path(local).rglob("*") if p.is_file() and _is_data(str(p)))
+        if os.path.isfile(local):
+            return [local]
+        raise NotFoundError(f"no file or directory {spec!r}", resource=spec)
+
+    def format(self) -> FileFormat:
+        if self.explicit_format is not None:
+            return detect_format("", self.explicit_format)
+        formats = {format_of_file(f) for f in self.files()}
+        if len(formats) != 1 or None in formats:
+            raise ConfigurationError(
+                f"{self.origin!r} mixes file formats ({sorted(map(str, formats))}); pass format=",
+                resource=self.origin,
+            )
+        return formats.pop()  # type: ignore[return-value]
+
+    def lazy(self) -> pl.LazyFrame | None:
+        if self._remote and self.storage_options is None:
+            return None
+        return polars_scan(self.format(), self.files(), storage_options=self.storage_options)
+
+    def _parquet(self, path: str) -> pq.ParquetFile:
+        return pq.ParquetFile(path, filesystem=self.filesystem)
+
+    def file_parts(self, path: str, rows: int, start: int = 0) -> list[Part]:
+        """The parts of one file: Parquet row groups gathered up to ``rows`` rows."""
+        fmt = self.format()
+        fs = self.filesystem
+        if fmt != "parquet":
+            columns = tuple(self.schema().names) if fmt == "csv" else None
+            return [FilePart(start, path, path, fmt, fs, None, None, columns)]
+        meta = self._parquet(path).metadata
+        parts: list[Part] = []
+        group: list[int] = []
+        group_rows = 0
+        for rg in range(meta.num_row_groups):
+            group.append(rg)
+            group_rows += meta.row_group(rg).num_rows
+            if group_rows >= rows or rg == meta.num_row_groups - 1:
+                origin = f"{path}#rg{group[0]}-{group[-1]}"
+                parts.append(FilePart(start + len(parts), origin, path, fmt, fs, tuple(group), group_rows))
+                group, group_rows = [], 0
+        return parts
+
+    def parts(self, rows: int) -> Iterator[Part]:
+        index = 0
+        for path in self.files():
+            parts = self.file_parts(path, rows, index)
+            index += len(parts)
+            yield from parts
+
+    def schema(self) -> pa.Schema:
+        first = self.files()[0]
+        fmt = self.format()
+        if fmt == "parquet":
+            return self._parquet(first).schema_arrow
+        if fmt == "csv":
+            with _open(first, self.filesystem) as stream:
+                return pa_csv.open_csv(
+                    stream,
+                    read_options=pa_csv.ReadOptions(block_size=_CSV_BLOCK),
+                    parse_options=pa_csv.ParseOptions(invalid_row_handler=lambda row: "skip"),
+                ).schema
+        batches = FilePart(0, first, first, fmt, self.filesystem).batches(1024)
+        return next(iter(batches)).schema
+
+    def total_rows(self) -> int | None:
+        if self.format() != "parquet":
+            return None
+        return int(sum(self._parquet(f).metadata.num_rows for f in self.files()))
+
+    def bytes_per_row(self) -> float | None:
+        if self.format() != "parquet":
+            return None
+        meta = self._parquet(self.files()[0]).metadata
+        if meta.num_row_groups == 0 or meta.row_group(0).num_rows == 0:
+            return None
+        # Encoded (dictionary/RLE) sizes understate Arrow's in-memory size about twofold.
+        return float(2.0 * meta.row_group(0).total_byte_size / meta.row_group(0).num_rows)
+
+
+def _is_data(path: str) -> bool:
+    name = os.path.basename(path)
+    return not name.startswith((".", "_")) and format_of_file(name) is not None
+
+
+def as_source(data: Any) -> Source:
+    """Turn whatever the user passed as ``source`` into a :class:`Source`."""
+    if isinstance(data, Source):
+        return data
+    if isinstance(data, str | Path):
+        return FileSource(data)
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Connector):
+        return ConnectorSource(data[0], str(data[1]))
+    if isinstance(data, list) and data and all(isinstance(p, str | Path) for p in data):
+        return FileSource(data)
+    if isinstance(data, pl.LazyFrame):
+        return StreamSource(data, "lazyframe")
+    if isinstance(data, pa.RecordBatchReader):
+        return StreamSource(data, "reader")
+    if isinstance(data, pa.Table | pa.RecordBatch | pl.DataFrame) or (
+        type(data).__module__.startswith("pandas") and hasattr(data, "to_parquet")
+    ):
+        return TableSource(to_arrow_table(data))
+    if isinstance(data, Iterable):
+        return StreamSource(data, "iterator")
+    raise ConfigurationError(
+        f"cannot read from {type(data).__name__}; pass a path/glob, (connector, source), an Arrow "
+        "table/reader, a Polars or pandas frame, or an iterator of batches"
+    )

@@ -1,0 +1,187 @@
+"""Sources, sinks and error policies: bad CSV rows, schema drift, wrong types, retries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as pa_ipc
+import pytest
+from polars.testing import assert_frame_equal
+
+from sygnify import CloudDataConnector
+from sygnify.errors import (
+    ConfigurationError,
+    ConnectionFailedError,
+    DataQualityError,
+    MemoryBudgetError,
+    PluginNotFoundError,
+    SchemaError,
+)
+from sygnify.processing import FileSource, LargeDataHandler, parse_memory
+from sygnify.processing.sources import FilePart
+from sygnify.resilience import RetryPolicy
+
+H = LargeDataHandler(chunk_size=4, progress=False)
+
+
+def _dead(directory: Path) -> pl.DataFrame:
+    return pl.concat([pl.read_parquet(f) for f in sorted(directory.iterdir())], how="diagonal")
+
+
+def _csv(path: Path) -> Path:
+    path.write_text("a,b\n1,x\n2,y\n3,z,extra\n4,w\nnot-a-number,v\n6,u\n")
+    return path
+
+
+@pytest.mark.parametrize("mode", ["chunked", "streaming", "parallel"])
+def test_bad_csv_rows_dead_lettered_with_reason(tmp_path: Path, mode: str) -> None:
+    src = _csv(tmp_path / "in.csv")
+    result = H.process(
+        str(src),
+        mode=mode,
+        on_error="dead_letter",
+        dead_letter=tmp_path / "dlq",
+        schema={"a": pl.Int64, "b": pl.String},
+    )
+    assert result.output is not None
+    assert result.output["a"].to_list() == [1, 2, 4, 6]
+    dead = _dead(tmp_path / "dlq")
+    assert dead.height == 2 == result.dead_letters
+    reasons = " ".join(dead["_error"].to_list())
+    assert "expected 2 fields, got 3" in reasons
+    assert "a: not a valid Int64" in reasons
+
+
+def test_bad_csv_rows_skip_and_raise(tmp_path: Path) -> None:
+    src = _csv(tmp_path / "in.csv")
+    skipped = H.process(str(src), mode="chunked", on_error="skip", schema={"a": pl.Int64, "b": pl.String})
+    assert skipped.output is not None
+    assert skipped.output.height == 4
+    assert len(skipped.errors) == 2
+    with pytest.raises(DataQualityError):
+        H.process(str(src), mode="chunked", schema={"a": pl.Int64, "b": pl.String})
+
+
+def test_schema_drift_between_files(tmp_path: Path) -> None:
+    pl.DataFrame({"a": [1, 2], "b": ["x", "y"]}).write_parquet(tmp_path / "1.parquet")
+    pl.DataFrame({"a": [3], "c": [1.5]}).write_parquet(tmp_path / "2.parquet")
+    with pytest.raises(SchemaError, match="missing columns"):
+        H.process(str(tmp_path / "*.parquet"), mode="chunked")
+    result = H.process(
+        str(tmp_path / "*.parquet"), mode="chunked", on_error="dead_letter", dead_letter=tmp_path / "d"
+    )
+    assert result.output is not None
+    assert result.output["a"].to_list() == [1, 2]
+    assert result.errors[0].error_type == "SchemaError"
+    assert result.dead_letters == 1
+
+
+def test_wrong_types_and_transform_errors_are_typed(tmp_path: Path) -> None:
+    frame = pl.DataFrame({"a": ["1", "oops", "3"]})
+    with pytest.raises(SchemaError, match="not a valid Int64"):
+        H.process(frame, mode="chunked", schema={"a": pl.Int64})
+
+    def broken(lf: pl.LazyFrame) -> pl.LazyFrame:
+        return lf.select(pl.col("missing"))
+
+    with pytest.raises(SchemaError):
+        H.process(frame, mode="chunked", transform=broken)
+    result = H.process(frame, mode="chunked", transform=broken, on_error="skip")
+    assert result.skipped_chunks == 1
+    assert result.rows_out == 0
+
+
+def test_transient_source_errors_are_retried(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pl.DataFrame({"a": list(range(10))}).write_parquet(tmp_path / "a.parquet", row_group_size=3)
+    original = FilePart._batches
+    failures = iter([True, False])
+
+    def flaky(self: FilePart, rows: int, bad: object) -> Iterator[pa.RecordBatch]:
+        iterator = original(self, rows, bad)  # type: ignore[arg-type]
+        yield next(iterator)
+        if next(failures, False):
+            raise ConnectionFailedError("connection reset")
+        yield from iterator
+
+    monkeypatch.setattr(FilePart, "_batches", flaky)
+    handler = LargeDataHandler(chunk_size=4, progress=False, retry=RetryPolicy(sleep=lambda s: None))
+    result = handler.process(str(tmp_path / "a.parquet"), mode="chunked")
+    assert result.output is not None
+    assert result.output["a"].to_list() == list(range(10))
+
+
+def test_sources_and_sinks_round_trip(tmp_path: Path) -> None:
+    frame = pl.DataFrame({"k": ["a", "b", "a", "c", "b"], "v": [1, 2, 3, 4, 5]})
+    expected = frame.with_columns(w=pl.col("v") * 2)
+    transform = [(pl.col("v") * 2).alias("w")]
+    arrow = frame.to_arrow()
+    sources = [
+        arrow,
+        frame.to_pandas(),
+        pa.RecordBatchReader.from_batches(arrow.schema, arrow.to_batches(max_chunksize=2)),
+        iter(arrow.to_batches(max_chunksize=2)),
+        frame.lazy(),
+    ]
+    for source in sources:
+        out = H.process(source, transform=transform, mode="chunked").output
+        assert out is not None
+        assert_frame_equal(out, expected, check_dtypes=False)
+    # sinks: IPC file, partitioned dataset, callback, connector
+    H.process(frame, transform=transform, mode="chunked", sink=str(tmp_path / "o.arrow"))
+    with pa_ipc.open_file(str(tmp_path / "o.arrow")) as reader:
+        assert reader.read_all().num_rows == 5
+    H.process(
+        frame,
+        transform=transform,
+        mode="parallel",
+        sink=pl.__name__
+        and __import__("sygnify.processing", fromlist=["ParquetSink"]).ParquetSink(
+            tmp_path / "parts", partition_by=["k"]
+        ),
+    )
+    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == ["k=a", "k=b", "k=c"]
+    seen: list[int] = []
+    H.process(frame, mode="chunked", sink=lambda table: seen.append(table.num_rows))
+    assert seen == [4, 1]
+    with CloudDataConnector() as hub:
+        lake = hub.connect("local", root=tmp_path / "lake", tables={"out": "out/"})
+        H.process(frame, transform=transform, mode="chunked", sink=(lake, "out/"))
+        back = H.process((lake, "out/"), mode="chunked").output
+        assert back is not None
+        assert back.sort("v")["w"].to_list() == [2, 4, 6, 8, 10]
+        sql = H.process((lake, "SELECT sum(w) AS s FROM out"), mode="streaming").output
+        assert sql is not None
+        assert sql.item() == 30
+    uri = H.process(FileSource(f"file://{tmp_path}/parts/**/*.parquet"), mode="chunked").output
+    assert uri is not None
+    assert uri.height == 5
+
+
+def test_configuration_errors() -> None:
+    frame = pl.DataFrame({"a": [1]})
+    with pytest.raises(ConfigurationError, match="mode"):
+        H.process(frame, mode="fast")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="dead_letter"):
+        H.process(frame, on_error="dead_letter")
+    with pytest.raises(ConfigurationError, match="checkpoint"):
+        H.process(frame, mode="incremental")
+    with pytest.raises(PluginNotFoundError, match="available"):
+        LargeDataHandler(executor="nope", progress=False).process(frame, mode="parallel")
+    with pytest.raises(ConfigurationError):
+        parse_memory("lots")
+    wide = pl.DataFrame({"text": ["x" * 10_000]})
+    with pytest.raises(MemoryBudgetError):
+        LargeDataHandler(max_memory=1_000, progress=False).process(wide, mode="chunked")
+
+
+def test_progress_callback_and_html(tmp_path: Path) -> None:
+    calls = []
+    handler = LargeDataHandler(chunk_size=2, progress=True, on_progress=calls.append)
+    result = handler.process(pl.DataFrame({"a": [1, 2, 3]}), mode="chunked")
+    assert [c.rows_in for c in calls] == [2, 3]
+    assert calls[-1].total_rows == 3
+    assert "<table>" in result._repr_html_()
+    assert result.summary()["chunks"] == 2

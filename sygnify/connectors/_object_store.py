@@ -1,8 +1,10 @@
-"""What the S3 and Azure Blob connectors share: objects, globs, datasets, SQL, writes.
+"""The object half of what the S3 and Azure Blob connectors share: objects, listing, globs, transfers.
 
-A concrete connector supplies a handful of primitives (list one page, head, ranged get,
-put, delete, multipart upload, an Arrow filesystem, Polars storage options, error
-translation); everything else is here, once. Every primitive call goes through
+A concrete store supplies a handful of SDK primitives (list one page, head, ranged get,
+put, delete, multipart upload, error translation); :class:`ObjectStore` builds the object
+API on them (list, get, put, metadata, streamed multipart upload and ranged download).
+Datasets, SQL and writes of tables live one layer up, in
+:mod:`sygnify.connectors._object_datasets`. Every primitive call goes through
 ``BaseConnector._call``: the retry policy (transient errors only), the circuit breaker and
 SDK-error translation.
 
@@ -25,55 +27,33 @@ import io
 import itertools
 import os
 import re
-import shutil
-import tempfile
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any, ClassVar, TypeVar
 
-import polars as pl
-import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 from pydantic import BaseModel, Field, SecretStr
 
-from sygnify._arrow import DEFAULT_BATCH_SIZE, rebatch, to_arrow_table
 from sygnify.config import ConnectorConfig, config_fingerprint
-from sygnify.connectors._duckdb_sql import DatasetSQL, looks_like_sql
-from sygnify.connectors.base import BaseConnector, QueryParams, WriteMode, WriteResult
-from sygnify.connectors.formats import (
-    SUFFIX,
-    FileFormat,
-    detect_format,
-    format_of_file,
-    pyarrow_format,
-    write_table,
-)
+from sygnify.connectors.base import BaseConnector
 from sygnify.connectors.pool import ClientPool
 from sygnify.errors import (
-    AuthenticationError,
     BucketNotFoundError,
     ConfigurationError,
     ConnectionFailedError,
-    DataQualityError,
     NotFoundError,
     ObjectNotFoundError,
-    PermissionDeniedError,
-    SchemaError,
     SygnifyError,
-    ThrottledError,
 )
 
 __all__ = [
     "BucketNotFoundError",
     "ObjectInfo",
     "ObjectNotFoundError",
+    "ObjectStore",
     "ObjectStoreConfig",
-    "ObjectStoreConnector",
     "glob_pattern",
 ]
 
@@ -144,11 +124,10 @@ def glob_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z")
 
 
-def _is_data_key(key: str, fmt: FileFormat | None) -> bool:
-    name = PurePosixPath(key).name
-    if not name or name.startswith((".", "_")):
-        return False
-    return fmt is not None or format_of_file(name) is not None
+def _drain(items: _List[bytes]) -> Iterator[bytes]:
+    """Yield and forget ``items`` one by one (the list keeps no reference to what it yielded)."""
+    while items:
+        yield items.pop(0)
 
 
 def _read_exactly(reader: IO[bytes], size: int) -> bytes:
@@ -164,23 +143,8 @@ def _read_exactly(reader: IO[bytes], size: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _hive_value(raw: str) -> tuple[pa.DataType, Any]:
-    try:
-        return pa.int32(), int(raw)
-    except ValueError:
-        return pa.string(), raw
-
-
-@dataclass(frozen=True)
-class _Resolved:
-    bucket: str
-    files: list[ObjectInfo]
-    fmt: FileFormat
-    directory: str | None  # the prefix for hive partitions, for directory sources
-
-
-class ObjectStoreConnector(BaseConnector[ConfigT]):
-    """The shared half of an object-store connector (see the module docstring)."""
+class ObjectStore(BaseConnector[ConfigT]):
+    """The object operations of an object-store connector (see the module docstring)."""
 
     schemes: ClassVar[tuple[str, ...]] = ()
 
@@ -188,8 +152,6 @@ class ObjectStoreConnector(BaseConnector[ConfigT]):
         super().__init__(config, name=name, pool=pool)
         self._pool_key = config_fingerprint(config, exclude=frozenset({"retry", "breaker", "tables"}))
         self._clients: Any = self._pool.acquire(self._pool_key, self._open_clients, self._close_clients)
-        self._sql = DatasetSQL(config.tables, self._sql_dataset, threads=config.duckdb_threads)
-        self._fs_lock = threading.Lock()
 
     # -- what a concrete store provides ---------------------------------------------------
 
@@ -237,14 +199,6 @@ class ObjectStoreConnector(BaseConnector[ConfigT]):
 
     @abc.abstractmethod
     def _create_bucket(self, bucket: str) -> None: ...
-
-    @abc.abstractmethod
-    def _arrow_filesystem(self) -> pafs.FileSystem:
-        """A pyarrow filesystem for this account (paths are ``bucket/key``)."""
-
-    @abc.abstractmethod
-    def _polars_options(self) -> dict[str, Any]:
-        """Keyword arguments for Polars cloud scans (``storage_options``, ``credential_provider``)."""
 
     # -- locations --------------------------------------------------------------------------
 
@@ -382,7 +336,10 @@ class ObjectStoreConnector(BaseConnector[ConfigT]):
         if len(first) < part_size:
             self._call("put", self._put_bytes, bucket, key, first, content_type, metadata, resource=resource)
             return
-        chunks = itertools.chain([first], iter(lambda: _read_exactly(reader, part_size), b""))
+        # Hand the first part over instead of keeping a reference here for the whole upload.
+        head = [first]
+        del first
+        chunks = itertools.chain(_drain(head), iter(lambda: _read_exactly(reader, part_size), b""))
         self._upload_chunks(bucket, key, chunks, content_type, metadata)
 
     def _upload_parts(self, chunks: Iterator[bytes], upload_part: Callable[[int, bytes], T]) -> _List[T]:
@@ -458,273 +415,6 @@ class ObjectStoreConnector(BaseConnector[ConfigT]):
                 batch = object_keys[start : start + 1000]
                 self._call("delete", self._delete_keys, bucket, batch, resource=self._url(bucket, batch[0]))
 
-    # -- datasets -----------------------------------------------------------------------------
-
-    def _resolve(self, source: str, explicit: str | None) -> _Resolved:
-        bucket, key, _ = self._locate(source)
-        fmt_hint = detect_format(source, explicit) if explicit is not None else None
-        directory: str | None = None
-        if _GLOB_CHARS.search(key):
-            literal = _GLOB_CHARS.split(key, maxsplit=1)[0]
-            pattern = glob_pattern(key)
-            files = [
-                info
-                for info in self._iter_objects(bucket, literal)
-                if pattern.match(info.key) and _is_data_key(info.key, fmt_hint)
-            ]
-        elif key == "" or key.endswith("/") or format_of_file(key) is None:
-            directory = key.rstrip("/") + "/" if key.strip("/") else ""
-            files = [
-                info for info in self._iter_objects(bucket, directory) if _is_data_key(info.key, fmt_hint)
-            ]
-        else:
-            files = [self._call("open", self._head, bucket, key, resource=self._url(bucket, key))]
-        if not files:
-            raise ObjectNotFoundError(f"{source!r} matches no data objects", resource=source)
-        if fmt_hint is not None:
-            return _Resolved(bucket, files, fmt_hint, directory)
-        formats = {format_of_file(info.key) for info in files}
-        if len(formats) != 1 or None in formats:
-            names = ", ".join(sorted(str(fmt) for fmt in formats))
-            raise ConfigurationError(
-                f"{source!r} mixes file formats ({names}); narrow the glob or pass format=", resource=source
-            )
-        return _Resolved(bucket, files, formats.pop(), directory)  # type: ignore[arg-type]
-
-    def filesystem(self) -> pafs.FileSystem:
-        """The pyarrow filesystem of this connection (paths are ``bucket/key``), built once."""
-        with self._fs_lock:
-            return self._arrow_filesystem()
-
-    def dataset(self, source: str, *, format: str | None = None) -> ds.Dataset:
-        """A :class:`pyarrow.dataset.Dataset` over an object, prefix or glob.
-
-        Listing happens once, through the SDK (with retries); object sizes are handed to
-        pyarrow so reading needs no extra round trips. Directory sources get hive partitions.
-        """
-        return self._call("open dataset", self._open_dataset, source, format, resource=source)
-
-    def _open_dataset(self, source: str, fmt: str | None) -> ds.Dataset:
-        resolved = self._resolve(source, fmt)
-        filesystem = self.filesystem()
-        file_format = pyarrow_format(resolved.fmt)
-        partitions = self._partitions(resolved)
-        fragments = [
-            file_format.make_fragment(
-                f"{resolved.bucket}/{info.key}",
-                filesystem=filesystem,
-                partition_expression=expression,
-                file_size=info.size,
-            )
-            for info, expression in zip(resolved.files, partitions.expressions)
-        ]
-        physical = fragments[0].physical_schema
-        schema = physical
-        for partition_field in partitions.fields:
-            if partition_field.name not in schema.names:
-                schema = schema.append(partition_field)
-        return ds.FileSystemDataset(fragments, schema, file_format, filesystem)
-
-    def _partitions(self, resolved: _Resolved) -> _Partitions:
-        if resolved.directory is None:
-            return _Partitions([ds.scalar(True)] * len(resolved.files), [])
-        values_per_file: _List[dict[str, str]] = []
-        for info in resolved.files:
-            relative = info.key[len(resolved.directory) :]
-            segments = relative.split("/")[:-1]
-            values_per_file.append(
-                dict(segment.split("=", 1) for segment in segments if "=" in segment and segment[0] != "=")
-            )
-        names = list(dict.fromkeys(name for values in values_per_file for name in values))
-        types: dict[str, pa.DataType] = {}
-        for name in names:
-            kinds = {_hive_value(values[name])[0] for values in values_per_file if name in values}
-            types[name] = pa.int32() if kinds == {pa.int32()} else pa.string()
-        expressions = []
-        for values in values_per_file:
-            expression = ds.scalar(True)
-            for name, raw in values.items():
-                value: Any = int(raw) if types[name] == pa.int32() else raw
-                expression = expression & (ds.field(name) == pa.scalar(value, types[name]))
-            expressions.append(expression)
-        return _Partitions(expressions, [pa.field(name, types[name]) for name in names])
-
-    def stream(
-        self,
-        source: str,
-        *,
-        params: QueryParams = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        columns: Sequence[str] | None = None,
-        format: str | None = None,
-        filter: ds.Expression | None = None,
-    ) -> Iterator[pa.RecordBatch]:
-        """Yield batches of exactly ``batch_size`` rows (the last may be shorter).
-
-        ``source`` is SQL over the configured ``tables`` (starting with SELECT/WITH/FROM...)
-        or an object, prefix or glob; ``columns`` and a pyarrow ``filter`` expression are
-        pushed down into the scan.
-        """
-        if batch_size < 1:
-            raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
-        self._ensure_open()
-        if looks_like_sql(source):
-            batches: Iterator[pa.RecordBatch] = self._sql.stream(source, params, batch_size)
-        else:
-            if params:
-                raise ConfigurationError("params apply to SQL sources only", resource=source)
-            dataset = self.dataset(source, format=format)
-            batches = dataset.to_batches(
-                columns=list(columns) if columns else None, filter=filter, batch_size=batch_size
-            )
-        yield from self._translated(rebatch(batches, batch_size), source)
-
-    def _translated(self, batches: Iterator[pa.RecordBatch], source: str) -> Iterator[pa.RecordBatch]:
-        # Errors that surface mid-stream are translated but not retried: a restart would
-        # repeat rows the caller already has.
-        try:
-            yield from batches
-        except SygnifyError:
-            raise
-        except Exception as exc:
-            raise self._translate(exc, operation="stream", resource=source) from exc
-
-    def scan(self, source: str, *, format: str | None = None, **options: Any) -> pl.LazyFrame:
-        """A Polars ``LazyFrame`` over an object, prefix (hive-partitioned) or glob.
-
-        Polars reads the objects itself (native cloud reader: projection and predicate
-        pushdown, parallel ranged reads) with this connection's credentials; the listing is
-        done here, with retries. Errors inside the data surface on ``collect()``.
-        """
-        if options:
-            raise ConfigurationError(f"unknown scan options: {', '.join(sorted(options))}", resource=source)
-
-        def open_scan() -> pl.LazyFrame:
-            resolved = self._resolve(source, format)
-            urls = [self._url(resolved.bucket, info.key) for info in resolved.files]
-            frame = self._polars_scan(resolved.fmt, urls, hive=resolved.directory is not None)
-            frame.collect_schema()
-            return frame
-
-        return self._call("scan", open_scan, resource=source)
-
-    def _polars_scan(self, fmt: FileFormat, urls: _List[str], *, hive: bool) -> pl.LazyFrame:
-        options = self._polars_options()
-        if fmt == "parquet":
-            return pl.scan_parquet(urls, hive_partitioning=hive, **options)
-        if fmt == "ipc":
-            return pl.scan_ipc(urls, hive_partitioning=hive, **options)
-        if fmt == "csv":
-            return pl.scan_csv(urls, **options)
-        return pl.scan_ndjson(urls, **options)
-
-    def query(self, sql: str, params: QueryParams = None) -> pa.Table:
-        """Run DuckDB SQL over the configured ``tables``; ``?`` or ``$name`` parameters.
-
-        Each table is the Arrow dataset of its prefix or glob, opened for the query (so new
-        objects show up); DuckDB pushes projections and filters into the scan. Values are
-        always passed as parameters, never formatted into the SQL.
-        """
-        return self._call("query", self._sql.query, sql, params, resource=sql)
-
-    def _sql_dataset(self, source: str) -> ds.Dataset:
-        return self._open_dataset(source, None)
-
-    # -- writes -------------------------------------------------------------------------------
-
-    def write(
-        self,
-        data: Any,
-        target: str,
-        *,
-        mode: WriteMode = "append",
-        format: str | None = None,
-        partition_by: Sequence[str] | None = None,
-    ) -> WriteResult:
-        """Write Arrow/Polars/pandas data (Parquet unless ``format`` or the extension says otherwise).
-
-        A ``target`` with a file extension is one object, replaced whole (``append`` to an
-        existing object is refused: write to a prefix). Any other target is a prefix
-        dataset: ``append`` adds part objects, ``overwrite`` replaces what was there once the
-        new parts are in; ``partition_by`` writes hive partitions (``col=value/``).
-        """
-        if mode not in ("append", "overwrite"):
-            raise ConfigurationError(f"mode must be 'append' or 'overwrite', got {mode!r}", resource=target)
-        self._ensure_open()
-        table = to_arrow_table(data)
-        bucket, key, as_url = self._locate(target)
-        is_object = format_of_file(key) is not None and not key.endswith("/") and not partition_by
-        with tempfile.TemporaryDirectory(prefix="sygnify-stage-") as staging:
-            if is_object:
-                fmt = detect_format(key, format)
-                if mode == "append" and self.exists(self._url(bucket, key)):
-                    raise ConfigurationError(
-                        f"cannot append to the single object {target!r}; write to a prefix "
-                        "(a target without extension) to append part objects, or use mode='overwrite'",
-                        resource=target,
-                    )
-                local = Path(staging) / f"object{SUFFIX[fmt]}"
-                self._write_local(table, local, fmt)
-                with local.open("rb") as handle:
-                    self._upload_stream(bucket, key, handle, None, None)
-                return WriteResult(
-                    target=target, rows=table.num_rows, paths=[self._display(bucket, key, as_url)]
-                )
-            fmt = detect_format(target, format or "parquet")
-            prefix = key.rstrip("/") + "/" if key.strip("/") else ""
-            previous = (
-                [info.key for info in self._iter_objects(bucket, prefix)] if mode == "overwrite" else []
-            )
-            written = self._stage_dataset(table, Path(staging), fmt, partition_by, target)
-            new_keys = []
-            for relative in written:
-                object_key = prefix + relative
-                with (Path(staging) / relative).open("rb") as handle:
-                    self._upload_stream(bucket, object_key, handle, None, None)
-                new_keys.append(object_key)
-        stale = sorted(set(previous) - set(new_keys))
-        if stale:
-            self.delete(*(self._url(bucket, stale_key) for stale_key in stale))
-        return WriteResult(
-            target=target,
-            rows=table.num_rows,
-            paths=sorted(self._display(bucket, k, as_url) for k in new_keys),
-        )
-
-    @staticmethod
-    def _write_local(table: pa.Table, path: Path, fmt: FileFormat) -> None:
-        write_table(table, str(path), fmt)
-
-    def _stage_dataset(
-        self, table: pa.Table, staging: Path, fmt: FileFormat, partition_by: Sequence[str] | None, target: str
-    ) -> _List[str]:
-        missing = [column for column in partition_by or [] if column not in table.column_names]
-        if missing:
-            raise SchemaError(f"partition columns not in the data: {', '.join(missing)}", resource=target)
-        if partition_by and fmt == "json":
-            raise ConfigurationError("partition_by needs format parquet, csv or ipc", resource=target)
-        basename = f"part-{uuid.uuid4().hex}-{{i}}{SUFFIX[fmt]}"
-        root = staging / "data"
-        if fmt == "json":
-            root.mkdir()
-            write_table(table, str(root / basename.format(i=0)), "json")
-        else:
-            ds.write_dataset(
-                table,
-                root,
-                format=fmt,
-                basename_template=basename,
-                partitioning=list(partition_by) if partition_by else None,
-                partitioning_flavor="hive" if partition_by else None,
-            )
-        files = sorted(path for path in root.rglob("*") if path.is_file())
-        for path in files:
-            destination = staging / path.relative_to(root)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(path), destination)
-        shutil.rmtree(root, ignore_errors=True)
-        return [path.relative_to(root).as_posix() for path in files]
-
     # -- lifecycle ------------------------------------------------------------------------------
 
     def create_bucket(self, bucket: str | None = None, *, exist_ok: bool = True) -> None:
@@ -740,7 +430,6 @@ class ObjectStoreConnector(BaseConnector[ConfigT]):
 
     def close(self) -> None:
         if not self._closed:
-            self._sql.close()
             self._pool.release(self._pool_key)
         super().close()
 
@@ -766,52 +455,11 @@ class ObjectStoreConnector(BaseConnector[ConfigT]):
             text = text.replace(secret, "***")
         return re.sub(r"(sig=)[^&\s'\"]+", r"\1***", text)
 
-    def _translate_arrow_error(
-        self, exc: Exception, message: str, resource: str | None
-    ) -> SygnifyError | None:
-        """Map pyarrow / Polars errors (from their own S3/Azure clients) by their text."""
-        text = str(exc)
-        upper = text.upper()
-        if isinstance(exc, FileNotFoundError):
-            return ObjectNotFoundError(message, resource=resource)
-        if isinstance(exc, pa.ArrowInvalid) or "magic bytes" in text:
-            return DataQualityError(message, resource=resource)
-        if any(word in upper for word in ("NO_SUCH_BUCKET", "CONTAINERNOTFOUND", "BUCKET DOES NOT EXIST")):
-            return BucketNotFoundError(message, resource=resource)
-        if any(
-            word in upper
-            for word in ("INVALID_ACCESS_KEY", "SIGNATURE_DOES_NOT_MATCH", "AUTHENTICATIONFAILED")
-        ):
-            return AuthenticationError(message, resource=resource)
-        if "ACCESS_DENIED" in upper or "AUTHORIZATION" in upper or "HTTP STATUS 403" in upper:
-            return PermissionDeniedError(message, resource=resource)
-        if any(
-            word in upper for word in ("SLOW_DOWN", "SLOWDOWN", "SERVERBUSY", "THROTTL", "HTTP STATUS 503")
-        ):
-            return ThrottledError(message, resource=resource)
-        if any(word in upper for word in ("NETWORK_CONNECTION", "CONNECTION", "TIMED OUT", "HTTP STATUS 5")):
-            return ConnectionFailedError(message, resource=resource)
-        if "RESOURCE_NOT_FOUND" in upper or "BLOBNOTFOUND" in upper or "NOT FOUND" in upper:
-            return ObjectNotFoundError(message, resource=resource)
-        if isinstance(exc, pa.ArrowTypeError | pl.exceptions.SchemaError | pl.exceptions.ColumnNotFoundError):
-            return SchemaError(message, resource=resource)
-        if isinstance(exc, pa.ArrowInvalid | pl.exceptions.ComputeError | OSError):
-            return DataQualityError(message, resource=resource)
-        return None
-
     def _translate_fallback(self, exc: Exception, message: str, resource: str | None) -> SygnifyError:
-        translated = self._translate_arrow_error(exc, message, resource)
-        if translated is not None:
-            return translated
+        """The translation of errors no connector-specific rule matched."""
         if isinstance(exc, TimeoutError | ConnectionError):
             return ConnectionFailedError(message, resource=resource)
         return SygnifyError(message, resource=resource)
-
-
-@dataclass(frozen=True)
-class _Partitions:
-    expressions: _List[ds.Expression]
-    fields: _List[pa.Field]
 
 
 class _AlreadyExistsError(SygnifyError):

@@ -2,8 +2,9 @@
 
 Objects (list, get, put, delete, streamed block upload and ranged download, metadata) go
 through the official SDK; datasets (Parquet, CSV, JSON lines, Arrow IPC blobs, prefixes
-and globs) are read by pyarrow's Azure filesystem and Polars' native cloud reader with the
-same credentials, and ``query()`` runs DuckDB SQL over the prefixes named in ``tables``.
+and globs) are read by pyarrow's Azure filesystem (through the SDK when the credential is a
+SAS token, which pyarrow mis-places on path-style endpoints) and Polars' native cloud reader
+with the same credentials, and ``query()`` runs DuckDB SQL over the prefixes named in ``tables``.
 Install with ``pip install 'sygnify[azure]'``.
 
 Example (needs a storage account or Azurite, so it is not run as a doctest)::
@@ -41,12 +42,12 @@ from azure.storage.blob import BlobBlock, BlobServiceClient, ContentSettings
 from pydantic import Field, SecretStr, model_validator
 from typing_extensions import Self
 
+from sygnify.connectors._object_datasets import ObjectStoreConnector
 from sygnify.connectors._object_store import (
     BucketNotFoundError,
     ObjectInfo,
     ObjectNotFoundError,
     ObjectStoreConfig,
-    ObjectStoreConnector,
     _AlreadyExistsError,
 )
 from sygnify.errors import (
@@ -205,6 +206,12 @@ class AzureBlobConnector(ObjectStoreConnector[AzureBlobConfig]):
 
     def _arrow_filesystem(self) -> pafs.FileSystem:
         clients: _AzureClients = self._clients
+        if clients.account.key is None and clients.account.sas is not None:
+            # pyarrow's AzureFileSystem appends the SAS token to the endpoint before the
+            # account name on path-style endpoints (Azurite, some private endpoints), so every
+            # request names a bogus resource. The SDK builds SAS URLs correctly for every
+            # endpoint style: read through it (ranged GETs) so SAS works, and is tested, everywhere.
+            return self._sdk_filesystem()
         with clients.lock:
             if clients.arrow_fs is None:
                 account = clients.account
@@ -217,8 +224,6 @@ class AzureBlobConnector(ObjectStoreConnector[AzureBlobConfig]):
                     options.update(blob_storage_scheme="http", dfs_storage_scheme="http")
                 if account.key is not None:
                     options["account_key"] = account.key
-                elif account.sas is not None:
-                    options["sas_token"] = account.sas
                 elif self.config.client_secret is not None:
                     options.update(
                         tenant_id=self.config.tenant_id,

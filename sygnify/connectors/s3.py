@@ -45,13 +45,13 @@ from botocore.config import Config as BotoConfig
 from pydantic import Field, SecretStr, model_validator
 from typing_extensions import Self
 
+from sygnify.connectors._object_datasets import ObjectStoreConnector
 from sygnify.connectors._object_store import (
     BucketNotFoundError,
     MiB,
     ObjectInfo,
     ObjectNotFoundError,
     ObjectStoreConfig,
-    ObjectStoreConnector,
     _AlreadyExistsError,
 )
 from sygnify.errors import (

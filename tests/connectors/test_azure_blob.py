@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -11,6 +12,8 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import pytest
 from azure.storage.blob import (
     AccountSasPermissions,
@@ -26,6 +29,7 @@ from sygnify.errors import (
     CircuitOpenError,
     ConfigurationError,
     DataQualityError,
+    PermissionDeniedError,
     ThrottledError,
 )
 from sygnify.monitoring import hooks
@@ -209,13 +213,68 @@ def test_sas_token(connector: CloudDataConnector, server: AzuriteServer, contain
         account_name=ACCOUNT_NAME,
         sas_token=sas,
         container=container,
+        tables={"tx": "sas/"},
     )
+    assert isinstance(store, AzureBlobConnector)
     store.write(sample_table(7), "sas/x.parquet")
-    assert store.list("sas/") == ["sas/x.parquet"]
+    store.write(sample_table(5), "sas/y.parquet")
+    assert store.list("sas/") == ["sas/x.parquet", "sas/y.parquet"]
     assert store.scan("sas/x.parquet").collect().height == 7
-    # pyarrow's AzureFileSystem puts a SAS token into the path on path-style endpoints such as
-    # Azurite's (stream() reads through it), so that path is only checked against real Azure.
+    # Arrow reads (stream, dataset, query) go through the SDK with SAS: pyarrow's own Azure
+    # filesystem mis-builds SAS URLs on path-style endpoints such as Azurite's.
+    batches = list(store.stream("sas/", columns=["id", "amount"], batch_size=4))
+    assert [batch.num_rows for batch in batches] == [4, 4, 4]
+    assert batches[0].schema.names == ["id", "amount"]
+    expected = sample_table(7).column("amount").to_pylist() + sample_table(5).column("amount").to_pylist()
+    streamed = pa.Table.from_batches(batches).column("amount").to_pylist()
+    assert sorted(streamed) == sorted(expected)
+    assert store.query("SELECT count(*) AS n FROM tx WHERE id < ?", [3]).to_pylist() == [{"n": 6}]
+    assert store.dataset("sas/*.parquet").count_rows() == 12
+    with pytest.raises(ObjectNotFoundError):
+        list(store.stream("nothing-here/"))
+    store.write(sample_table(6), "sascsv/x.csv")  # CSV is read as a stream, not by ranges
+    assert sum(batch.num_rows for batch in store.stream("sascsv/x.csv")) == 6
+    # The SDK-backed Arrow filesystem answers pyarrow's own questions too.
+    filesystem = store.filesystem()
+    info = filesystem.get_file_info(f"{container}/sas/x.parquet")
+    assert (info.type, info.size) == (pafs.FileType.File, store.metadata("sas/x.parquet").size)
+    assert filesystem.get_file_info(f"{container}/sas").type == pafs.FileType.Directory
+    assert filesystem.get_file_info(f"{container}/nope.parquet").type == pafs.FileType.NotFound
+    listed = filesystem.get_file_info(pafs.FileSelector(container, recursive=True))
+    assert {entry.path for entry in listed if entry.type == pafs.FileType.File} == {
+        f"{container}/sas/x.parquet",
+        f"{container}/sas/y.parquet",
+        f"{container}/sascsv/x.csv",
+    }
+    assert pq.read_table(f"{container}/sas/y.parquet", filesystem=filesystem).num_rows == 5
+    with pytest.raises(NotImplementedError):
+        filesystem.delete_file(f"{container}/sas/x.parquet")
     assert "sig=" not in repr(store)
+
+
+def test_sas_token_without_read_permission_is_refused_by_arrow_reads(
+    connector: CloudDataConnector, server: AzuriteServer, container: str, lake: AzureBlobConnector
+) -> None:
+    lake.write(sample_table(3), "private/x.parquet")
+    list_only = generate_account_sas(
+        ACCOUNT_NAME,
+        ACCOUNT_KEY,
+        resource_types=ResourceTypes(service=True, container=True, object=True),
+        permission=AccountSasPermissions(list=True),
+        expiry=datetime.now(timezone.utc) + timedelta(hours=1),
+    )
+    store = connector.connect(
+        "azure_blob",
+        account_url=server.endpoint,
+        account_name=ACCOUNT_NAME,
+        sas_token=list_only,
+        container=container,
+        retry={"max_attempts": 1},
+    )
+    with pytest.raises(PermissionDeniedError) as caught:
+        list(store.stream("private/"))
+    signature = urllib.parse.parse_qs(list_only)["sig"][0]
+    assert signature not in str(caught.value)
 
 
 def test_default_azure_credential_without_identity_is_an_authentication_error(

@@ -7,13 +7,14 @@ connects to :attr:`MongoEcoServer.uri` (``?directConnection=true``). Users given
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.emulators import HOME, EmulatorUnavailable, ManagedProcess, ensure_venv, free_port
 
-PYTHON = "/root/.pyenv/versions/3.13.0/bin/python3"
+PYTHON = os.environ.get("SYGNIFY_PYTHON313", "/root/.pyenv/versions/3.13.0/bin/python3")
 REQUIREMENTS = ["mongoeco[wire]"]
 # Run with -P: the launcher's folder holds this module, which would shadow the mongoeco package.
 LAUNCHER = Path(__file__).with_name("_mongoeco_launcher.py")

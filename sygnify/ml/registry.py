@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+import threading
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from sygnify.errors import ConfigurationError, NotFoundError
 
@@ -47,7 +50,15 @@ class Fallback:
 
 @dataclass
 class ShadowStats:
-    """How a shadow version compares with the answers actually served."""
+    """How a shadow version compares with the answers actually served (thread-safe).
+
+    Mirrored work runs off the serving path, so updates come from a background thread.
+
+    >>> stats = ShadowStats("v2")
+    >>> stats.compare(np.array([1.0, 2.0]), np.array([1.0, 2.5]))
+    >>> stats.as_dict()
+    {'version': 'v2', 'rows': 2, 'errors': 0, 'agreement_rate': 0.5, 'mean_abs_diff': 0.25}
+    """
 
     version: str
     rows: int = 0
@@ -55,15 +66,43 @@ class ShadowStats:
     errors: int = 0
     abs_diff_sum: float = 0.0
     numeric_rows: int = 0
+    #: requests not mirrored because the shadow queue was full
+    dropped: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def compare(self, served: np.ndarray[Any, Any], shadow: np.ndarray[Any, Any]) -> None:
+        """Count agreements (and absolute differences, for numbers) of one mirrored request."""
+        agreements = int(np.sum(served == shadow)) if served.shape == shadow.shape else 0
+        numeric = np.issubdtype(served.dtype, np.number) and np.issubdtype(shadow.dtype, np.number)
+        diff = float(np.abs(served.astype(float) - shadow.astype(float)).sum()) if numeric else 0.0
+        with self._lock:
+            self.rows += len(served)
+            self.agreements += agreements
+            if numeric:
+                self.abs_diff_sum += diff
+                self.numeric_rows += len(served)
+
+    def count_error(self) -> None:
+        with self._lock:
+            self.errors += 1
+
+    def count_dropped(self) -> None:
+        with self._lock:
+            self.dropped += 1
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "rows": self.rows,
-            "errors": self.errors,
-            "agreement_rate": self.agreements / self.rows if self.rows else None,
-            "mean_abs_diff": self.abs_diff_sum / self.numeric_rows if self.numeric_rows else None,
-        }
+        """The report; ``dropped`` appears only when some requests were not mirrored."""
+        with self._lock:
+            report: dict[str, Any] = {
+                "version": self.version,
+                "rows": self.rows,
+                "errors": self.errors,
+                "agreement_rate": self.agreements / self.rows if self.rows else None,
+                "mean_abs_diff": self.abs_diff_sum / self.numeric_rows if self.numeric_rows else None,
+            }
+            if self.dropped:
+                report["dropped"] = self.dropped
+            return report
 
 
 @dataclass
@@ -79,6 +118,8 @@ class ModelEntry:
     shadow_stats: ShadowStats | None = None
     fallback: Fallback = field(default_factory=Fallback)
     canary_version: str | None = None
+    #: the only routed version, when there is just one (the fast path); see :meth:`set_routes`
+    single: str | None = None
     _cumulative: list[tuple[float, str]] = field(default_factory=list)
 
     def add_version(self, version: str, backend: Any) -> None:
@@ -108,15 +149,12 @@ class ModelEntry:
             self.history.append(dict(self.routes))
         self.routes = {v: w / total for v, w in weights.items() if w > 0}
         running = 0.0
-        self._cumulative = []
+        cumulative = []
         for version, weight in self.routes.items():
             running += weight
-            self._cumulative.append((running, version))
-
-    @property
-    def single(self) -> str | None:
-        """The only routed version, when there is just one (the fast path)."""
-        return self._cumulative[0][1] if len(self._cumulative) == 1 else None
+            cumulative.append((running, version))
+        self._cumulative = cumulative
+        self.single = cumulative[0][1] if len(cumulative) == 1 else None
 
     def pick(self, key: Hashable | None = None) -> str:
         """The version for one request: sticky by ``key`` when given, else random by weight."""

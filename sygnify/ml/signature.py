@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -27,9 +28,38 @@ import pyarrow.types as pat
 
 from sygnify.errors import SchemaError
 
-__all__ = ["Feature", "FeatureKind", "Signature", "table_to_matrix"]
+__all__ = ["Feature", "FeatureKind", "Signature", "table_to_matrix", "tensor_width"]
 
 FeatureKind = Literal["numeric", "string", "bool", "any"]
+
+#: distinct input schemas remembered per signature (validation is cached per schema)
+_PLAN_CACHE_SIZE = 64
+
+
+def _list_type(dtype: pa.DataType) -> pa.DataType:
+    """The fixed-size-list type behind ``dtype`` (a fixed-shape tensor is stored as one)."""
+    if isinstance(dtype, pa.ExtensionType):
+        return dtype.storage_type
+    return dtype
+
+
+def tensor_width(dtype: pa.DataType) -> int | None:
+    """The width of a numeric fixed-size-list (or 1-D fixed-shape tensor) column, else ``None``.
+
+    Such a column holds a whole feature matrix (one row per record) and is read without a copy.
+
+    >>> tensor_width(pa.list_(pa.float32(), 4)), tensor_width(pa.float32())
+    (4, None)
+    """
+    storage = _list_type(dtype)
+    if not pat.is_fixed_size_list(storage):
+        return None
+    value_type = storage.value_type
+    if not (pat.is_floating(value_type) or pat.is_integer(value_type)):
+        return None
+    if isinstance(dtype, pa.ExtensionType) and len(getattr(dtype, "shape", (0,))) != 1:
+        return None
+    return int(storage.list_size)
 
 
 def _kind_accepts(kind: FeatureKind, dtype: pa.DataType) -> bool:
@@ -77,11 +107,51 @@ class Signature:
 
     @property
     def names(self) -> list[str]:
-        return [feature.name for feature in self.features]
+        return list(self.name_tuple)
+
+    @cached_property
+    def name_tuple(self) -> tuple[str, ...]:
+        """The feature names in order (computed once: the single-record path reads it per call)."""
+        return tuple(feature.name for feature in self.features)
+
+    @cached_property
+    def _name_set(self) -> frozenset[str]:
+        return frozenset(self.name_tuple)
+
+    @cached_property
+    def _plans(self) -> dict[pa.Schema, bool]:
+        return {}
 
     def validate(self, table: pa.Table, *, model: str) -> pa.Table:
-        """``table`` restricted to the features, in signature order; SchemaError names any misfit."""
+        """``table`` restricted to the features, in signature order; SchemaError names any misfit.
+
+        The outcome depends only on the input schema, so it is checked once per distinct
+        schema and remembered. A single fixed-size-list (tensor) column as wide as the
+        signature stands for all the features, in order, and is passed through untouched.
+        """
+        plans = self._plans
+        schema = table.schema
+        select = plans.get(schema)
+        if select is None:
+            select = self._check(table, model=model)
+            if len(plans) >= _PLAN_CACHE_SIZE:
+                plans.clear()
+            plans[schema] = select
+        return table.select(self.name_tuple) if select else table
+
+    def _check(self, table: pa.Table, *, model: str) -> bool:
+        """Raise SchemaError for a misfit; else whether columns must be selected/reordered."""
         present = table.column_names
+        if len(present) == 1 and present[0] not in self._name_set:
+            width = tensor_width(table.schema.field(0).type)
+            if width is not None:
+                if width != len(self.features):
+                    raise SchemaError(
+                        f"model {model!r} takes {len(self.features)} features "
+                        f"({', '.join(self.name_tuple)}), but tensor column {present[0]!r} has width {width}",
+                        resource=present[0],
+                    )
+                return False
         present_set = set(present)
         for feature in self.features:
             if feature.name not in present_set:
@@ -107,13 +177,11 @@ class Signature:
                     "with extra_features='ignore'",
                     resource=extras[0],
                 )
-        if present == self.names:
-            return table
-        return table.select(self.names)
+        return list(present) != self.names
 
     def row_values(self, record: Mapping[str, Any] | Sequence[Any], *, model: str) -> list[Any]:
         """One record's values in signature order (the single-record fast path)."""
-        names = self.names
+        names = self.name_tuple
         if isinstance(record, Mapping):
             try:
                 values = [record[name] for name in names]
@@ -123,7 +191,7 @@ class Signature:
                     resource=str(exc.args[0]),
                 ) from None
             if len(record) != len(names) and self.extra == "error":
-                extra = next(key for key in record if key not in set(names))
+                extra = next(key for key in record if key not in self._name_set)
                 raise SchemaError(
                     f"model {model!r} does not take feature {extra!r}; drop it or register the model "
                     "with extra_features='ignore'",
@@ -152,14 +220,39 @@ class Signature:
 def table_to_matrix(table: pa.Table, dtype: Any = np.float32) -> np.ndarray[Any, Any]:
     """A 2-D ``(rows, features)`` array of ``dtype`` from the table's columns (in order).
 
+    Columns are written straight into one preallocated array, chunk by chunk. A table of one
+    tensor column (see :func:`tensor_width`) of ``dtype`` without nulls is viewed, not copied.
+
     >>> table_to_matrix(pa.table({"a": [1, 2], "b": [0.5, 1.5]})).tolist()
     [[1.0, 0.5], [2.0, 1.5]]
+    >>> flat = pa.array(np.arange(4, dtype=np.float32))
+    >>> table_to_matrix(pa.table({"x": pa.FixedSizeListArray.from_arrays(flat, 2)})).tolist()
+    [[0.0, 1.0], [2.0, 3.0]]
     """
-    if table.num_columns == 0:
-        return np.empty((table.num_rows, 0), dtype=dtype)
+    if table.num_columns == 1:
+        width = tensor_width(table.schema.field(0).type)
+        if width is not None:
+            return _tensor_matrix(table.column(0), table.column_names[0], width, dtype)
     out = np.empty((table.num_rows, table.num_columns), dtype=dtype)
     for index, column in enumerate(table.columns):
         if pat.is_boolean(column.type) or pat.is_decimal(column.type):
             column = column.cast(pa.float64())
-        out[:, index] = column.to_numpy()
+        row = 0
+        for chunk in column.chunks:
+            end = row + len(chunk)
+            out[row:end, index] = chunk.to_numpy(zero_copy_only=False)
+            row = end
     return out
+
+
+def _tensor_matrix(column: pa.ChunkedArray, name: str, width: int, dtype: Any) -> np.ndarray[Any, Any]:
+    array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if isinstance(array, pa.ExtensionArray):
+        array = array.storage
+    if array.null_count:
+        raise SchemaError(
+            f"tensor column {name!r} has {array.null_count} null rows; fill or drop them before predicting",
+            resource=name,
+        )
+    flat: np.ndarray[Any, Any] = array.flatten().to_numpy(zero_copy_only=False)
+    return flat.reshape(len(array), width).astype(dtype, copy=False)

@@ -45,9 +45,6 @@ def sequential_chunks(job: Job) -> Iterator[tuple[str, pa.RecordBatch, list[BadR
 
 def run_chunked(job: Job) -> ProcessResult:
     """Process the source chunk by chunk in this thread."""
-    release = job.budget is not None
     for label, batch, bad, origin in sequential_chunks(job):
         job.absorb(job.processor.run(batch, label, origin, bad))
-        if release:  # give freed Arrow buffers back to the OS so RSS tracks the budget
-            pa.default_memory_pool().release_unused()
     return job.finish()

@@ -27,7 +27,7 @@ from sygnify.processing.chunked import run_chunked
 from sygnify.processing.executors import Executor
 from sygnify.processing.incremental import run_incremental
 from sygnify.processing.job import Job
-from sygnify.processing.memory import MemoryBudget, PeakMemory, parse_memory
+from sygnify.processing.memory import START, MemoryBudget, PeakMemory, parse_memory
 from sygnify.processing.parallel import run_parallel
 from sygnify.processing.result import ProcessResult, ProgressCallback, Tracker
 from sygnify.processing.sinks import as_sink
@@ -150,7 +150,7 @@ class LargeDataHandler:
             dead_letter=DeadLetter(str(dead_letter)) if dead_letter is not None else None,
             retry=self.retry,
         )
-        budget = MemoryBudget(self.max_memory) if self.max_memory is not None else None
+        budget = MemoryBudget(self.max_memory, scale=START) if self.max_memory is not None else None
         total = None if mode == "incremental" else _safe_total(the_source)
         tracker = Tracker(mode, progress=self.progress, callback=self.on_progress, total_rows=total)
         with PeakMemory() as peak:

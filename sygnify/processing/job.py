@@ -72,7 +72,12 @@ class Job:
             elif self.sink is None:
                 self.collected.append((outcome.label, outcome.table))
         self.tracker.chunk(outcome.rows_in, outcome.rows_out, outcome.duration_s)
-        self.peak.sample()
+        if self.budget is not None:
+            # Freed Arrow buffers go back to the OS, so the measurement is the run's own use.
+            pa.default_memory_pool().release_unused()
+            self.budget.feedback(self.peak.window())
+        else:
+            self.peak.sample()
 
     def add_partial(self, partial: Partial) -> None:
         assert self.plan.aggregate is not None

@@ -1,9 +1,21 @@
 """Memory budget: parse sizes, pick chunk sizes from measured bytes/row, track peak RSS.
 
-The budget (``max_memory``) is the *working memory* a run may use on top of what the
-process held when the run started: the interpreter, imported libraries and the user's own
-data are not the handler's to control. Chunk sizes follow the bytes per row measured on
-the data, so a wide table gets smaller chunks than a narrow one::
+The budget (``max_memory``) bounds the *working memory* of a run, defined precisely as
+the peak resident set size (RSS, sampled every 20 ms and at every chunk boundary) minus
+the RSS of the process when ``process()`` started: the interpreter, imported libraries
+and the user's own data are not the handler's to control. It is reported as
+``ProcessResult.peak_memory_delta`` and tested in a fresh subprocess on a dataset ten
+times the budget.
+
+Chunk sizes follow two measurements. The bytes per row of the data give the starting
+size, so a wide table gets smaller chunks than a narrow one; then the RSS measured after
+every chunk steers it (a feedback loop): chunks grow while the run uses under half of
+the budget and halve when it passes three quarters. The feedback is what holds the
+bound: a chunk lives as several copies at once (reader buffers, the Arrow batch, the
+Polars frame, the transform's output, the sink's encoder) and the allocators of Arrow,
+Polars and the C library each keep freed memory for a while, so the memory a run needs
+is a fixed cost plus ~10x the chunk's Arrow size, with both terms depending on the
+machine and the transform::
 
     >>> budget = MemoryBudget(parse_memory("64MB"))
     >>> budget.chunk_rows(bytes_per_row=100.0, ceiling=1_000_000)
@@ -47,6 +59,11 @@ _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
 #: source's buffers, the Arrow batch, the Polars frame, the transform's output, the sink's
 #: buffers, allocator slack), so one copy gets a tenth of the budget.
 CHUNK_SHARE = 0.1
+#: The feedback loop: grow chunks (x GROW) while the working memory is under LOW of the
+#: budget, halve them above HIGH; a run starts at START of the bytes/row estimate.
+LOW, HIGH, GROW, START = 0.5, 0.75, 1.25, 0.25
+#: Chunks never shrink below this many rows (per-chunk overhead would dominate).
+MIN_ROWS = 2_048
 
 
 def parse_memory(value: int | float | str) -> int:
@@ -77,13 +94,32 @@ class MemoryBudget:
     """Chunk sizes that keep a run within ``max_bytes`` of working memory.
 
     The estimate of bytes per row is refined as chunks are seen (exponential moving
-    average), so chunk sizes adapt when rows grow or shrink along the data.
+    average), so chunk sizes adapt when rows grow or shrink along the data; ``scale``
+    (0 < scale <= 1) is steered by :meth:`feedback` with the working memory measured
+    after each chunk.
+
+    >>> budget = MemoryBudget(100 * 2**20, scale=1.0)
+    >>> budget.chunk_rows(bytes_per_row=100.0, ceiling=10**9)
+    104857
+    >>> budget.feedback(90 * 2**20)  # over three quarters of the budget: halve
+    >>> budget.chunk_rows(bytes_per_row=100.0, ceiling=10**9)
+    52428
     """
 
-    def __init__(self, max_bytes: int, *, share: float = CHUNK_SHARE) -> None:
+    def __init__(self, max_bytes: int, *, share: float = CHUNK_SHARE, scale: float = 1.0) -> None:
+        if not 0 < scale <= 1:
+            raise ConfigurationError(f"scale must be in (0, 1], got {scale}")
         self.max_bytes = max_bytes
         self.share = share
+        self.scale = scale
         self.bytes_per_row: float | None = None
+
+    def feedback(self, used: int) -> None:
+        """Steer chunk sizes with ``used``: the working memory measured since the last call."""
+        if used > HIGH * self.max_bytes:
+            self.scale = max(self.scale / 2, 1e-6)
+        elif used < LOW * self.max_bytes:
+            self.scale = min(1.0, self.scale * GROW)
 
     def observe(self, batch: pa.RecordBatch | pa.Table) -> None:
         """Update the bytes/row estimate from a chunk that was just read."""
@@ -108,7 +144,8 @@ class MemoryBudget:
                 f"~{per_row:,.0f} bytes each; raise max_memory or select fewer columns",
                 resource="max_memory",
             )
-        return max(1, min(ceiling, rows))
+        steered = max(min(rows, MIN_ROWS), int(rows * self.scale))
+        return max(1, min(ceiling, steered))
 
 
 class PeakMemory:
@@ -127,6 +164,7 @@ class PeakMemory:
         self._rss = rss if rss is not None else psutil.Process().memory_info
         self.baseline = 0
         self.peak = 0
+        self._window = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -138,7 +176,14 @@ class PeakMemory:
         """Take one sample now (also called by the handler at chunk boundaries)."""
         current = self._read()
         self.peak = max(self.peak, current)
+        self._window = max(self._window, current)
         return current
+
+    def window(self) -> int:
+        """Peak minus baseline since the previous call (what the budget's feedback uses)."""
+        self.sample()
+        peak, self._window = self._window, 0
+        return max(0, peak - self.baseline)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

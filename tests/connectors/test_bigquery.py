@@ -534,3 +534,84 @@ def test_transient_errors_are_retried_and_user_errors_are_not(
     with pytest.raises(QueryError):
         bq.query("SELEC 1")
     assert len(calls) == 1
+
+
+# -- idempotent loads ----------------------------------------------------------------------
+
+
+class BigQueryJobIdShim:
+    """Gives bqemulator BigQuery's job-id semantics, which it lacks for uploads.
+
+    bqemulator ignores the job id of a load-by-upload (it names the job itself) and never
+    answers 409. The shim records which id each real load was submitted under, answers a
+    second submission of that id with 409 Already Exists, and serves ``get_job`` for it, as
+    BigQuery does. ``lose`` is how many first answers are lost after the load went through.
+    """
+
+    def __init__(self, bq: BigQueryConnector, monkeypatch: pytest.MonkeyPatch, lose: int = 1) -> None:
+        self.jobs: dict[str, Any] = {}
+        self.submitted: list[str] = []
+        self.lose = lose
+        self._load = bq.client.load_table_from_file
+        self._get_job = bq.client.get_job
+        monkeypatch.setattr(bq.client, "load_table_from_file", self.load_table_from_file)
+        monkeypatch.setattr(bq.client, "get_job", self.get_job)
+
+    def load_table_from_file(self, source: Any, destination: str, *, job_id: str, **kwargs: Any) -> Any:
+        import requests
+        from google.api_core import exceptions as gexc
+
+        self.submitted.append(job_id)
+        if job_id in self.jobs:
+            raise gexc.Conflict(f"Already Exists: Job test-proj:US.{job_id}")  # type: ignore[no-untyped-call]
+        job = self._load(source, destination, **kwargs)
+        job.result()
+        self.jobs[job_id] = job
+        if self.lose:
+            self.lose -= 1
+            raise requests.ConnectionError("connection reset by peer while reading the response")
+        return job
+
+    def get_job(self, job_id: str, **kwargs: Any) -> Any:
+        return self.jobs[job_id] if job_id in self.jobs else self._get_job(job_id, **kwargs)
+
+
+@pytest.mark.parametrize("mode", ["append", "overwrite"])
+def test_a_load_retried_after_its_answer_was_lost_loads_once(
+    bq: BigQueryConnector, dataset: str, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    target = f"{dataset}.once"
+    bq.write(pa.table({"id": [10, 11]}), target)
+    shim = BigQueryJobIdShim(bq, monkeypatch)
+    result = bq.write(pa.table({"id": [1, 2, 3]}), target, mode=mode)  # type: ignore[arg-type]
+    first, retry = shim.submitted
+    assert first == retry  # the retry reused the job id, got 409 and waited for that job
+    assert first.startswith("sygnify_load_")
+    ids = sorted(bq.query(f"SELECT id FROM `{target}`").column("id").to_pylist())
+    assert ids == ([1, 2, 3] if mode == "overwrite" else [1, 2, 3, 10, 11])
+    assert result.rows >= 3
+
+
+def test_a_load_whose_earlier_job_failed_is_submitted_under_the_next_id(
+    bq: BigQueryConnector, dataset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import requests
+
+    shim = BigQueryJobIdShim(bq, monkeypatch, lose=0)
+    original = shim.load_table_from_file
+    calls: list[str] = []
+
+    def fail_first(source: Any, destination: str, *, job_id: str, **kwargs: Any) -> Any:
+        if not calls:
+            calls.append(job_id)
+            shim.submitted.append(job_id)
+            # The first attempt's job was created but was cancelled: it loaded nothing.
+            shim.jobs[job_id] = type("Job", (), {"state": "DONE", "error_result": {"reason": "stopped"}})()
+            raise requests.ConnectionError("connection reset")
+        return original(source, destination, job_id=job_id, **kwargs)
+
+    monkeypatch.setattr(bq.client, "load_table_from_file", fail_first)
+    bq.write(pa.table({"id": [1, 2]}), f"{dataset}.again")
+    base = shim.submitted[0]
+    assert shim.submitted == [base, base, f"{base}_2"]
+    assert bq.query(f"SELECT count(*) AS n FROM `{dataset}.again`").to_pylist() == [{"n": 2}]

@@ -2,7 +2,11 @@
 
 fakesnow server-mode bugs worked around here (never in sygnify): a NULL TIMESTAMP_TZ/NTZ is
 read back as 1970-01-01 (NULL-ness is checked with ``IS NULL`` inside the server instead),
-and a result comes back as one chunk however large (so re-chunking is exercised hard).
+a result comes back as one chunk however large (so re-chunking is exercised hard), and
+``CREATE TABLE IF NOT EXISTS`` on an existing table wipes that table's load history (the
+idempotent-load test skips that statement on the retry, as Snowflake would in effect).
+fakesnow also runs every statement to completion (it ignores statement timeouts and its
+abort-request is a no-op), so timeouts are tested with a fault-injecting cursor.
 """
 
 from __future__ import annotations
@@ -477,3 +481,166 @@ def test_transient_errors_are_retried_and_user_errors_are_not(
     with pytest.raises(QueryError):
         sf.query("SELEC 1")
     assert len(attempts) == 1
+
+
+# -- semi-structured writes, statement timeouts, idempotent loads ----------------------------
+
+
+def test_list_and_struct_columns_round_trip_through_array_and_object(sf: SnowflakeConnector) -> None:
+    table = pa.table(
+        {
+            "id": [1, 2, 3],
+            "tags": pa.array([["a", "b"], [], None], pa.list_(pa.string())),
+            "nums": pa.array([[1, None], [2], None], pa.list_(pa.int64())),
+            "point": pa.array(
+                [{"x": 1, "label": "p"}, None, {"x": None, "label": "q"}],
+                pa.struct({"x": pa.int64(), "label": pa.string()}),
+            ),
+        }
+    )
+    assert sf.write(table, "semis").rows == 3
+    back = sf.query('SELECT * FROM semis ORDER BY "id"')
+    # Snowflake (and the connector) hand ARRAY/OBJECT/VARIANT values over as JSON text.
+    assert back.schema.field("tags").type == pa.string()
+    decoded = pl.from_arrow(back)
+    assert isinstance(decoded, pl.DataFrame)
+    decoded = decoded.with_columns(
+        pl.col("tags").str.json_decode(pl.List(pl.String)),
+        pl.col("nums").str.json_decode(pl.List(pl.Int64)),
+        pl.col("point").str.json_decode(pl.Struct({"x": pl.Int64, "label": pl.String})),
+    )
+    assert decoded.to_arrow().cast(table.schema).to_pylist() == table.to_pylist()
+    # The values are real semi-structured values inside the server, not strings.
+    inside = sf.query(
+        'SELECT ARRAY_SIZE("tags") AS n, "point":label::string AS label FROM semis ORDER BY "id"'
+    )
+    assert inside.to_pylist() == [{"N": 2, "LABEL": "p"}, {"N": 0, "LABEL": None}, {"N": None, "LABEL": "q"}]
+
+
+class FaultyCursor:
+    """A real cursor whose ``execute`` goes through ``hook(sql, run)``, to inject failures."""
+
+    def __init__(self, cursor: Any, hook: Any) -> None:
+        self._cursor = cursor
+        self._hook = hook
+
+    def execute(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        return self._hook(sql, kwargs, lambda: self._cursor.execute(sql, *args, **kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+class FaultyConnection:
+    def __init__(self, connection: Any, hook: Any) -> None:
+        self._connection = connection
+        self._hook = hook
+
+    def cursor(self) -> FaultyCursor:
+        return FaultyCursor(self._connection.cursor(), self._hook)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
+def inject(monkeypatch: pytest.MonkeyPatch, hook: Any) -> None:
+    """Route every cursor of every pooled connection through ``hook``."""
+    original = SnowflakeConnectionPool.checkout
+
+    def checkout(self: SnowflakeConnectionPool) -> Any:
+        connection = original(self)
+        return connection if isinstance(connection, FaultyConnection) else FaultyConnection(connection, hook)
+
+    monkeypatch.setattr(SnowflakeConnectionPool, "checkout", checkout)
+
+
+def test_query_timeout_reaches_the_server_and_the_cursor(
+    connector: CloudDataConnector, server: FakesnowServer, schema_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = SnowflakeConfig(**options(server, schema_name, query_timeout=7))
+    assert connect_arguments(config)["session_parameters"] == {"STATEMENT_TIMEOUT_IN_SECONDS": 7}
+    explicit = SnowflakeConfig(
+        **options(
+            server, schema_name, query_timeout=7, session_parameters={"STATEMENT_TIMEOUT_IN_SECONDS": 60}
+        )
+    )
+    assert connect_arguments(explicit)["session_parameters"] == {"STATEMENT_TIMEOUT_IN_SECONDS": 60}
+    timeouts: list[Any] = []
+
+    def record(sql: str, kwargs: dict[str, Any], run: Any) -> Any:
+        timeouts.append(kwargs.get("timeout"))
+        return run()
+
+    inject(monkeypatch, record)
+    sf = connector.connect("snowflake", **options(server, schema_name, query_timeout=7))
+    assert sf.query("SELECT 1 AS one").column(0).to_pylist() == [1]  # the session parameter is accepted
+    assert timeouts == [7]
+
+
+@pytest.mark.parametrize(
+    ("errno", "message"),
+    [
+        (630, "Statement reached its statement or warehouse timeout of 1 second(s) and was canceled."),
+        (604, "SQL execution was cancelled by the client due to a timeout. SQL execution canceled"),
+    ],
+)
+def test_a_statement_past_its_timeout_is_an_operation_timeout(
+    connector: CloudDataConnector,
+    server: FakesnowServer,
+    schema_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    errno: int,
+    message: str,
+) -> None:
+    # fakesnow runs every statement to completion (its abort-request is a no-op and it ignores
+    # STATEMENT_TIMEOUT_IN_SECONDS), so the server's answer to a timed-out statement is injected.
+    from snowflake.connector.errors import ProgrammingError
+
+    attempts: list[str] = []
+
+    def time_out(sql: str, kwargs: dict[str, Any], run: Any) -> Any:
+        if "slow_marker" in sql:
+            attempts.append(sql)
+            raise ProgrammingError(msg=message, errno=errno, sqlstate="57014")
+        return run()
+
+    inject(monkeypatch, time_out)
+    sf = connector.connect("snowflake", **options(server, schema_name, query_timeout=1))
+    with pytest.raises(OperationTimeoutError, match="timeout") as info:
+        sf.query("SELECT 1 AS slow_marker")
+    assert isinstance(info.value.__cause__, ProgrammingError)
+    assert len(attempts) == 2  # transient: retried once under FAST_RETRY, then raised
+    assert sf.query("SELECT 1 AS fine").column(0).to_pylist() == [1]  # the pool is still usable
+
+
+@pytest.mark.parametrize("mode", ["append", "overwrite"])
+def test_a_write_retried_after_its_commit_answer_was_lost_loads_once(
+    sf: SnowflakeConnector, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    from snowflake.connector.errors import OperationalError
+
+    sf.write(pa.table({"id": [10, 11, 12, 13, 14]}), "once")
+    lost: list[str] = []
+    copies: list[str] = []
+
+    def lose_first_commit_answer(sql: str, kwargs: dict[str, Any], run: Any) -> Any:
+        if lost and sql.startswith("CREATE TABLE IF NOT EXISTS"):
+            # fakesnow bug: CREATE TABLE IF NOT EXISTS on an existing table wipes its load
+            # history; on Snowflake it is a no-op, which is what this emulates.
+            return None
+        result = run()
+        if sql.startswith("COPY INTO"):
+            copies.append(sql)
+        if sql == "COMMIT" and not lost:
+            lost.append(sql)  # committed on the server; the client never hears back
+            raise OperationalError(msg="connection reset by peer", errno=250003)
+        return result
+
+    inject(monkeypatch, lose_first_commit_answer)
+    result = sf.write(pa.table({"id": [1, 2, 3]}), "once", mode=cast(Any, mode))
+    assert lost == ["COMMIT"]
+    assert len(copies) == 2
+    assert copies[0] == copies[1]  # the same stage, so the same staged file
+    assert result.rows == 3
+    ids = sorted(sf.query('SELECT "id" FROM once').column(0).to_pylist())
+    assert ids == ([1, 2, 3] if mode == "overwrite" else [1, 2, 3, 10, 11, 12, 13, 14])

@@ -19,7 +19,9 @@ def test_local_quickstart_runs(
     assert "top countries" in out
 
 
-def test_realtime_ml_example_runs(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_realtime_ml_example_runs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(sys, "argv", ["realtime_ml_example.py"])
     runpy.run_path(str(EXAMPLES / "realtime_ml_example.py"), run_name="__main__")
     out = capsys.readouterr().out

@@ -8,7 +8,13 @@ from sygnify import errors
 
 
 def test_top_level_surface_is_exactly_the_public_api() -> None:
-    assert sorted(sygnify.__all__) == ["CloudDataConnector", "LargeDataHandler", "RealTimeML", "__version__", "errors"]
+    assert sorted(sygnify.__all__) == [
+        "CloudDataConnector",
+        "LargeDataHandler",
+        "RealTimeML",
+        "__version__",
+        "errors",
+    ]
     for name in sygnify.__all__:
         assert hasattr(sygnify, name)
 

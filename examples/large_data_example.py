@@ -29,7 +29,7 @@ def convert(frame: pl.LazyFrame) -> pl.LazyFrame:
 spec = Aggregate(
     by="account_id", usd=("usd", "sum"), n=("usd", "len"), countries=("country", "approx_n_unique")
 )
-handler = LargeDataHandler(chunk_size=100_000, max_workers=2, progress=False)
-for mode in ("streaming", "chunked", "parallel"):
-    result = handler.process(str(root / "tx.parquet"), transform=[convert, spec], mode=mode)
-    print(mode, result.summary())
+with LargeDataHandler(chunk_size=100_000, max_workers=2, progress=False) as handler:
+    for mode in ("streaming", "chunked", "parallel"):
+        result = handler.process(str(root / "tx.parquet"), transform=[convert, spec], mode=mode)
+        print(mode, result.summary())

@@ -316,8 +316,51 @@ class ChunkProcessor:
         outcome.duration_s = time.perf_counter() - started
         return outcome
 
-    def run_part(self, part: Part, batch_rows: int) -> list[ChunkOutcome]:
-        """Load a part (retrying transient failures) and process it chunk by chunk."""
+    def run_scan(self, part: Part, batch_rows: int) -> list[ChunkOutcome] | None:
+        """Process a part as Polars queries over a scan of its rows, if it can be.
+
+        Each chunk of ``batch_rows`` rows is one query: Polars reads only the columns the
+        transform needs and runs the transform and the partial aggregation in the same
+        query. None when the part cannot be scanned, its schema differs from the expected
+        one (rows need typing) or a query fails: the caller then takes the batch path,
+        which types rows and applies the error policy.
+        """
+        scan = getattr(part, "scan", lambda: None)()
+        if scan is None or part.rows is None:
+            return None
+        outcomes: list[ChunkOutcome] = []
+        try:
+            if self.schema is not None and scan.collect_schema() != self.schema:
+                return None
+            for sub, offset in enumerate(range(0, part.rows, batch_rows)):
+                started = time.perf_counter()
+                rows = min(batch_rows, part.rows - offset)
+                outcome = ChunkOutcome(f"{part.index:06d}-{sub:04d}", rows_in=rows)
+                lazy = self.plan.apply(scan.slice(offset, rows))
+                if self.plan.aggregate is not None:
+                    outcome.partial = self.plan.aggregate.partial(lazy)
+                else:
+                    result = lazy.collect()
+                    outcome.rows_out = result.height
+                    outcome.table = result.to_arrow()
+                    if self.sink is not None:
+                        outcome.paths += self.sink.write(outcome.table, outcome.label)
+                        outcome.table = None
+                outcome.duration_s = time.perf_counter() - started
+                outcomes.append(outcome)
+        except Exception:  # the batch path reports it with the row-level policy
+            return None
+        return outcomes
+
+    def run_part(self, part: Part, batch_rows: int, *, scan: bool = True) -> list[ChunkOutcome]:
+        """Load a part (retrying transient failures) and process it chunk by chunk.
+
+        With ``scan``, a part that Polars can scan is one query (see :meth:`run_scan`).
+        """
+        if scan:
+            scanned = self.run_scan(part, batch_rows)
+            if scanned is not None:
+                return scanned
 
         def load() -> tuple[list[pa.RecordBatch], list[BadRow]]:
             bad: list[BadRow] = []

@@ -6,13 +6,15 @@ the data. Sequential chunks also feed streaming mode's pipeline and incremental 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pyarrow as pa
 
 from sygnify.processing.job import Job, adaptive_rebatch, retrying_batches
 from sygnify.processing.result import ProcessResult
-from sygnify.processing.sources import BadRow
+from sygnify.processing.sources import BadRow, FilePart, FileSource
 
 __all__ = ["run_chunked", "sequential_chunks"]
 
@@ -33,6 +35,8 @@ def sequential_chunks(job: Job) -> Iterator[tuple[str, pa.RecordBatch, list[BadR
     def source_batches() -> Iterator[pa.RecordBatch]:
         for part in job.source.parts(job.next_chunk_rows()):
             origin[0] = part.origin
+            if job.budget is not None and isinstance(part, FilePart):
+                part = replace(part, threads=False)
             yield from retrying_batches(part, read_rows(), keep, job.retry)
 
     observe = job.budget.observe if job.budget is not None else (lambda batch: None)
@@ -44,7 +48,21 @@ def sequential_chunks(job: Job) -> Iterator[tuple[str, pa.RecordBatch, list[BadR
 
 
 def run_chunked(job: Job) -> ProcessResult:
-    """Process the source chunk by chunk in this thread."""
+    """Process the source chunk by chunk in this thread.
+
+    Local Parquet files without a memory budget go part by part, each chunk one Polars
+    query over a scan of its rows (see ``ChunkProcessor.run_scan``); everything else is
+    re-chunked from the source's batches, with sizes following the budget.
+    """
+    if job.budget is None and isinstance(job.source, FileSource):
+        rows = job.next_chunk_rows()
+        parts = iter(job.source.parts(rows))
+        first = next(parts, None)
+        if first is not None and isinstance(first, FilePart) and first.scan() is not None:
+            for part in itertools.chain([first], parts):
+                for outcome in job.processor.run_part(part, rows):
+                    job.absorb(outcome)
+            return job.finish()
     for label, batch, bad, origin in sequential_chunks(job):
         job.absorb(job.processor.run(batch, label, origin, bad))
     return job.finish()

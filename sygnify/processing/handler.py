@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,7 +25,7 @@ from sygnify.errors import ConfigurationError
 from sygnify.processing.checkpoint import Checkpoint
 from sygnify.processing.chunk import ChunkProcessor, DeadLetter, ErrorPolicy, Plan
 from sygnify.processing.chunked import run_chunked
-from sygnify.processing.executors import Executor
+from sygnify.processing.executors import Executor, make_executor
 from sygnify.processing.incremental import run_incremental
 from sygnify.processing.job import Job
 from sygnify.processing.memory import START, MemoryBudget, PeakMemory, parse_memory
@@ -63,7 +64,9 @@ class LargeDataHandler:
     follow the measured bytes/row. ``chunk_size`` is the largest chunk in rows (default
     100k). ``max_workers``/``executor`` configure parallel mode: ``"local"``/``"threads"``,
     ``"processes"``, ``"dask"`` (``executor_options`` go to the executor, e.g.
-    ``{"address": "tcp://scheduler:8786"}``), or an executor instance. ``progress``
+    ``{"address": "tcp://scheduler:8786"}``), or an executor instance. An executor named
+    by string is started on the first parallel run and reused by later runs (worker
+    processes and Dask clusters start once); ``close()`` (or ``with``) stops it. ``progress``
     shows a tqdm bar (the notebook widget in Jupyter); ``on_progress`` is called after each
     chunk. ``retry`` re-reads a source part after a transient error.
     """
@@ -92,6 +95,7 @@ class LargeDataHandler:
         self.max_workers = max_workers or min(4, os.cpu_count() or 1)
         self.executor = executor
         self.executor_options = dict(executor_options or {})
+        self._pool: Executor | None = None
         self.max_in_flight = max_in_flight
         self.progress = progress
         self.on_progress = on_progress
@@ -165,7 +169,7 @@ class LargeDataHandler:
                 peak=peak,
                 retry=self.retry,
                 max_workers=self.max_workers,
-                executor=self.executor,
+                executor=self._executor() if mode == "parallel" else self.executor,
                 executor_options=self.executor_options,
                 max_in_flight=self.max_in_flight,
                 user_schema=user_schema,
@@ -184,6 +188,31 @@ class LargeDataHandler:
                 return run_incremental(job, store, cursor)
             finally:
                 tracker.close_bar()
+
+    def _executor(self) -> Executor:
+        if not isinstance(self.executor, str):
+            return self.executor
+        if self._pool is None:
+            self._pool = make_executor(
+                self.executor, max_workers=self.max_workers, options=self.executor_options
+            )
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the executor this handler started (worker processes, a Dask cluster)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def __enter__(self) -> LargeDataHandler:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # interpreter shutdown: the pool may be gone
+            self.close()
 
     def __repr__(self) -> str:
         budget = f"{self.max_memory:,} B" if self.max_memory else "none"

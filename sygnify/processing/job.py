@@ -40,17 +40,19 @@ class Job:
     executor_options: dict[str, Any] = field(default_factory=dict)
     max_in_flight: int | None = None
     user_schema: bool = False
+    #: Chunks alive at once (the streaming pipeline holds several): each gets its share.
+    chunks_alive: int = 1
     collected: list[tuple[str, pa.Table]] = field(default_factory=list)
     partials: list[Partial] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
 
-    def next_chunk_rows(self, share: int = 1) -> int:
+    def next_chunk_rows(self, share: int | None = None) -> int:
         """Rows for the next chunk: the user's ceiling, reduced to fit the memory budget."""
         if self.budget is None:
             return self.chunk_rows
         per_row = self.budget.bytes_per_row or self.source.bytes_per_row()
         rows = self.budget.chunk_rows(bytes_per_row=per_row, ceiling=self.chunk_rows)
-        return max(1, rows // share)
+        return max(1, rows // (share or self.chunks_alive))
 
     def absorb(self, outcome: ChunkOutcome, *, write: bool = True) -> None:
         """Account for a finished chunk: raise its failure, write or keep its output."""

@@ -41,7 +41,7 @@ def run_parallel(job: Job) -> ProcessResult:
             sink=job.sink,
         )
     pending: list[Any] = []
-    owned = isinstance(job.executor, str)
+    owned = isinstance(job.executor, str)  # else the handler (or the user) owns and reuses it
     try:
         for part in job.source.parts(rows):
             while len(pending) >= in_flight:

@@ -22,7 +22,7 @@ import glob
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,22 @@ class FilePart(Part):
     row_groups: tuple[int, ...] | None = None
     rows: int | None = None
     csv_columns: tuple[str, ...] | None = field(default=None, compare=False)
+    #: Decode Parquet columns on Arrow's thread pool. Off under a memory budget: every
+    #: pool thread keeps its own allocator cache, which costs more memory than a chunk.
+    threads: bool = field(default=True, compare=False)
+    #: The file row of the part's first row group (Parquet), for :meth:`scan`.
+    first_row: int | None = field(default=None, compare=False)
+
+    def scan(self) -> pl.LazyFrame | None:
+        """The part as a Polars scan of its rows (local Parquet only), else None.
+
+        A scan lets Polars read only the columns the transform uses and fuse reading,
+        the transform and a partial aggregation into one query per chunk.
+        """
+        local = self.filesystem is None or isinstance(self.filesystem, pafs.LocalFileSystem)
+        if self.format != "parquet" or not local or self.first_row is None or self.rows is None:
+            return None
+        return pl.scan_parquet(self.path).slice(self.first_row, self.rows)
 
     def batches(self, batch_rows: int, bad_rows: list[BadRow] | None = None) -> Iterator[pa.RecordBatch]:
         try:
@@ -110,7 +126,7 @@ class FilePart(Part):
         if self.format == "parquet":
             parquet = pq.ParquetFile(self.path, filesystem=self.filesystem)
             rgs = list(self.row_groups) if self.row_groups is not None else None
-            yield from parquet.iter_batches(batch_size=batch_rows, row_groups=rgs)
+            yield from parquet.iter_batches(batch_size=batch_rows, row_groups=rgs, use_threads=self.threads)
         elif self.format == "ipc":
             with _open(self.path, self.filesystem) as stream:
                 for batch in pa_ipc.open_file(stream.read()):
@@ -366,13 +382,15 @@ class FileSource(Source):
         meta = self._parquet(path).metadata
         parts: list[Part] = []
         group: list[int] = []
-        group_rows = 0
+        group_rows = first_row = 0
         for rg in range(meta.num_row_groups):
             group.append(rg)
             group_rows += meta.row_group(rg).num_rows
             if group_rows >= rows or rg == meta.num_row_groups - 1:
                 origin = f"{path}#rg{group[0]}-{group[-1]}"
-                parts.append(FilePart(start + len(parts), origin, path, fmt, fs, tuple(group), group_rows))
+                part = FilePart(start + len(parts), origin, path, fmt, fs, tuple(group), group_rows)
+                parts.append(replace(part, first_row=first_row))
+                first_row += group_rows
                 group, group_rows = [], 0
         return parts
 

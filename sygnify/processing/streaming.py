@@ -40,12 +40,21 @@ def _polars(job: Job, lazy: pl.LazyFrame) -> ProcessResult:
     query = job.plan.whole(lazy)
     sink = job.sink
     result = job.tracker.result
-    result.rows_in = job.source.total_rows() or 0
+    known = job.source.total_rows()
+    # A LazyFrame source knows its row count only once run: count it in the same batch of
+    # queries (Polars shares the common sub-plan) or, for sinks, from the plan.
+    counter = lazy.select(pl.len())
     if job.plan.aggregate is not None or sink is None:
-        output = query.collect(engine="streaming")
+        if known is None:
+            output, counted = pl.collect_all([query, counter], engine="streaming")
+            known = int(counted.item())
+        else:
+            output = query.collect(engine="streaming")
+        result.rows_in = known
         result.rows_out = output.height
         result.chunks = 1
         return job.finish(output=output)
+    result.rows_in = known if known is not None else int(counter.collect(engine="streaming").item())
     if isinstance(sink, ParquetSink) and not sink.partition_by and sink.filesystem.type_name == "local":
         target = sink.target if sink.single_file else f"{sink.target.rstrip('/')}/part-00000000.parquet"
         query.sink_parquet(target, mkdir=True, engine="streaming")
@@ -59,11 +68,12 @@ def _polars(job: Job, lazy: pl.LazyFrame) -> ProcessResult:
         result.chunks = 1
         job.paths.append(sink.target)
         return job.finish()
+    rows_in = result.rows_in
     for index, frame in enumerate(query.collect_batches(chunk_size=job.chunk_rows, engine="streaming")):
         table = frame.to_arrow()
         job.paths += sink.write(table, f"{index:08d}")
         job.tracker.chunk(0, table.num_rows)
-    result.rows_in = job.source.total_rows() or 0
+    result.rows_in = rows_in
     return job.finish()
 
 
@@ -100,8 +110,13 @@ def _drain(q: queue.Queue[Any]) -> Iterable[Any]:
 
 
 def _pipelined(job: Job) -> ProcessResult:
-    read_q: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
-    done_q: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
+    # Under a memory budget the queues hold one chunk each: with the chunk being read,
+    # transformed and written, up to five chunks are alive, and each gets a fifth of the
+    # chunk share of the budget.
+    depth = 1 if job.budget is not None else QUEUE_DEPTH
+    job.chunks_alive = 3 + 2 * depth if job.budget is not None else 1
+    read_q: queue.Queue[Any] = queue.Queue(depth)
+    done_q: queue.Queue[Any] = queue.Queue(depth)
     stop = threading.Event()
     reader = threading.Thread(
         target=_stage(sequential_chunks(job), lambda item: item, read_q, stop), name="sygnify-read"

@@ -44,11 +44,6 @@ def big_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="known gap: chunks shrink to the budget, but allocator/reader overhead still puts peak "
-    "working memory at ~2-3x an 80 MiB budget (measured 160-270 MiB); see docs/processing.md",
-    strict=False,
-)
 @pytest.mark.parametrize("mode", ["chunked", "streaming"])
 def test_peak_rss_within_budget_on_10x_dataset(big_dataset: Path, tmp_path: Path, mode: str) -> None:
     files = sorted(big_dataset.glob("*.parquet"))

@@ -4,9 +4,10 @@ Each chunk is one Dask task (``client.submit``); the handler keeps at most
 ``max_in_flight`` tasks pending, so a large input never floods the scheduler. File parts
 travel as (path, row groups): workers read their own data.
 
->>> ex = DaskExecutor(max_workers=1, processes=False)  # doctest: +SKIP
->>> ex.submit(sum, [1, 2]).result()  # doctest: +SKIP
+>>> ex = DaskExecutor(max_workers=1, processes=False)
+>>> ex.submit(sum, [1, 2]).result()
 3
+>>> ex.close()
 """
 
 from __future__ import annotations

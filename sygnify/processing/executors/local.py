@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -64,6 +65,12 @@ class ThreadExecutor(_PoolExecutor):
         return self._pool.submit(fn, *args)
 
 
+def _share_cores(threads: int) -> None:
+    # Each worker's Polars gets its share of the cores instead of one thread per core in
+    # every worker (oversubscription); a value the user set is kept.
+    os.environ.setdefault("POLARS_MAX_THREADS", str(threads))
+
+
 def _run_pickled(payload: bytes) -> Any:
     fn, args = cloudpickle.loads(payload)
     return fn(*args)
@@ -79,7 +86,11 @@ class ProcessExecutor(_PoolExecutor):
     def __init__(self, max_workers: int = 2, *, start_method: str = "spawn") -> None:
         workers = _check_workers(max_workers)
         context = multiprocessing.get_context(start_method)
-        super().__init__(cf.ProcessPoolExecutor(workers, mp_context=context), workers)
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        pool = cf.ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_share_cores, initargs=(threads,)
+        )
+        super().__init__(pool, workers)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> cf.Future[Any]:
         return self._pool.submit(_run_pickled, cloudpickle.dumps((fn, args)))

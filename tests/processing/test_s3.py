@@ -1,0 +1,83 @@
+"""LargeDataHandler over an ``s3://`` Parquet dataset (moto server), as files and via the connector."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.fs as pafs
+import pytest
+from polars.testing import assert_frame_equal
+
+from sygnify import CloudDataConnector
+from sygnify.processing import Aggregate, FileSource, LargeDataHandler
+from tests.emulators import EmulatorUnavailable
+from tests.emulators.moto import MotoServer, moto_server
+from tests.processing.conftest import convert
+from tests.services import require
+
+pytestmark = pytest.mark.emulator
+
+SPEC = Aggregate(by="account_id", usd=("usd", "sum"), n=("usd", "len"))
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer | None]:
+    try:
+        with moto_server() as server:
+            yield server
+    except EmulatorUnavailable:
+        yield None
+
+
+@pytest.fixture(scope="module")
+def s3_dataset(moto: MotoServer | None, tx_files: Path) -> tuple[MotoServer, str, pafs.S3FileSystem]:
+    require(moto is not None, "moto server could not be installed or started")
+    assert moto is not None
+    fs = pafs.S3FileSystem(
+        endpoint_override=moto.endpoint,
+        access_key="testing",
+        secret_key="testing-secret",
+        region="us-east-1",
+        allow_bucket_creation=True,
+    )
+    bucket = f"sygnify-{uuid.uuid4().hex[:12]}"
+    fs.create_dir(bucket)
+    for file in sorted(tx_files.glob("*.parquet")):
+        fs.open_output_stream(f"{bucket}/tx/{file.name}").write(file.read_bytes())
+    return moto, bucket, fs
+
+
+@pytest.mark.parametrize("mode", ["streaming", "chunked", "parallel"])
+def test_handler_on_s3_files(s3_dataset: tuple[MotoServer, str, Any], tx_files: Path, mode: str) -> None:
+    _, bucket, fs = s3_dataset
+    handler = LargeDataHandler(chunk_size=9_000, max_workers=2, progress=False)
+    result = handler.process(FileSource(f"{bucket}/tx/", filesystem=fs), transform=[convert, SPEC], mode=mode)
+    expected = SPEC.over(convert(pl.scan_parquet(tx_files / "*.parquet"))).collect()
+    assert result.output is not None
+    assert_frame_equal(result.output, expected, check_exact=False)
+    assert result.rows_in == 60_000
+
+
+def test_handler_on_s3_via_connector(s3_dataset: tuple[MotoServer, str, Any], tx_files: Path) -> None:
+    server, bucket, _ = s3_dataset
+    with CloudDataConnector(environ={}) as hub:
+        lake = hub.connect(
+            "s3",
+            name="lake",
+            bucket=bucket,
+            endpoint_url=server.endpoint,
+            region="us-east-1",
+            access_key_id="testing",
+            secret_access_key="testing-secret",
+        )
+        result = LargeDataHandler(chunk_size=9_000, progress=False).process(
+            (lake, f"s3://{bucket}/tx/"), transform=[convert, SPEC], mode="chunked"
+        )
+    expected = SPEC.over(convert(pl.scan_parquet(tx_files / "*.parquet"))).collect()
+    assert result.output is not None
+    assert_frame_equal(result.output, expected, check_exact=False)
+    assert result.rows_in == 60_000

@@ -21,6 +21,14 @@ def test_demo_runs_end_to_end_and_reports_each_step(
     assert "20,000 synthetic transactions" in out
     assert "4 batches, 20,000 rows" in out
     assert "health: ok=True" in out
+    assert "LargeDataHandler: chunked per-account" in out
+    assert "20,000 rows in 4 chunks" in out
+    assert "RealTimeML: score sampled payments" in out
+    assert "20,000 scored" in out
+    by_account = pl.read_parquet(tmp_path / "demo" / "reports" / "by_account.parquet")
+    expected = generate_transactions(20_000).group_by("account_id").agg(pl.len().alias("payments"))
+    assert by_account.height == expected.height
+    assert by_account["payments"].sum() == 20_000
     report = pl.read_parquet(tmp_path / "demo" / "reports" / "usd_by_country.parquet")
     assert report["transactions"].sum() == generate_transactions(20_000).filter(pl.col("amount") >= 10).height
 

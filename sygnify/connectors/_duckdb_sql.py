@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import duckdb
 import pyarrow as pa
@@ -34,7 +34,7 @@ from sygnify.errors import (
     SygnifyError,
 )
 
-__all__ = ["DatasetSQL", "looks_like_sql", "translate_duckdb_error"]
+__all__ = ["DatasetSQL", "check_table_names", "looks_like_sql", "translate_duckdb_error"]
 
 _SQL_START = re.compile(r"^\s*(\(|select\b|with\b|from\b|values\b|table\b|describe\b|show\b|pivot\b)", re.I)
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -43,6 +43,16 @@ _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def looks_like_sql(source: str) -> bool:
     """Whether ``source`` is a query rather than a path (it starts with SELECT, WITH, FROM...)."""
     return bool(_SQL_START.match(source))
+
+
+def check_table_names(tables: Iterable[str]) -> None:
+    """Refuse a configured table name that is not a plain SQL identifier (letters, digits, _)."""
+    for table in tables:
+        if not _TABLE_NAME.match(table):
+            raise ConfigurationError(
+                f"table name {table!r} is not a plain SQL identifier (letters, digits, _)",
+                resource=table,
+            )
 
 
 class DatasetSQL:
@@ -59,12 +69,7 @@ class DatasetSQL:
         *,
         threads: int | None = None,
     ) -> None:
-        for table in tables:
-            if not _TABLE_NAME.match(table):
-                raise ConfigurationError(
-                    f"table name {table!r} is not a plain SQL identifier (letters, digits, _)",
-                    resource=table,
-                )
+        check_table_names(tables)
         self.tables = dict(tables)
         self._open_dataset = open_dataset
         self._threads = threads

@@ -249,17 +249,7 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
             batches = dataset.to_batches(
                 columns=list(columns) if columns else None, filter=filter, batch_size=batch_size
             )
-        yield from self._translated(rebatch(batches, batch_size), source)
-
-    def _translated(self, batches: Iterator[pa.RecordBatch], source: str) -> Iterator[pa.RecordBatch]:
-        # Errors that surface mid-stream are translated but not retried: a restart would
-        # repeat rows the caller already has.
-        try:
-            yield from batches
-        except SygnifyError:
-            raise
-        except Exception as exc:
-            raise self._translate(exc, operation="stream", resource=source) from exc
+        yield from self._translate_stream(rebatch(batches, batch_size), source)
 
     def scan(self, source: str, *, format: str | None = None, **options: Any) -> pl.LazyFrame:
         """A Polars ``LazyFrame`` over an object, prefix (hive-partitioned) or glob.

@@ -30,7 +30,7 @@ import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -71,7 +71,6 @@ __all__ = [
     "storage_urls",
 ]
 
-R = TypeVar("R")
 #: Run statuses that are final (re-exported from its new home for existing imports).
 TERMINAL = _TERMINAL
 
@@ -184,7 +183,7 @@ class AzureDataFactoryConnector(BaseConnector[AzureDataFactoryConfig]):
             run_id: str = response.run_id
             return run_id
 
-        return self._call_with(self._create_resilience, "run pipeline", create, resource=pipeline)
+        return self._call("run pipeline", create, resource=pipeline, resilience=self._create_resilience)
 
     def run(self, run_id: str) -> PipelineRun:
         """The current state of a run."""
@@ -391,30 +390,7 @@ class AzureDataFactoryConnector(BaseConnector[AzureDataFactoryConfig]):
             self._pool.release(self._pool_key)
         super().close()
 
-    # -- calls and errors ------------------------------------------------------------------
-
-    def _call_with(
-        self, resilience: Resilience, operation: str, fn: Callable[[], R], *, resource: str | None
-    ) -> R:
-        """Like ``_call`` but with another retry policy (same breaker, translation and hooks)."""
-        self._ensure_open()
-
-        def attempt() -> R:
-            try:
-                return fn()
-            except SygnifyError:
-                raise
-            except Exception as exc:
-                raise self._translate(exc, operation=operation, resource=resource) from exc
-
-        started = time.perf_counter()
-        try:
-            result = resilience.call(attempt)
-        except SygnifyError as exc:
-            self._emit_call(operation, "error", type(exc).__name__, started)
-            raise
-        self._emit_call(operation, "ok", None, started)
-        return result
+    # -- errors ----------------------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
         for secret in (self.config.client_secret, self.config.certificate_password):

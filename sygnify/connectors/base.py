@@ -23,7 +23,7 @@ from sygnify.config import ConnectorConfig, validate_config
 from sygnify.connectors.pool import ClientPool
 from sygnify.errors import ConfigurationError, SygnifyError
 from sygnify.monitoring import hooks
-from sygnify.resilience import CircuitBreaker
+from sygnify.resilience import CircuitBreaker, Resilience
 
 __all__ = [
     "BaseConnector",
@@ -151,9 +151,14 @@ class BaseConnector(abc.ABC, Generic[ConfigT]):
         fn: Callable[..., R],
         *args: Any,
         resource: str | None = None,
+        resilience: Resilience | None = None,
         **kwargs: Any,
     ) -> R:
-        """Run one SDK call with retries and the circuit breaker, translating its errors."""
+        """Run one SDK call with retries and the circuit breaker, translating its errors.
+
+        ``resilience`` replaces the connection's policy for this call (e.g. a narrower retry
+        policy for a call that is not idempotent); the hooks and error translation stay the same.
+        """
         self._ensure_open()
 
         def attempt() -> R:
@@ -166,12 +171,25 @@ class BaseConnector(abc.ABC, Generic[ConfigT]):
 
         started = time.perf_counter()
         try:
-            result = self._resilience.call(attempt)
+            result = (self._resilience if resilience is None else resilience).call(attempt)
         except SygnifyError as exc:
             self._emit_call(operation, "error", type(exc).__name__, started)
             raise
         self._emit_call(operation, "ok", None, started)
         return result
+
+    def _translate_stream(self, batches: Iterator[pa.RecordBatch], source: str) -> Iterator[pa.RecordBatch]:
+        """Pass ``batches`` through, translating an error raised mid-stream (as a ``stream`` error).
+
+        Such errors are translated but not retried: a restart would repeat rows the caller
+        already has.
+        """
+        try:
+            yield from batches
+        except SygnifyError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, operation="stream", resource=source) from exc
 
     def _emit_call(self, operation: str, outcome: str, error: str | None, started: float) -> None:
         hooks.emit(

@@ -239,7 +239,7 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
             if params:
                 raise ConfigurationError("params apply to SQL sources only", resource=source)
             rows = self._table_rows(source, columns)
-        yield from self._translated(rebatch(self._arrow_batches(rows), batch_size), source)
+        yield from self._translate_stream(rebatch(self._arrow_batches(rows), batch_size), source)
 
     def _table_rows(self, source: str, columns: Sequence[str] | None) -> bigquery.table.RowIterator:
         table_id = self.table_id(source)
@@ -260,15 +260,6 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
             )
 
         return self._call("open table", open_rows, resource=table_id)
-
-    def _translated(self, batches: Iterator[pa.RecordBatch], source: str) -> Iterator[pa.RecordBatch]:
-        # Mid-stream errors are translated, not retried: a restart would repeat rows.
-        try:
-            yield from batches
-        except SygnifyError:
-            raise
-        except Exception as exc:
-            raise self._translate(exc, operation="stream", resource=source) from exc
 
     def scan(self, source: str, *, batch_size: int = DEFAULT_BATCH_SIZE, **options: Any) -> pl.LazyFrame:
         """A LazyFrame over a table; selected columns and simple filters run inside BigQuery.

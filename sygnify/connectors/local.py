@@ -36,6 +36,7 @@ from pydantic import Field
 
 from sygnify._arrow import DEFAULT_BATCH_SIZE, rebatch, to_arrow_table
 from sygnify.config import ConnectorConfig, config_fingerprint
+from sygnify.connectors._duckdb_sql import check_table_names, looks_like_sql
 from sygnify.connectors.base import BaseConnector, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.formats import (
     SUFFIX,
@@ -60,8 +61,6 @@ from sygnify.errors import (
 
 __all__ = ["LocalConfig", "LocalConnector"]
 
-_SQL_START = re.compile(r"^\s*(\(|select\b|with\b|from\b|values\b|table\b|describe\b|show\b|pivot\b)", re.I)
-_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _TEMP_PREFIX = ".sygnify-tmp-"
 
@@ -77,10 +76,6 @@ class LocalConfig(ConnectorConfig):
     create_root: bool = Field(True, description="Create root if it does not exist.")
     threads: int | None = Field(None, ge=1, description="DuckDB worker threads (default: all cores).")
     memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '2GB'.")
-
-
-def _looks_like_sql(source: str) -> bool:
-    return bool(_SQL_START.match(source))
 
 
 def _quote(text: str) -> str:
@@ -102,12 +97,7 @@ class LocalConnector(BaseConnector[LocalConfig]):
             root.mkdir(parents=True)
         if not root.is_dir():
             raise ConfigurationError(f"root {root} is not a directory", resource=str(root))
-        for table in config.tables:
-            if not _TABLE_NAME.match(table):
-                raise ConfigurationError(
-                    f"table name {table!r} is not a plain SQL identifier (letters, digits, _)",
-                    resource=table,
-                )
+        check_table_names(config.tables)
         self.root = root
         self._pool_key = config_fingerprint(config, exclude=frozenset({"retry", "breaker"}))
         self._database: duckdb.DuckDBPyConnection = self._pool.acquire(
@@ -251,7 +241,7 @@ class LocalConnector(BaseConnector[LocalConfig]):
         ``source`` is SQL (starting with SELECT/WITH/FROM...) or a path, directory or glob
         under root; ``columns`` projects a file source.
         """
-        if _looks_like_sql(source):
+        if looks_like_sql(source):
             reader = self._call(
                 "query", lambda: self._relation(source, params).to_arrow_reader(batch_size), resource=source
             )
@@ -261,17 +251,7 @@ class LocalConnector(BaseConnector[LocalConfig]):
                 raise ConfigurationError("params apply to SQL sources only", resource=source)
             dataset = self._call("open dataset", self._dataset, source, format, resource=source)
             batches = dataset.to_batches(columns=list(columns) if columns else None, batch_size=batch_size)
-        yield from self._translated(rebatch(batches, batch_size), source)
-
-    def _translated(self, batches: Iterator[pa.RecordBatch], source: str) -> Iterator[pa.RecordBatch]:
-        # Errors that surface mid-stream are translated but not retried: a restart would
-        # repeat rows the caller already has.
-        try:
-            yield from batches
-        except SygnifyError:
-            raise
-        except Exception as exc:
-            raise self._translate(exc, operation="stream", resource=source) from exc
+        yield from self._translate_stream(rebatch(batches, batch_size), source)
 
     def _dataset(self, source: str, fmt: str | None) -> ds.Dataset:
         files, directory = self._files(source, fmt)

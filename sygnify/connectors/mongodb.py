@@ -180,16 +180,13 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
         final_schema = schema if schema is not None else infer_schema(head)
         output = with_rescue_column(final_schema) if policy == "rescue" else final_schema
 
+        def documents() -> Iterator[pa.RecordBatch]:
+            for chunk in chunks(itertools.chain(head, cursor), batch_size):
+                yield documents_to_batch(chunk, final_schema, policy)
+
         def batches() -> Iterator[pa.RecordBatch]:
             try:
-                documents = itertools.chain(head, cursor)
-                for chunk in chunks(documents, batch_size):
-                    yield documents_to_batch(chunk, final_schema, policy)
-            except SygnifyError:
-                raise
-            except Exception as exc:
-                # Not retried: a restart would repeat rows the caller already has.
-                raise self._translate(exc, operation="stream", resource=source) from exc
+                yield from self._translate_stream(documents(), source)
             finally:
                 cursor.close()
 

@@ -33,11 +33,10 @@ from sygnify.errors import (
     ThrottledError,
 )
 from sygnify.monitoring import hooks
+from tests.connectors._emulated import format_per_target, optional_emulator, required
 from tests.connectors._fault_proxy import FaultProxy, fault_proxy
 from tests.connectors.conformance import ConnectorConformance, sample_table
-from tests.emulators import EmulatorUnavailable
 from tests.emulators.azurite import ACCOUNT_KEY, ACCOUNT_NAME, AzuriteServer, azurite_server
-from tests.services import require
 
 pytestmark = pytest.mark.emulator
 
@@ -47,18 +46,12 @@ FAST_RETRY = {"max_attempts": 4, "initial_delay": 0.001, "max_delay": 0.01, "jit
 
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[AzuriteServer | None]:
-    try:
-        with azurite_server() as server:
-            yield server
-    except EmulatorUnavailable:
-        yield None
+    yield from optional_emulator(azurite_server)
 
 
 @pytest.fixture
 def server(azurite: AzuriteServer | None) -> AzuriteServer:
-    require(azurite is not None, "Azurite could not be installed or started")
-    assert azurite is not None
-    return azurite
+    return required(azurite, "Azurite could not be installed or started")
 
 
 @pytest.fixture
@@ -66,12 +59,6 @@ def container(server: AzuriteServer) -> str:
     name = f"sygnify-{uuid.uuid4().hex[:12]}"
     BlobServiceClient.from_connection_string(server.connection_string).create_container(name)
     return name
-
-
-@pytest.fixture
-def connector() -> Iterator[CloudDataConnector]:
-    with CloudDataConnector(environ={}) as facade:
-        yield facade
 
 
 def key_options(endpoint: str) -> dict[str, Any]:
@@ -109,16 +96,7 @@ class TestAzureBlobConformance(ConnectorConformance):
 @pytest.fixture(autouse=True)
 def _format_per_target(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Conformance targets named data_<format>/ are written in that format."""
-    if "dataset_target" not in request.fixturenames:
-        return
-    original = AzureBlobConnector.write
-
-    def write(self: AzureBlobConnector, data: object, target: str, **kwargs: Any) -> Any:
-        if target.startswith("data_") and "format" not in kwargs:
-            kwargs["format"] = target.removeprefix("data_").rstrip("/")
-        return original(self, data, target, **kwargs)
-
-    monkeypatch.setattr(AzureBlobConnector, "write", write)
+    format_per_target(request, monkeypatch, AzureBlobConnector)
 
 
 # -- objects ------------------------------------------------------------------------------

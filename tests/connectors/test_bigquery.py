@@ -39,10 +39,9 @@ from sygnify.errors import (
     QueryError,
     SchemaError,
 )
+from tests.connectors._emulated import optional_emulator, required
 from tests.connectors.conformance import ConnectorConformance, sample_table
-from tests.emulators import EmulatorUnavailable
 from tests.emulators.bqemulator import BigQueryEmulator, running_bqemulator
-from tests.services import require
 
 pytestmark = pytest.mark.emulator
 
@@ -52,18 +51,12 @@ FAST_RETRY = {"max_attempts": 2, "initial_delay": 0.001, "max_delay": 0.001, "ji
 
 @pytest.fixture(scope="session")
 def bq_emulator() -> Iterator[BigQueryEmulator | None]:
-    try:
-        with running_bqemulator() as emulator:
-            yield emulator
-    except EmulatorUnavailable:
-        yield None
+    yield from optional_emulator(running_bqemulator)
 
 
 @pytest.fixture
 def emulator(bq_emulator: BigQueryEmulator | None) -> BigQueryEmulator:
-    require(bq_emulator is not None, "bqemulator could not be installed or started")
-    assert bq_emulator is not None
-    return bq_emulator
+    return required(bq_emulator, "bqemulator could not be installed or started")
 
 
 def emulator_options(emulator: BigQueryEmulator, **extra: Any) -> dict[str, Any]:
@@ -75,12 +68,6 @@ def emulator_options(emulator: BigQueryEmulator, **extra: Any) -> dict[str, Any]
         "retry": FAST_RETRY,
         **extra,
     }
-
-
-@pytest.fixture
-def connector() -> Iterator[CloudDataConnector]:
-    with CloudDataConnector(environ={}) as facade:
-        yield facade
 
 
 @pytest.fixture

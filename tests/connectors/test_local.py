@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -19,13 +18,8 @@ from sygnify.errors import (
     QueryError,
     SchemaError,
 )
+from tests.connectors._emulated import format_per_target
 from tests.connectors.conformance import ConnectorConformance, sample_table
-
-
-@pytest.fixture
-def connector() -> Iterator[CloudDataConnector]:
-    with CloudDataConnector(environ={}) as facade:
-        yield facade
 
 
 @pytest.fixture
@@ -58,16 +52,7 @@ class TestLocalConformance(ConnectorConformance):
 @pytest.fixture(autouse=True)
 def _format_per_target(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Conformance targets named data_<format>/ are written in that format."""
-    if "dataset_target" not in request.fixturenames:
-        return
-    original = LocalConnector.write
-
-    def write(self: LocalConnector, data: object, target: str, **kwargs: object) -> object:
-        if target.startswith("data_") and "format" not in kwargs:
-            kwargs["format"] = target.removeprefix("data_").rstrip("/")
-        return original(self, data, target, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(LocalConnector, "write", write)
+    format_per_target(request, monkeypatch, LocalConnector)
 
 
 # -- files and formats ------------------------------------------------------------------

@@ -57,12 +57,6 @@ def server() -> Iterator[Any]:
     running.stop()
 
 
-@pytest.fixture
-def connector() -> Iterator[CloudDataConnector]:
-    with CloudDataConnector(environ={}) as facade:
-        yield facade
-
-
 def options(server: Any, **extra: Any) -> dict[str, Any]:
     return {
         "uri": server.uri,

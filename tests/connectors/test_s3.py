@@ -31,11 +31,11 @@ from sygnify.errors import (
     ThrottledError,
 )
 from sygnify.monitoring import hooks
+from tests.connectors._emulated import format_per_target, optional_emulator, required
 from tests.connectors._fault_proxy import FaultProxy, fault_proxy
 from tests.connectors.conformance import ConnectorConformance, sample_table
-from tests.emulators import REPO, EmulatorUnavailable
+from tests.emulators import REPO
 from tests.emulators.moto import MotoServer, moto_server
-from tests.services import require
 
 pytestmark = pytest.mark.emulator
 
@@ -45,18 +45,12 @@ FAST_RETRY = {"max_attempts": 4, "initial_delay": 0.001, "max_delay": 0.01, "jit
 
 @pytest.fixture(scope="session")
 def moto() -> Iterator[MotoServer | None]:
-    try:
-        with moto_server() as server:
-            yield server
-    except EmulatorUnavailable:
-        yield None
+    yield from optional_emulator(moto_server)
 
 
 @pytest.fixture
 def server(moto: MotoServer | None) -> MotoServer:
-    require(moto is not None, "moto server could not be installed or started")
-    assert moto is not None
-    return moto
+    return required(moto, "moto server could not be installed or started")
 
 
 def base_options(endpoint: str) -> dict[str, Any]:
@@ -88,12 +82,6 @@ def bucket(raw_s3: Any) -> str:
 
 
 @pytest.fixture
-def connector() -> Iterator[CloudDataConnector]:
-    with CloudDataConnector(environ={}) as facade:
-        yield facade
-
-
-@pytest.fixture
 def lake(connector: CloudDataConnector, server: MotoServer, bucket: str) -> S3Connector:
     connection = connector.connect(
         "s3", name="lake", bucket=bucket, tables={"tx": "tx/*.parquet"}, **base_options(server.endpoint)
@@ -115,16 +103,7 @@ class TestS3Conformance(ConnectorConformance):
 @pytest.fixture(autouse=True)
 def _format_per_target(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Conformance targets named data_<format>/ are written in that format."""
-    if "dataset_target" not in request.fixturenames:
-        return
-    original = S3Connector.write
-
-    def write(self: S3Connector, data: object, target: str, **kwargs: Any) -> Any:
-        if target.startswith("data_") and "format" not in kwargs:
-            kwargs["format"] = target.removeprefix("data_").rstrip("/")
-        return original(self, data, target, **kwargs)
-
-    monkeypatch.setattr(S3Connector, "write", write)
+    format_per_target(request, monkeypatch, S3Connector)
 
 
 # -- objects ------------------------------------------------------------------------------
@@ -351,16 +330,11 @@ def test_secrets_never_in_repr_or_errors(lake: S3Connector) -> None:
 @pytest.fixture(scope="module")
 def auth_server() -> Iterator[MotoServer | None]:
     """A second moto that enforces IAM (the main one accepts any credentials)."""
-    try:
-        with moto_server(name="moto-auth") as server:
-            yield server
-    except EmulatorUnavailable:
-        yield None
+    yield from optional_emulator(lambda: moto_server(name="moto-auth"))
 
 
 def test_wrong_credentials_and_access_denied_are_distinct(auth_server: MotoServer | None) -> None:
-    require(auth_server is not None, "moto server could not be started")
-    assert auth_server is not None
+    auth_server = required(auth_server, "moto server could not be started")
     admin = boto3.Session(aws_access_key_id="admin", aws_secret_access_key="admin", region_name="us-east-1")
     auth_server.set_no_auth_count(100)
     iam = admin.client("iam", endpoint_url=auth_server.endpoint)

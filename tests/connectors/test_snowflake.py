@@ -48,10 +48,9 @@ from sygnify.errors import (
     QueryError,
     SchemaError,
 )
+from tests.connectors._emulated import optional_emulator, required
 from tests.connectors.conformance import ConnectorConformance, sample_table
-from tests.emulators import EmulatorUnavailable
 from tests.emulators.fakesnow import FakesnowServer, running_fakesnow
-from tests.services import require
 
 pytestmark = pytest.mark.emulator
 
@@ -61,24 +60,12 @@ FAST_RETRY = {"max_attempts": 2, "initial_delay": 0.001, "max_delay": 0.001, "ji
 
 @pytest.fixture(scope="session")
 def fakesnow_server() -> Iterator[FakesnowServer | None]:
-    try:
-        with running_fakesnow() as server:
-            yield server
-    except EmulatorUnavailable:
-        yield None
+    yield from optional_emulator(running_fakesnow)
 
 
 @pytest.fixture
 def server(fakesnow_server: FakesnowServer | None) -> FakesnowServer:
-    require(fakesnow_server is not None, "fakesnow server could not be installed or started")
-    assert fakesnow_server is not None
-    return fakesnow_server
-
-
-@pytest.fixture
-def connector() -> Iterator[CloudDataConnector]:
-    with CloudDataConnector(environ={}) as facade:
-        yield facade
+    return required(fakesnow_server, "fakesnow server could not be installed or started")
 
 
 @pytest.fixture

@@ -97,9 +97,10 @@ def open_output(
 ) -> Any:
     """Open a run output's Blob/ADLS location through ``connection`` (an ``azure_blob`` one).
 
-    ``how="scan"`` returns ``connection.scan("container/path", **options)`` (a LazyFrame),
-    ``"stream"`` returns ``connection.stream(...)``. If the connection's config names a
-    storage account, it must be the URL's.
+    ``how="scan"`` returns ``connection.scan(source, **options)`` (a LazyFrame), ``"stream"``
+    returns ``connection.stream(...)``; the source is ``az://container/path`` for the
+    ``azure_blob`` connector and ``container/path`` for others (e.g. a local mirror). If the
+    connection's config names a storage account, it must be the URL's.
     """
     where = parse_storage_url(location) if isinstance(location, str) else location
     config = getattr(connection, "config", None)
@@ -110,8 +111,11 @@ def open_output(
             f"{account!r}; open it with a connection to {where.account!r}",
             resource=where.source,
         )
+    # Object-store connectors read ``az://container/path``; others take ``container/path``.
+    schemes = getattr(connection, "schemes", ())
+    source = f"{schemes[0]}://{where.container}/{where.path}" if schemes else where.source
     if how == "scan":
-        return connection.scan(where.source, **options)
+        return connection.scan(source, **options)
     if how == "stream":
-        return connection.stream(where.source, **options)
+        return connection.stream(source, **options)
     raise ConfigurationError(f"how must be 'scan' or 'stream', got {how!r}")

@@ -375,3 +375,23 @@ def test_breaker_opens_after_persistent_failure(flaky: AzureBlobConnector, proxy
     with pytest.raises(CircuitOpenError):
         flaky.get("down/a.bin")
     assert proxy.count() == before
+
+
+def test_a_data_factory_run_output_opens_through_this_connector(
+    lake: AzureBlobConnector, server: AzuriteServer, container: str
+) -> None:
+    from sygnify.connectors.azure_data_factory import open_output, storage_urls
+
+    lake.write(pl.DataFrame({"sku": ["a", "b", "c"], "units": [3, 1, 2]}), "sales/part-0.parquet")
+    activity_output = {
+        "rowsCopied": 3,
+        "sink": {"url": f"{server.endpoint}/{container}/sales/part-0.parquet"},
+        "mirror": f"https://{ACCOUNT_NAME}.blob.core.windows.net/{container}/sales/part-0.parquet",
+    }
+    locations = storage_urls(activity_output)
+    assert len(locations) == 2
+    for location in locations:
+        frame = open_output(location, lake)
+        assert frame.sort("sku").collect()["units"].to_list() == [3, 1, 2]
+    batches = list(open_output(locations[0], lake, how="stream", batch_size=2))
+    assert [batch.num_rows for batch in batches] == [2, 1]

@@ -263,6 +263,8 @@ class ModelVersions:
         metrics = self._metrics.get((name, version))
         if metrics is not None:
             metrics.record(rows=rows, latency_s=latency, ok=error is None)
+        if not hooks.listening():
+            return
         hooks.emit(
             "model.prediction",
             model=name,

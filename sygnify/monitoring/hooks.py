@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["Listener", "emit", "subscribe"]
+__all__ = ["Listener", "emit", "listening", "subscribe"]
 
 Listener = Callable[[str, Mapping[str, Any]], None]
 
@@ -47,6 +47,11 @@ def subscribe(listener: Listener) -> Callable[[], None]:
                 _listeners.remove(listener)
 
     return unsubscribe
+
+
+def listening() -> bool:
+    """Whether anyone subscribed: hot paths check this before building an event's fields."""
+    return bool(_listeners)
 
 
 def emit(event: str, **fields: Any) -> None:

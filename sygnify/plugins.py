@@ -21,6 +21,7 @@ in code (handy in notebooks and tests)::
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import threading
@@ -158,13 +159,15 @@ class Registry(Generic[T]):
             return discovered[name].target
         available = self.names()
         extra = self._extras.get(name)
+        close = difflib.get_close_matches(name, available, n=1)
+        suggestion = f" (did you mean {close[0]!r}?)" if close else ""
         hint = (
             f"install it with: pip install 'sygnify[{extra}]'"
             if extra
             else f"a third-party plugin registers itself under the entry-point group {self.group!r}"
         )
         raise PluginNotFoundError(
-            f"unknown {self.kind} {name!r}; available: {', '.join(available) or 'none'}; {hint}",
+            f"unknown {self.kind} {name!r}{suggestion}; available: {', '.join(available) or 'none'}; {hint}",
             group=self.group,
             name=name,
             available=available,

@@ -87,6 +87,11 @@ def test_unknown_plugin_lists_the_available_ones() -> None:
     assert info.value.group == "sygnify.connectors"
 
 
+def test_a_typo_gets_a_suggestion() -> None:
+    with pytest.raises(PluginNotFoundError, match=r"unknown connector 'locl' \(did you mean 'local'\?\)"):
+        CONNECTORS.load("locl")
+
+
 def test_missing_dependency_names_the_pip_extra() -> None:
     registry: Registry[object] = Registry("sygnify.test", kind="connector", extras={"cloud": "cloudy"})
     registry.register("cloud", "sygnify_no_such_sdk.module:Client")

@@ -143,6 +143,8 @@ class ChunkOutcome:
     paths: list[str] = field(default_factory=list)
     failure: SygnifyError | None = None
     duration_s: float = 0.0
+    #: The partial was merged into another outcome's (a worker merges its chunks' partials).
+    partial_merged: bool = False
 
 
 class DeadLetter:

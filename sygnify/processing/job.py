@@ -61,7 +61,8 @@ class Job:
         for error in outcome.errors:
             self.tracker.error(error)
         self.tracker.result.dead_letters += outcome.dead_rows
-        if outcome.errors and outcome.rows_out == 0 and outcome.table is None and outcome.partial is None:
+        produced = outcome.table is not None or outcome.partial is not None or outcome.partial_merged
+        if outcome.errors and outcome.rows_out == 0 and not produced:
             self.tracker.result.skipped_chunks += 1
         dead = [p for p in outcome.paths if "/dead-" in p]
         self.tracker.result.dead_letter_paths += dead

@@ -4,23 +4,114 @@ File parts travel as (path, row groups), so workers read their own data; in-memo
 streamed sources are shipped by value. Results are correct whatever the completion order:
 dataset sinks name files after the part, collected output is put back in source order,
 and aggregations merge order-independent partials.
+
+On executors in other processes (``remote``), an aggregation over files runs as a few
+tasks of contiguous parts, one per slot in flight: each worker processes its parts one
+chunk at a time, merges their partials itself and sends one partial back as Arrow IPC, so
+the parent receives and merges a handful of partials instead of one per chunk.
+
+>>> _groups(list(range(10)), 4)
+[[0, 1, 2], [3, 4, 5], [6, 7], [8, 9]]
 """
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import polars as pl
+
+from sygnify.processing.aggregate import Partial
 from sygnify.processing.chunk import ChunkOutcome, ChunkProcessor
 from sygnify.processing.executors import make_executor
-from sygnify.processing.job import Job
+from sygnify.processing.job import MERGE_EVERY, Job
 from sygnify.processing.result import ProcessResult
-from sygnify.processing.sources import Part
+from sygnify.processing.sources import FileSource, Part
 
 __all__ = ["run_parallel"]
 
 
+@dataclass
+class _Shipped:
+    """A task's outcomes on their way back, the merged partial as Arrow IPC per frame
+    (which serializes several times faster than pickling the frames)."""
+
+    outcomes: list[ChunkOutcome]
+    partial: dict[str, bytes] | None = None
+
+    @classmethod
+    def of(cls, outcomes: list[ChunkOutcome], partial: Partial | None) -> _Shipped:
+        if partial is None:
+            return cls(outcomes)
+        encoded: dict[str, bytes] = {}
+        for key, frame in partial.items():
+            buffer = io.BytesIO()
+            frame.write_ipc(buffer, compression="uncompressed")
+            encoded[key] = buffer.getvalue()
+        return cls(outcomes, encoded)
+
+    def unpack(self) -> list[ChunkOutcome]:
+        """The outcomes, the merged partial back on the first one that had a partial."""
+        if self.partial is not None:
+            partial = {key: pl.read_ipc(io.BytesIO(data)) for key, data in self.partial.items()}
+            carrier = next(o for o in self.outcomes if o.partial_merged)
+            carrier.partial, carrier.partial_merged = partial, False
+        return self.outcomes
+
+
 def _run_part(processor: ChunkProcessor, part: Part, rows: int) -> list[ChunkOutcome]:
     return processor.run_part(part, rows)
+
+
+def _run_parts(processor: ChunkProcessor, parts: list[Part], rows: int) -> _Shipped:
+    """Run ``parts`` one chunk at a time and merge their partial aggregates (in a worker)."""
+    aggregate = processor.plan.aggregate
+    assert aggregate is not None
+    outcomes: list[ChunkOutcome] = []
+    partials: list[Partial] = []
+    for part in parts:
+        for outcome in processor.run_part(part, rows):
+            outcomes.append(outcome)
+            if outcome.failure is not None:  # the parent raises it: the rest is wasted work
+                return _Shipped.of(outcomes, aggregate.merge(partials) if partials else None)
+            if outcome.partial is not None:
+                partials.append(outcome.partial)
+                outcome.partial, outcome.partial_merged = None, True
+                if len(partials) >= MERGE_EVERY:
+                    partials = [aggregate.merge(partials)]
+    return _Shipped.of(outcomes, aggregate.merge(partials) if partials else None)
+
+
+def _groups(parts: list[Any], count: int) -> list[list[Any]]:
+    """``parts`` in ``count`` contiguous groups whose sizes differ by at most one, the
+    larger groups first (so that, taken in order, the workers end up with even shares)."""
+    count = max(1, min(count, len(parts)))
+    size, larger = divmod(len(parts), count)
+    groups: list[list[Any]] = []
+    start = 0
+    for i in range(count):
+        end = start + size + (1 if i < larger else 0)
+        groups.append(parts[start:end])
+        start = end
+    return groups
+
+
+def _tasks(job: Job, executor: Any, rows: int, in_flight: int) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+    """The tasks to submit: one per part, or, for an aggregation over files on a remote
+    executor, one per slot in flight (parts are cheap (path, row groups) descriptors)."""
+    parts = job.source.parts(rows)
+    if (
+        getattr(executor, "remote", False)
+        and job.plan.aggregate is not None
+        and isinstance(job.source, FileSource)
+    ):
+        for group in _groups(list(parts), in_flight):
+            yield _run_parts, (job.processor, group, rows)
+        return
+    for part in parts:
+        yield _run_part, (job.processor, part, rows)
 
 
 def run_parallel(job: Job) -> ProcessResult:
@@ -32,7 +123,7 @@ def run_parallel(job: Job) -> ProcessResult:
     processor = job.processor
     worker_writes = job.sink is not None and job.sink.parallel_safe and job.plan.aggregate is None
     if worker_writes:
-        processor = ChunkProcessor(
+        job.processor = ChunkProcessor(
             processor.plan,
             schema=processor.schema,
             on_error=processor.on_error,
@@ -43,15 +134,16 @@ def run_parallel(job: Job) -> ProcessResult:
     pending: list[Any] = []
     owned = isinstance(job.executor, str)  # else the handler (or the user) owns and reuses it
     try:
-        for part in job.source.parts(rows):
+        for fn, args in _tasks(job, executor, rows, in_flight):
             while len(pending) >= in_flight:
                 done, pending = executor.wait_first(pending)
                 _absorb(job, done)
-            pending.append(executor.submit(_run_part, processor, part, rows))
+            pending.append(executor.submit(fn, *args))
         while pending:
             done, pending = executor.wait_first(pending)
             _absorb(job, done)
     finally:
+        job.processor = processor
         for future in pending:
             cancel = getattr(future, "cancel", None)
             if cancel is not None:
@@ -63,6 +155,7 @@ def run_parallel(job: Job) -> ProcessResult:
 
 def _absorb(job: Job, futures: list[Any]) -> None:
     for future in futures:
-        outcomes: list[ChunkOutcome] = future.result()
+        result: list[ChunkOutcome] | _Shipped = future.result()
+        outcomes = result.unpack() if isinstance(result, _Shipped) else result
         for outcome in outcomes:
             job.absorb(outcome)

@@ -65,12 +65,6 @@ class ThreadExecutor(_PoolExecutor):
         return self._pool.submit(fn, *args)
 
 
-def _share_cores(threads: int) -> None:
-    # Each worker's Polars gets its share of the cores instead of one thread per core in
-    # every worker (oversubscription); a value the user set is kept.
-    os.environ.setdefault("POLARS_MAX_THREADS", str(threads))
-
-
 def _run_pickled(payload: bytes) -> Any:
     fn, args = cloudpickle.loads(payload)
     return fn(*args)
@@ -87,9 +81,15 @@ class ProcessExecutor(_PoolExecutor):
         workers = _check_workers(max_workers)
         context = multiprocessing.get_context(start_method)
         threads = max(1, (os.cpu_count() or 1) // workers)
-        pool = cf.ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_share_cores, initargs=(threads,)
-        )
+        # Each worker's Polars gets its share of the cores instead of one thread per core
+        # in every worker (oversubscription); a value the user set is inherited and kept.
+        # Polars sizes its thread pool when it is imported, so the variable must be set
+        # before anything in the worker imports it: the initializer is ``os.putenv``,
+        # which unpickles without importing sygnify (whose import pulls in Polars).
+        share: dict[str, Any] = {}
+        if "POLARS_MAX_THREADS" not in os.environ:
+            share = {"initializer": os.putenv, "initargs": ("POLARS_MAX_THREADS", str(threads))}
+        pool = cf.ProcessPoolExecutor(workers, mp_context=context, **share)
         super().__init__(pool, workers)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> cf.Future[Any]:

@@ -56,7 +56,7 @@ def _validate(name: str, plugin: object) -> Callable[..., Executor]:
 
 #: Executor plugins by name; the extra that installs each one's dependencies.
 EXECUTORS: Registry[Callable[..., Executor]] = Registry(
-    GROUPS["executor"], kind="executor", extras={"dask": "dask", "ray": "ray"}, validate=_validate
+    GROUPS["executor"], kind="executor", extras={"dask": "dask"}, validate=_validate
 )
 EXECUTORS.register("local", "sygnify.processing.executors.local:ThreadExecutor")
 if "threads" not in EXECUTORS:  # running from a source tree without installed metadata

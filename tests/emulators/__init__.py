@@ -119,6 +119,19 @@ def wait_for_http(url: str, *, timeout: float = 60, process: subprocess.Popen[by
     raise EmulatorUnavailable(f"{url} did not answer within {timeout} s")
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the test process dies, even by SIGKILL (Linux).
+
+    Servers run in their own session (so a Ctrl-C aimed at pytest does not hit them first);
+    without this, a test run killed from outside would leave them running.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, 15, 0, 0, 0)
+
+
 class ManagedProcess:
     """A background server process whose output goes to a log file under ``.emulators/logs``."""
 
@@ -137,6 +150,7 @@ class ManagedProcess:
             env={**os.environ, **(env or {})},
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # test-only; servers are started from the main thread
         )
 
     def log_tail(self, chars: int = 4000) -> str:

@@ -13,7 +13,15 @@ from typing import Any
 
 from sygnify.errors import JobFailedError
 
-__all__ = ["TERMINAL", "ActivityRun", "PipelineRun", "PipelineRunFailedError", "TriggerInfo", "run_from_sdk"]
+__all__ = [
+    "TERMINAL",
+    "ActivityRun",
+    "PipelineRun",
+    "PipelineRunFailedError",
+    "TriggerInfo",
+    "activity_from_sdk",
+    "run_from_sdk",
+]
 
 #: Run statuses after which a run does not change any more.
 TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
@@ -84,4 +92,19 @@ def run_from_sdk(run: Any, run_id: str) -> PipelineRun:
         run_end=run.run_end,
         duration_ms=run.duration_in_ms,
         parameters=dict(run.parameters or {}),
+    )
+
+
+def activity_from_sdk(activity: Any) -> ActivityRun:
+    """An activity run as the SDK returns it, as an :class:`ActivityRun`."""
+    return ActivityRun(
+        name=activity.activity_name or "",
+        activity_type=activity.activity_type,
+        activity_run_id=activity.activity_run_id,
+        status=activity.status,
+        run_start=activity.activity_run_start,
+        run_end=activity.activity_run_end,
+        input=activity.input,
+        output=activity.output,
+        error=activity.error,
     )

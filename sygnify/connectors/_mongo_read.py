@@ -22,9 +22,10 @@ import pyarrow as pa
 
 from sygnify._arrow import DEFAULT_BATCH_SIZE
 from sygnify.connectors._mongo_schema import RESCUE_COLUMN, InconsistentPolicy
+from sygnify.connectors.base import QueryParams
 from sygnify.errors import ConfigurationError, SchemaError
 
-__all__ = ["ReadPlan", "Sort", "check_collection_name", "chunks", "plan_read", "sort_spec"]
+__all__ = ["ReadPlan", "Sort", "check_collection_name", "chunks", "filter_document", "plan_read", "sort_spec"]
 
 Sort = Mapping[str, int] | Sequence[tuple[str, int]]
 
@@ -58,6 +59,29 @@ def sort_spec(sort: Sort | None) -> list[tuple[str, int]] | None:
         if direction not in (1, -1):
             raise ConfigurationError(f"sort direction for {key!r} must be 1 or -1, got {direction!r}")
     return pairs
+
+
+def filter_document(
+    params: QueryParams, filter: Mapping[str, Any] | None, source: str
+) -> Mapping[str, Any] | None:
+    """The filter document of a read: ``params`` (the connector protocol's name) or ``filter=``.
+
+    >>> filter_document({"status": "paid"}, None, "orders")
+    {'status': 'paid'}
+    >>> filter_document(["paid"], None, "orders")
+    Traceback (most recent call last):
+    ...
+    sygnify.errors.ConfigurationError: MongoDB parameters are a filter document (a mapping), ...
+    """
+    if params is None:
+        return filter
+    if not isinstance(params, Mapping):
+        raise ConfigurationError(
+            "MongoDB parameters are a filter document (a mapping), not a sequence", resource=source
+        )
+    if filter is not None:
+        raise ConfigurationError("pass params= or filter=, not both", resource=source)
+    return params
 
 
 def chunks(documents: Iterator[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:

@@ -1,4 +1,4 @@
-"""The object half of what the S3 and Azure Blob connectors share: objects, listing, globs, transfers.
+"""The object half of what the S3 and Azure Blob connectors share: the object API over SDK primitives.
 
 A concrete store supplies a handful of SDK primitives (list one page, head, ranged get,
 put, delete, multipart upload, error translation); :class:`ObjectStore` builds the object
@@ -8,26 +8,22 @@ Datasets, SQL and writes of tables live one layer up, in
 ``BaseConnector._call``: the retry policy (transient errors only), the circuit breaker and
 SDK-error translation.
 
-Sources name objects as URLs (``s3://bucket/path/*.parquet``, ``az://container/path/``) or
-as keys relative to the connection's default bucket/container. A key ending in ``/`` (or
-without a file extension) is a prefix "directory", read with hive partitions; a key with
-``*``, ``?`` or ``[...]`` is a glob where ``*`` stays within one path segment and ``**``
-crosses them::
+How sources name objects (URLs, relative keys, prefixes, globs) lives in
+:mod:`sygnify.connectors._object_keys`, and the bounded-memory machinery of part uploads and
+ranged downloads in :mod:`sygnify.connectors._object_transfers`. Listing and metadata
+describe each object with an :class:`ObjectInfo`::
 
-    >>> pattern = glob_pattern("sales/**/2026-*.parquet")
-    >>> bool(pattern.match("sales/eu/x/2026-01.parquet")), bool(pattern.match("sales/2025-01.parquet"))
-    (True, False)
+    >>> info = ObjectInfo(bucket="lake", key="raw/x.parquet", size=1024)
+    >>> info.key, info.size, dict(info.metadata)
+    ('raw/x.parquet', 1024, {})
 """
 
 from __future__ import annotations
 
 import abc
-import concurrent.futures
 import io
-import itertools
 import os
 import re
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +33,8 @@ from typing import IO, Any, ClassVar, TypeVar
 from pydantic import BaseModel, Field, SecretStr
 
 from sygnify.config import ConnectorConfig, config_fingerprint
+from sygnify.connectors._object_keys import glob_pattern, locate
+from sygnify.connectors._object_transfers import copy_ranges, read_parts, upload_parts, write_file_atomically
 from sygnify.connectors.base import BaseConnector
 from sygnify.connectors.pool import ClientPool
 from sygnify.errors import (
@@ -59,7 +57,6 @@ __all__ = [
 
 MiB = 1024 * 1024
 _List = list  # the connector's list() method shadows the builtin in its class body
-_GLOB_CHARS = re.compile(r"[*?\[]")
 T = TypeVar("T")
 ConfigT = TypeVar("ConfigT", bound="ObjectStoreConfig")
 
@@ -93,54 +90,6 @@ class ObjectStoreConfig(ConnectorConfig):
     verify_tls: bool = Field(True, description="Verify TLS certificates (leave on outside tests).")
     duckdb_threads: int | None = Field(None, ge=1, description="DuckDB threads for query().")
     list_page_size: int = Field(1000, ge=1, le=1000, description="Objects per list request.")
-
-
-def glob_pattern(pattern: str) -> re.Pattern[str]:
-    """A regex for a key glob: ``*``/``?`` within a segment, ``**`` across segments, ``[...]`` sets."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) != -1:
-            inner = pattern[i + 1 : end]
-            out.append(
-                "[" + ("^" + re.escape(inner[1:]) if inner.startswith("!") else re.escape(inner)) + "]"
-            )
-            i = end + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def _drain(items: _List[bytes]) -> Iterator[bytes]:
-    """Yield and forget ``items`` one by one (the list keeps no reference to what it yielded)."""
-    while items:
-        yield items.pop(0)
-
-
-def _read_exactly(reader: IO[bytes], size: int) -> bytes:
-    """Read ``size`` bytes (fewer only at end of stream) from a possibly short-reading stream."""
-    chunks: list[bytes] = []
-    remaining = size
-    while remaining > 0:
-        chunk = reader.read(remaining)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class ObjectStore(BaseConnector[ConfigT]):
@@ -204,24 +153,9 @@ class ObjectStore(BaseConnector[ConfigT]):
 
     def _locate(self, source: str) -> tuple[str, str, bool]:
         """``(bucket, key, is_url)`` of a URL or a key relative to the default bucket."""
-        scheme, sep, rest = source.partition("://")
-        if sep:
-            if scheme.lower() not in self.schemes:
-                raise ConfigurationError(
-                    f"{source!r} is not a {self.type_name} URL; use {self.schemes[0]}://BUCKET/KEY",
-                    resource=source,
-                )
-            bucket, _, key = rest.partition("/")
-            if not bucket:
-                raise ConfigurationError(f"{source!r} names no bucket/container", resource=source)
-            return bucket, key, True
-        if self.default_bucket is None:
-            raise ConfigurationError(
-                f"{source!r} is a relative key but the connection has no default bucket/container; "
-                f"set it in the config or pass a full URL ({self.schemes[0]}://BUCKET/KEY)",
-                resource=source,
-            )
-        return self.default_bucket, source.lstrip("/"), False
+        return locate(
+            source, schemes=self.schemes, type_name=self.type_name, default_bucket=self.default_bucket
+        )
 
     def _url(self, bucket: str, key: str) -> str:
         return f"{self.schemes[0]}://{bucket}/{key}"
@@ -330,44 +264,19 @@ class ObjectStore(BaseConnector[ConfigT]):
         content_type: str | None,
         metadata: Mapping[str, str] | None,
     ) -> None:
-        part_size = self.config.part_size
-        first = _read_exactly(reader, part_size)
-        resource = self._url(bucket, key)
-        if len(first) < part_size:
-            self._call("put", self._put_bytes, bucket, key, first, content_type, metadata, resource=resource)
+        parts = read_parts(reader, self.config.part_size)
+        if not isinstance(parts, Iterator):  # all of it fitted in one part
+            resource = self._url(bucket, key)
+            self._call("put", self._put_bytes, bucket, key, parts, content_type, metadata, resource=resource)
             return
-        # Hand the first part over instead of keeping a reference here for the whole upload.
-        head = [first]
-        del first
-        chunks = itertools.chain(_drain(head), iter(lambda: _read_exactly(reader, part_size), b""))
-        self._upload_chunks(bucket, key, chunks, content_type, metadata)
+        self._upload_chunks(bucket, key, parts, content_type, metadata)
 
     def _upload_parts(self, chunks: Iterator[bytes], upload_part: Callable[[int, bytes], T]) -> _List[T]:
         """Run ``upload_part(number, chunk)`` (numbers from 1) with at most ``max_concurrency`` in flight.
 
         Returns the results in part order. Only the parts in flight are held in memory.
         """
-        limit = self.config.max_concurrency
-        results: dict[int, T] = {}
-        with concurrent.futures.ThreadPoolExecutor(limit, thread_name_prefix="sygnify-upload") as workers:
-            in_flight: dict[concurrent.futures.Future[T], int] = {}
-            try:
-                for number, chunk in enumerate(chunks, start=1):
-                    in_flight[workers.submit(upload_part, number, chunk)] = number
-                    del chunk
-                    if len(in_flight) >= limit:
-                        done, _ = concurrent.futures.wait(
-                            in_flight, return_when=concurrent.futures.FIRST_COMPLETED
-                        )
-                        for future in done:
-                            results[in_flight.pop(future)] = future.result()
-                for future in concurrent.futures.as_completed(list(in_flight)):
-                    results[in_flight.pop(future)] = future.result()
-            except BaseException:
-                for future in in_flight:
-                    future.cancel()
-                raise
-        return [results[number] for number in sorted(results)]
+        return upload_parts(chunks, upload_part, max_in_flight=self.config.max_concurrency)
 
     def download(self, key: str, destination: str | os.PathLike[str] | IO[bytes]) -> int:
         """Stream an object to a local file or binary stream in ranged reads; returns bytes written.
@@ -376,33 +285,18 @@ class ObjectStore(BaseConnector[ConfigT]):
         """
         info = self.metadata(key)
         if isinstance(destination, str | os.PathLike):
-            path = Path(destination)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-            try:
-                with partial.open("wb") as handle:
-                    written = self._download_to(info, handle)
-                os.replace(partial, path)
-            finally:
-                partial.unlink(missing_ok=True)
-            return written
+            return write_file_atomically(Path(destination), lambda handle: self._download_to(info, handle))
         return self._download_to(info, destination)
 
     def _download_to(self, info: ObjectInfo, writer: IO[bytes]) -> int:
         resource = self._url(info.bucket, info.key)
-        written = 0
-        while written < info.size:
-            length = min(self.config.part_size, info.size - written)
-            chunk = self._call(
-                "download", self._get_range, info.bucket, info.key, written, length, resource=resource
+
+        def read_range(start: int, length: int) -> bytes:
+            return self._call(
+                "download", self._get_range, info.bucket, info.key, start, length, resource=resource
             )
-            if not chunk:
-                raise ConnectionFailedError(
-                    f"download of {resource} ended early at byte {written}", resource=resource
-                )
-            writer.write(chunk)
-            written += len(chunk)
-        return written
+
+        return copy_ranges(read_range, info.size, self.config.part_size, writer, resource=resource)
 
     def delete(self, *keys: str) -> None:
         """Delete objects (in batches of 1000); deleting a missing object is not an error."""

@@ -28,6 +28,8 @@ import polars as pl
 import pyarrow as pa
 from polars.io.plugins import register_io_source
 
+from sygnify.connectors._io_source import finish_frames
+
 __all__ = [
     "Pushdown",
     "SqlDialect",
@@ -229,22 +231,9 @@ def scan_sql_table(
             needed = [column for column in schema.names() if column in needed] or [schema.names()[0]]
         # The limit goes to SQL only when the database applies the whole filter itself.
         limit = n_rows if pushdown.complete else None
-        remaining = n_rows
-        for batch in fetch(needed, pushdown, limit, batch_size):
-            frame = pl.from_arrow(batch)
-            assert isinstance(frame, pl.DataFrame)
-            wanted = {column: schema[column] for column in frame.columns if column in schema}
-            if any(frame.schema[column] != dtype for column, dtype in wanted.items()):
-                frame = frame.cast(wanted)  # type: ignore[arg-type]
-            if predicate is not None:
-                frame = frame.filter(predicate)
-            if with_columns is not None:
-                frame = frame.select(with_columns)
-            if remaining is not None:
-                frame = frame.head(remaining)
-                remaining -= frame.height
-            yield frame
-            if remaining is not None and remaining <= 0:
-                return
+        batches = fetch(needed, pushdown, limit, batch_size)
+        yield from finish_frames(
+            batches, predicate=predicate, with_columns=with_columns, n_rows=n_rows, schema=schema
+        )
 
     return register_io_source(source, schema=schema, explain_name=name)

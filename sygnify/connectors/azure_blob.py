@@ -30,36 +30,33 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import threading
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import azure.core.exceptions as azure_errors
 import pyarrow.fs as pafs
 from azure.storage.blob import BlobBlock, BlobServiceClient, ContentSettings
-from pydantic import Field, SecretStr, model_validator
-from typing_extensions import Self
 
+from sygnify.connectors._azure_auth import (
+    AzureAccount,
+    AzureBlobConfig,
+    AzureClients,
+    close_azure_clients,
+    open_azure_clients,
+)
+from sygnify.connectors._azure_errors import error_code, first_line, translate_azure_error
 from sygnify.connectors._object_datasets import ObjectStoreConnector
 from sygnify.connectors._object_store import (
     BucketNotFoundError,
     ObjectInfo,
     ObjectNotFoundError,
-    ObjectStoreConfig,
     _AlreadyExistsError,
 )
-from sygnify.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    ConnectionFailedError,
-    PermissionDeniedError,
-    SygnifyError,
-    ThrottledError,
-    TransientError,
-)
+from sygnify.errors import SygnifyError
 
+# Configuration, credentials and client construction, and error translation live in private
+# modules; the public names are re-exported here, where users import them from.
 __all__ = [
     "AzureBlobConfig",
     "AzureBlobConnector",
@@ -67,60 +64,6 @@ __all__ = [
     "ObjectInfo",
     "ObjectNotFoundError",
 ]
-
-
-class AzureBlobConfig(ObjectStoreConfig):
-    """Options of the ``azure_blob`` connector (secrets are :class:`~pydantic.SecretStr`)."""
-
-    container: str | None = Field(None, description="Default container for keys that are not az:// URLs.")
-    account_name: str | None = None
-    account_url: str | None = Field(
-        None, description="Blob endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1."
-    )
-    connection_string: SecretStr | None = None
-    account_key: SecretStr | None = None
-    sas_token: SecretStr | None = None
-    tenant_id: str | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    managed_identity_client_id: str | None = None
-
-    @model_validator(mode="after")
-    def _check_auth(self) -> Self:
-        if self.connection_string is None and self.account_name is None and self.account_url is None:
-            raise ValueError("set connection_string, account_name or account_url")
-        principal = (self.tenant_id, self.client_id, self.client_secret)
-        partial = any(part is not None for part in principal) and not all(
-            part is not None for part in principal
-        )
-        # client_id alone is fine: it picks a user-assigned managed identity for DefaultAzureCredential.
-        if partial and (
-            self.client_id is None or self.client_secret is not None or self.tenant_id is not None
-        ):
-            raise ValueError("a service principal needs tenant_id, client_id and client_secret together")
-        return self
-
-
-@dataclass(frozen=True)
-class _Account:
-    name: str
-    url: str  # blob endpoint, no trailing slash
-    key: str | None
-    sas: str | None
-
-
-@dataclass
-class _AzureClients:
-    service: BlobServiceClient
-    account: _Account
-    credential: Any
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    arrow_fs: pafs.AzureFileSystem | None = None
-
-
-def _parse_connection_string(text: str) -> dict[str, str]:
-    parts = (item.split("=", 1) for item in text.split(";") if "=" in item)
-    return {key.strip().lower(): value.strip() for key, value in parts}
 
 
 class AzureBlobConnector(ObjectStoreConnector[AzureBlobConfig]):
@@ -136,68 +79,11 @@ class AzureBlobConnector(ObjectStoreConnector[AzureBlobConfig]):
 
     # -- clients ----------------------------------------------------------------------------
 
-    def _account(self) -> _Account:
-        config = self.config
-        key = config.account_key.get_secret_value() if config.account_key else None
-        sas = config.sas_token.get_secret_value().lstrip("?") if config.sas_token else None
-        name, url = config.account_name, config.account_url
-        if config.connection_string is not None:
-            values = _parse_connection_string(config.connection_string.get_secret_value())
-            name = name or values.get("accountname")
-            key = key or values.get("accountkey")
-            sas = sas or values.get("sharedaccesssignature")
-            url = url or values.get("blobendpoint")
-            if url is None and name:
-                protocol = values.get("defaultendpointsprotocol", "https")
-                suffix = values.get("endpointsuffix", "core.windows.net")
-                url = f"{protocol}://{name}.blob.{suffix}"
-        if url is None and name:
-            url = f"https://{name}.blob.core.windows.net"
-        if url is None:
-            raise ConfigurationError("cannot tell the blob endpoint; set account_name or account_url")
-        if name is None:
-            parsed = urllib.parse.urlsplit(url)
-            host_name = parsed.hostname.split(".")[0] if parsed.hostname else ""
-            path_name = parsed.path.strip("/").split("/")[0]
-            name = path_name if parsed.hostname in ("127.0.0.1", "localhost") and path_name else host_name
-        return _Account(name=name, url=url.rstrip("/"), key=key, sas=sas)
+    def _open_clients(self) -> AzureClients:
+        return open_azure_clients(self.config)
 
-    def _credential(self, account: _Account) -> Any:
-        config = self.config
-        if account.key is not None:
-            return {"account_name": account.name, "account_key": account.key}
-        if account.sas is not None:
-            return account.sas
-        from azure.identity import ClientSecretCredential, DefaultAzureCredential
-
-        if config.client_secret is not None and config.tenant_id and config.client_id:
-            return ClientSecretCredential(
-                config.tenant_id, config.client_id, config.client_secret.get_secret_value()
-            )
-        return DefaultAzureCredential(managed_identity_client_id=config.managed_identity_client_id)
-
-    def _open_clients(self) -> _AzureClients:
-        account = self._account()
-        credential = self._credential(account)
-        service = BlobServiceClient(
-            account_url=account.url,
-            credential=credential,
-            # sygnify's retry policy is the only one, so retries are counted and bounded once.
-            retry_total=0,
-            connection_timeout=self.config.connect_timeout,
-            read_timeout=self.config.read_timeout,
-            connection_verify=self.config.verify_tls,
-            max_single_put_size=self.config.part_size,
-            max_block_size=self.config.part_size,
-        )
-        return _AzureClients(service=service, account=account, credential=credential)
-
-    def _close_clients(self, clients: _AzureClients) -> None:
-        clients.service.close()
-        close = getattr(clients.credential, "close", None)
-        if callable(close):
-            with contextlib.suppress(Exception):
-                close()
+    def _close_clients(self, clients: AzureClients) -> None:
+        close_azure_clients(clients)
 
     @property
     def _service(self) -> BlobServiceClient:
@@ -205,7 +91,7 @@ class AzureBlobConnector(ObjectStoreConnector[AzureBlobConfig]):
         return service
 
     def _arrow_filesystem(self) -> pafs.FileSystem:
-        clients: _AzureClients = self._clients
+        clients: AzureClients = self._clients
         if clients.account.key is None and clients.account.sas is not None:
             # pyarrow's AzureFileSystem appends the SAS token to the endpoint before the
             # account name on path-style endpoints (Azurite, some private endpoints), so every
@@ -236,7 +122,7 @@ class AzureBlobConnector(ObjectStoreConnector[AzureBlobConfig]):
             return clients.arrow_fs
 
     def _polars_options(self) -> dict[str, Any]:
-        account: _Account = self._clients.account
+        account: AzureAccount = self._clients.account
         storage: dict[str, str] = {"account_name": account.name}
         if not urllib.parse.urlsplit(account.url).hostname or not account.url.startswith(
             f"https://{account.name}.blob.core.windows.net"
@@ -352,7 +238,7 @@ class AzureBlobConnector(ObjectStoreConnector[AzureBlobConfig]):
                 try:
                     container.delete_blob(key)
                 except azure_errors.ResourceNotFoundError as exc:
-                    if _code(exc) == "ContainerNotFound":
+                    if error_code(exc) == "ContainerNotFound":
                         raise BucketNotFoundError(
                             f"container {bucket!r} does not exist", resource=bucket
                         ) from exc
@@ -375,60 +261,8 @@ class AzureBlobConnector(ObjectStoreConnector[AzureBlobConfig]):
 
     def _translate(self, exc: Exception, *, operation: str, resource: str | None) -> SygnifyError:
         message = self._scrub(
-            f"azure_blob {operation} failed for {resource!r}: {type(exc).__name__}: {_first_line(exc)}"
+            f"azure_blob {operation} failed for {resource!r}: {type(exc).__name__}: {first_line(exc)}"
         )
-        code = _code(exc)
-        status = getattr(exc, "status_code", None) or 0
-        if code == "ContainerNotFound":
-            return BucketNotFoundError(
-                f"{message} (create the container or check its name)", resource=resource
-            )
-        if isinstance(exc, azure_errors.ResourceNotFoundError) or code == "BlobNotFound":
-            return ObjectNotFoundError(message, resource=resource)
-        # Azurite answers a bad signature with AuthorizationFailure; Azure with AuthenticationFailed.
-        if "failed to authenticate" in str(exc).lower():
-            return AuthenticationError(f"{message} (check the key, SAS token or identity)", resource=resource)
-        if isinstance(exc, azure_errors.ClientAuthenticationError) or code in (
-            "AuthenticationFailed",
-            "InvalidAuthenticationInfo",
-        ):
-            if code.startswith("Authorization") or (status == 403 and code != "AuthenticationFailed"):
-                return PermissionDeniedError(message, resource=resource)
-            return AuthenticationError(f"{message} (check the key, SAS token or identity)", resource=resource)
-        if exc.__class__.__name__ == "CredentialUnavailableError":
-            return AuthenticationError(
-                f"{message} (no Azure identity available: set a key, SAS, service principal or identity)",
-                resource=resource,
-            )
-        if status == 403 or code.startswith("Authorization"):
-            return PermissionDeniedError(message, resource=resource)
-        if code in ("ServerBusy", "OperationTimedOut", "TooManyRequests") or status in (429, 503):
-            retry_after = None
-            response = getattr(exc, "response", None)
-            if response is not None:
-                with contextlib.suppress(TypeError, ValueError):
-                    retry_after = float(response.headers.get("Retry-After"))
-            return ThrottledError(message, resource=resource, retry_after=retry_after)
-        if status >= 500 or code == "InternalError":
-            return TransientError(message, resource=resource)
-        if isinstance(exc, azure_errors.ServiceRequestError | azure_errors.ServiceResponseError):
-            return ConnectionFailedError(message, resource=resource)
-        if isinstance(exc, azure_errors.HttpResponseError) and 400 <= status < 500:
-            return ConfigurationError(message, resource=resource)
-        if isinstance(exc, ValueError) and "credential" in str(exc).lower():
-            return ConfigurationError(message, resource=resource)
-        return self._translate_fallback(exc, message, resource)
-
-
-def _code(exc: BaseException) -> str:
-    code = getattr(exc, "error_code", None)
-    if code is None:
-        response = getattr(exc, "response", None)
-        headers = getattr(response, "headers", None) or {}
-        code = headers.get("x-ms-error-code")
-    return str(code or "")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
+        return translate_azure_error(exc, message, resource) or self._translate_fallback(
+            exc, message, resource
+        )

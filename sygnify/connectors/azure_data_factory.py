@@ -45,18 +45,14 @@ from sygnify.connectors._adf_runs import (
     PipelineRun,
     PipelineRunFailedError,
     TriggerInfo,
+    activity_from_sdk,
     run_from_sdk,
 )
+from sygnify.connectors._adf_wait import wait_for_run
 from sygnify.connectors.base import BaseConnector, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.pool import ClientPool
-from sygnify.errors import (
-    ConfigurationError,
-    NotFoundError,
-    OperationTimeoutError,
-    SygnifyError,
-    ThrottledError,
-)
-from sygnify.resilience import Deadline, Resilience
+from sygnify.errors import ConfigurationError, NotFoundError, SygnifyError, ThrottledError
+from sygnify.resilience import Resilience
 
 __all__ = [
     "ActivityRun",
@@ -206,31 +202,17 @@ class AzureDataFactoryConnector(BaseConnector[AzureDataFactoryConfig]):
         run keeps going: :meth:`cancel` it if needed) and, unless ``raise_on_failure`` is
         false, :class:`PipelineRunFailedError` for a failed or cancelled run.
         """
-        limit = timeout if timeout is not None else self.config.timeout
-        interval = poll_interval if poll_interval is not None else self.config.poll_interval
-        if limit <= 0 or interval <= 0:
-            raise ConfigurationError("timeout and poll_interval must be > 0", resource=run_id)
-        deadline = Deadline(limit, clock=self._clock)
-        while True:
-            state = self.run(run_id)
-            if state.finished:
-                break
-            if deadline.expired:
-                raise OperationTimeoutError(
-                    f"pipeline run {run_id} ({state.pipeline}) is still {state.status} after {limit:g} s; "
-                    "it keeps running: cancel(run_id) to stop it, or wait longer",
-                    resource=run_id,
-                )
-            self._sleep(min(interval, max(deadline.remaining(), 0.0)))
-            interval = min(interval * self.config.poll_backoff, self.config.max_poll_interval)
-        if raise_on_failure and not state.succeeded:
-            raise PipelineRunFailedError(
-                f"pipeline run {run_id} ({state.pipeline}) ended {state.status}: "
-                f"{state.message or 'no message'}; "
-                "see activity_runs(run_id), or rerun(run_id) to start again from the failed activity",
-                run=state,
-            )
-        return state
+        return wait_for_run(
+            self.run,
+            run_id,
+            timeout=timeout if timeout is not None else self.config.timeout,
+            poll_interval=poll_interval if poll_interval is not None else self.config.poll_interval,
+            poll_backoff=self.config.poll_backoff,
+            max_poll_interval=self.config.max_poll_interval,
+            raise_on_failure=raise_on_failure,
+            sleep=self._sleep,
+            clock=self._clock,
+        )
 
     def run_and_wait(
         self, pipeline: str, parameters: Mapping[str, Any] | None = None, **wait: Any
@@ -287,20 +269,7 @@ class AzureDataFactoryConnector(BaseConnector[AzureDataFactoryConfig]):
                 resource=run_id,
                 **self._http,
             )
-            found += [
-                ActivityRun(
-                    name=a.activity_name or "",
-                    activity_type=a.activity_type,
-                    activity_run_id=a.activity_run_id,
-                    status=a.status,
-                    run_start=a.activity_run_start,
-                    run_end=a.activity_run_end,
-                    input=a.input,
-                    output=a.output,
-                    error=a.error,
-                )
-                for a in page.value or []
-            ]
+            found += [activity_from_sdk(a) for a in page.value or []]
             token = page.continuation_token
             if not token:
                 return found

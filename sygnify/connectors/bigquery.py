@@ -19,9 +19,7 @@ never formatted into the SQL. Example (needs a BigQuery project or emulator)::
 
 from __future__ import annotations
 
-import concurrent.futures
 import io
-import logging
 import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,7 +28,6 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-import requests
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
@@ -39,17 +36,12 @@ from sygnify.config import config_fingerprint
 from sygnify.connectors._bigquery_auth import NO_RETRY, BigQueryClients, BigQueryConfig, open_clients
 from sygnify.connectors._bigquery_errors import translate_bigquery_error
 from sygnify.connectors._bigquery_load import LoadJobIds, run_load_job
-from sygnify.connectors._bigquery_types import arrow_to_bigquery_schema, query_parameter, query_parameters
+from sygnify.connectors._bigquery_read import arrow_batches, open_table_rows, query_job_config, start_query
+from sygnify.connectors._bigquery_types import arrow_to_bigquery_schema, query_parameter
 from sygnify.connectors._sql_scan import Pushdown, SqlDialect, scan_sql_table, select_sql
 from sygnify.connectors.base import BaseConnector, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.pool import ClientPool
-from sygnify.errors import (
-    ConfigurationError,
-    DataQualityError,
-    OperationTimeoutError,
-    SchemaError,
-    SygnifyError,
-)
+from sygnify.errors import ConfigurationError, DataQualityError, SygnifyError
 
 # The configuration, parameter typing and error translation live in private modules;
 # their public names are re-exported here, where users import them from.
@@ -63,13 +55,10 @@ __all__ = [
     "translate_bigquery_error",
 ]
 
-_log = logging.getLogger(__name__)
 _SQL_START = re.compile(r"^\s*(\(|select\b|with\b|from\b)", re.I)
 _PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-:.]*$")
 _DATASET = re.compile(r"^[A-Za-z0-9_]+$")
 _TABLE = re.compile(r"^[A-Za-z0-9_\-$]+$")
-#: Storage Read API failures after which reading falls back to REST pages.
-_STORAGE_FALLBACK = (gexc.NotFound, gexc.PermissionDenied, gexc.MethodNotImplemented, gexc.Unauthenticated)
 
 DIALECT = SqlDialect(
     quote=lambda name: "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`",
@@ -129,65 +118,26 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
             )
         return f"{project}.{dataset}.{table}"
 
-    # -- jobs ---------------------------------------------------------------------------
-
-    def _job_config(
-        self, params: QueryParams, labels: Mapping[str, str] | None, *, dry_run: bool = False
-    ) -> bigquery.QueryJobConfig:
-        job_config = bigquery.QueryJobConfig(
-            query_parameters=query_parameters(params),
-            labels={**self.config.labels, **(labels or {})},
-            dry_run=dry_run,
-            use_query_cache=not dry_run,
-        )
-        if self.config.dataset:
-            job_config.default_dataset = f"{self.project}.{self.config.dataset}"
-        if self.config.job_timeout is not None:
-            job_config.job_timeout_ms = int(self.config.job_timeout * 1000)
-        if self.config.maximum_bytes_billed is not None:
-            job_config.maximum_bytes_billed = self.config.maximum_bytes_billed
-        return job_config
-
-    def _start_query(
-        self, sql: str, params: QueryParams, labels: Mapping[str, str] | None, timeout: float | None
-    ) -> bigquery.table.RowIterator:
-        """One attempt: run the job and wait for it; the rows are fetched by the caller."""
-        job_config = self._job_config(params, labels)
-        wait = timeout if timeout is not None else self.config.job_timeout
-        try:
-            job = self.client.query(sql, job_config=job_config, retry=NO_RETRY, job_retry=None, timeout=wait)
-        except requests.Timeout:
-            raise OperationTimeoutError(
-                f"BigQuery query did not finish within {wait:g} s", resource=sql
-            ) from None
-        try:
-            return job.result(timeout=wait, page_size=self.config.page_size, retry=NO_RETRY)
-        except (concurrent.futures.TimeoutError, requests.Timeout):
-            job.cancel(retry=NO_RETRY)
-            raise OperationTimeoutError(
-                f"BigQuery job {job.job_id} did not finish within {wait:g} s (cancelled)", resource=sql
-            ) from None
+    # -- reads --------------------------------------------------------------------------
 
     def _run_query(
         self, sql: str, params: QueryParams, labels: Mapping[str, str] | None, timeout: float | None
     ) -> bigquery.table.RowIterator:
-        return self._call("query", self._start_query, sql, params, labels, timeout, resource=sql)
+        return self._call(
+            "query", start_query, self.client, self.config, sql, params, labels, timeout, resource=sql
+        )
 
-    def _arrow_batches(self, rows: bigquery.table.RowIterator) -> Iterator[pa.RecordBatch]:
-        """Batches of a result: Storage Read API first, REST pages if it cannot read this table."""
-        if self._clients.storage is not None:
-            batches = rows.to_arrow_iterable(bqstorage_client=self._clients.storage, max_queue_size=2)
-            try:
-                first = next(batches)
-            except StopIteration:
-                return
-            except _STORAGE_FALLBACK as exc:
-                _log.debug("Storage Read API unavailable for this result (%s); using REST pages", exc)
-            else:
-                yield first
-                yield from batches
-                return
-        yield from rows.to_arrow_iterable(bqstorage_client=None)
+    def _table_rows(self, source: str, columns: Sequence[str] | None) -> bigquery.table.RowIterator:
+        table_id = self.table_id(source)
+        return self._call(
+            "open table",
+            open_table_rows,
+            self.client,
+            table_id,
+            columns,
+            page_size=self.config.page_size,
+            resource=table_id,
+        )
 
     # -- protocol -----------------------------------------------------------------------
 
@@ -206,8 +156,8 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
 
         def run_and_fetch() -> pa.Table:
             # One attempt covers the job and the download: a retry must not resume a half-read result.
-            rows = self._start_query(sql, params, labels, timeout)
-            batches = list(self._arrow_batches(rows))
+            rows = start_query(self.client, self.config, sql, params, labels, timeout)
+            batches = list(arrow_batches(rows, self._clients.storage))
             if not batches:
                 return rows.to_arrow(create_bqstorage_client=False)
             return pa.Table.from_batches(batches)
@@ -239,27 +189,8 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
             if params:
                 raise ConfigurationError("params apply to SQL sources only", resource=source)
             rows = self._table_rows(source, columns)
-        yield from self._translate_stream(rebatch(self._arrow_batches(rows), batch_size), source)
-
-    def _table_rows(self, source: str, columns: Sequence[str] | None) -> bigquery.table.RowIterator:
-        table_id = self.table_id(source)
-
-        def open_rows() -> bigquery.table.RowIterator:
-            table = self.client.get_table(table_id, retry=NO_RETRY)
-            fields = None
-            if columns:
-                by_name = {field.name: field for field in table.schema}
-                missing = [column for column in columns if column not in by_name]
-                if missing:
-                    raise SchemaError(
-                        f"table {table_id} has no column(s) {', '.join(missing)}", resource=table_id
-                    )
-                fields = [by_name[column] for column in columns]
-            return self.client.list_rows(
-                table, selected_fields=fields, page_size=self.config.page_size, retry=NO_RETRY
-            )
-
-        return self._call("open table", open_rows, resource=table_id)
+        batches = arrow_batches(rows, self._clients.storage)
+        yield from self._translate_stream(rebatch(batches, batch_size), source)
 
     def scan(self, source: str, *, batch_size: int = DEFAULT_BATCH_SIZE, **options: Any) -> pl.LazyFrame:
         """A LazyFrame over a table; selected columns and simple filters run inside BigQuery.
@@ -295,7 +226,7 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
 
     def estimate(self, sql: str, params: QueryParams = None) -> int:
         """Bytes the query would process (a dry run: free, and it validates the SQL)."""
-        job_config = self._job_config(params, None, dry_run=True)
+        job_config = query_job_config(self.config, self.project, params, None, dry_run=True)
 
         def dry_run() -> int:
             job = self.client.query(sql, job_config=job_config, retry=NO_RETRY, job_retry=None)

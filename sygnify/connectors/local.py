@@ -18,12 +18,8 @@ file outside it::
 
 from __future__ import annotations
 
-import glob
 import os
-import re
-import shutil
 import threading
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,32 +33,15 @@ from pydantic import Field
 from sygnify._arrow import DEFAULT_BATCH_SIZE, rebatch, to_arrow_table
 from sygnify.config import ConnectorConfig, config_fingerprint
 from sygnify.connectors._duckdb_sql import check_table_names, looks_like_sql
+from sygnify.connectors._local_duckdb import open_sandboxed_database, table_sql, translate_local_error
+from sygnify.connectors._local_paths import data_files, list_files, resolve_under, single_format
+from sygnify.connectors._local_writes import write_dataset, write_file
 from sygnify.connectors.base import BaseConnector, QueryParams, WriteMode, WriteResult
-from sygnify.connectors.formats import (
-    SUFFIX,
-    FileFormat,
-    detect_format,
-    format_of_file,
-    polars_scan,
-    pyarrow_format,
-    write_table,
-)
+from sygnify.connectors.formats import detect_format, format_of_file, polars_scan, pyarrow_format
 from sygnify.connectors.pool import ClientPool
-from sygnify.errors import (
-    ConfigurationError,
-    DataQualityError,
-    MemoryBudgetError,
-    NotFoundError,
-    PathEscapeError,
-    QueryError,
-    SchemaError,
-    SygnifyError,
-)
+from sygnify.errors import ConfigurationError, NotFoundError, QueryError, SygnifyError
 
 __all__ = ["LocalConfig", "LocalConnector"]
-
-_GLOB_CHARS = re.compile(r"[*?\[]")
-_TEMP_PREFIX = ".sygnify-tmp-"
 
 
 class LocalConfig(ConnectorConfig):
@@ -76,10 +55,6 @@ class LocalConfig(ConnectorConfig):
     create_root: bool = Field(True, description="Create root if it does not exist.")
     threads: int | None = Field(None, ge=1, description="DuckDB worker threads (default: all cores).")
     memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '2GB'.")
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 class LocalConnector(BaseConnector[LocalConfig]):
@@ -110,87 +85,14 @@ class LocalConnector(BaseConnector[LocalConfig]):
 
     def resolve(self, path: str) -> Path:
         """The absolute path of ``path`` under root; refuses anything that escapes it."""
-        candidate = Path(path).expanduser()
-        full = candidate if candidate.is_absolute() else self.root / candidate
-        resolved = Path(os.path.realpath(full))
-        if not resolved.is_relative_to(self.root):
-            raise PathEscapeError(
-                f"path {path!r} resolves to {resolved}, outside the connector root {self.root}",
-                resource=path,
-            )
-        return resolved
-
-    def _files(self, source: str, fmt: str | None = None) -> tuple[list[str], Path | None]:
-        """Data files named by a path, directory or glob, each checked to be under root.
-
-        Returns the files and, for a directory, the directory (hive partitions live there).
-        """
-        base = self.resolve(source)
-        if _GLOB_CHARS.search(source):
-            matches = sorted(glob.glob(str(base), recursive=True))
-            files = [self.resolve(match) for match in matches if os.path.isfile(match)]
-            directory = None
-        elif base.is_dir():
-            files = sorted(
-                self.resolve(str(path))
-                for path in base.rglob("*")
-                if path.is_file()
-                and not path.name.startswith((".", "_"))
-                and (fmt is not None or format_of_file(path.name) is not None)
-            )
-            directory = base
-        elif base.is_file():
-            files, directory = [base], None
-        else:
-            raise NotFoundError(f"no file or directory {source!r} under {self.root}", resource=source)
-        if not files:
-            raise NotFoundError(f"{source!r} matches no data files under {self.root}", resource=source)
-        return [str(path) for path in files], directory
-
-    def _format(self, files: list[str], source: str, explicit: str | None) -> FileFormat:
-        if explicit is not None:
-            return detect_format(source, explicit)
-        formats = {format_of_file(path) for path in files}
-        if len(formats) != 1 or None in formats:
-            names = ", ".join(sorted(str(fmt) for fmt in formats))
-            raise ConfigurationError(
-                f"{source!r} mixes file formats ({names}); narrow the glob or pass format=",
-                resource=source,
-            )
-        return formats.pop()  # type: ignore[return-value]
+        return resolve_under(self.root, path)
 
     # -- DuckDB --------------------------------------------------------------------------
 
     def _open_database(self) -> duckdb.DuckDBPyConnection:
-        database = duckdb.connect(":memory:")
-        if self.config.threads is not None:
-            database.execute(f"SET threads={int(self.config.threads)}")
-        if self.config.memory_limit is not None:
-            database.execute(f"SET memory_limit={_quote(self.config.memory_limit)}")
-        # The sandbox: files only under root, and the settings locked so SQL cannot undo it.
-        database.execute(f"SET allowed_directories=[{_quote(str(self.root) + os.sep)}]")
-        database.execute("SET enable_external_access=false")
-        database.execute("SET lock_configuration=true")
-        return database
-
-    def _table_sql(self, source: str) -> str:
-        """A SELECT over ``source`` that DuckDB re-expands on every query (new files show up)."""
-        files, directory = self._files(source)
-        fmt = self._format(files, source, None)
-        reader = {
-            "parquet": "read_parquet",
-            "csv": "read_csv",
-            "json": "read_json_auto",
-            "ipc": "read_arrow",
-        }[fmt]
-        if directory is not None:
-            suffixes = {Path(path).suffix for path in files}
-            pattern = str(directory / "**" / f"*{suffixes.pop()}") if len(suffixes) == 1 else None
-            target = _quote(pattern) if pattern else "[" + ", ".join(map(_quote, files)) + "]"
-            options = ", hive_partitioning=true" if fmt in ("parquet", "csv") else ""
-        else:
-            target, options = _quote(str(self.resolve(source))), ""
-        return f"SELECT * FROM {reader}({target}{options})"
+        return open_sandboxed_database(
+            self.root, threads=self.config.threads, memory_limit=self.config.memory_limit
+        )
 
     def _ensure_views(self) -> None:
         """Register each configured table whose files exist (tables without files yet are retried)."""
@@ -199,7 +101,7 @@ class LocalConnector(BaseConnector[LocalConfig]):
                 if table in self._views:
                     continue
                 try:
-                    view_sql = self._table_sql(source)
+                    view_sql = table_sql(self.root, source)
                 except NotFoundError:
                     continue
                 except SygnifyError as exc:
@@ -254,8 +156,8 @@ class LocalConnector(BaseConnector[LocalConfig]):
         yield from self._translate_stream(rebatch(batches, batch_size), source)
 
     def _dataset(self, source: str, fmt: str | None) -> ds.Dataset:
-        files, directory = self._files(source, fmt)
-        file_format = self._format(files, source, fmt)
+        files, directory = data_files(self.root, source, fmt)
+        file_format = single_format(files, source, fmt)
         if directory is not None:
             return ds.dataset(
                 files,
@@ -275,8 +177,8 @@ class LocalConnector(BaseConnector[LocalConfig]):
             raise ConfigurationError(f"unknown scan options: {', '.join(sorted(options))}", resource=source)
 
         def open_scan() -> pl.LazyFrame:
-            files, directory = self._files(source, format)
-            file_format = self._format(files, source, format)
+            files, directory = data_files(self.root, source, format)
+            file_format = single_format(files, source, format)
             frame = polars_scan(file_format, files, hive_partitioning=directory is not None)
             frame.collect_schema()
             return frame
@@ -305,95 +207,17 @@ class LocalConnector(BaseConnector[LocalConfig]):
         path = self.resolve(target)
         is_file = format_of_file(target) is not None and not target.endswith("/") and not partition_by
         if is_file:
-            return self._call("write", self._write_file, table, path, target, mode, format, resource=target)
+            return self._call(
+                "write", write_file, self.root, table, path, target, mode, format, resource=target
+            )
         fmt = detect_format(target, format or "parquet")
         return self._call(
-            "write", self._write_dataset, table, path, target, mode, fmt, partition_by, resource=target
+            "write", write_dataset, self.root, table, path, target, mode, fmt, partition_by, resource=target
         )
-
-    def _write_file(
-        self, table: pa.Table, path: Path, target: str, mode: WriteMode, format: str | None
-    ) -> WriteResult:
-        if path.exists() and mode == "append":
-            raise ConfigurationError(
-                f"cannot append to the single file {target!r}; write to a directory "
-                "(a target without extension) to append part files, or use mode='overwrite'",
-                resource=target,
-            )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{_TEMP_PREFIX}{uuid.uuid4().hex}{path.suffix}")
-        try:
-            write_table(table, str(temporary), detect_format(target, format))
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
-        return WriteResult(target=target, rows=table.num_rows, paths=[self._relative(path)])
-
-    def _write_dataset(
-        self,
-        table: pa.Table,
-        directory: Path,
-        target: str,
-        mode: WriteMode,
-        fmt: FileFormat,
-        partition_by: Sequence[str] | None,
-    ) -> WriteResult:
-        missing = [column for column in partition_by or [] if column not in table.column_names]
-        if partition_by and fmt == "json":
-            raise ConfigurationError("partition_by needs format parquet, csv or ipc", resource=target)
-        if missing:
-            raise SchemaError(f"partition columns not in the data: {', '.join(missing)}", resource=target)
-        staging = directory.parent / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
-        written: list[str] = []
-        basename = f"part-{uuid.uuid4().hex}-{{i}}{SUFFIX[fmt]}"
-        try:
-            if fmt == "json":
-                self._write_json_part(table, staging, basename, written)
-            else:
-                ds.write_dataset(
-                    table,
-                    staging,
-                    format=fmt,
-                    basename_template=basename,
-                    partitioning=list(partition_by) if partition_by else None,
-                    partitioning_flavor="hive" if partition_by else None,
-                    file_visitor=lambda written_file: written.append(written_file.path),
-                )
-            if mode == "overwrite" and directory.exists():
-                shutil.rmtree(directory)
-            final_paths = []
-            for staged in written:
-                relative = Path(staged).relative_to(staging)
-                destination = directory / relative
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staged, destination)
-                final_paths.append(self._relative(destination))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return WriteResult(target=target, rows=table.num_rows, paths=sorted(final_paths))
-
-    @staticmethod
-    def _write_json_part(table: pa.Table, staging: Path, basename: str, written: list[str]) -> None:
-        staging.mkdir(parents=True)
-        path = staging / basename.format(i=0)
-        write_table(table, str(path), "json")
-        written.append(str(path))
-
-    def _relative(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix()
 
     def list(self, prefix: str = "") -> list[str]:
         """Files under ``root/prefix`` as paths relative to root, sorted."""
-        base = self.resolve(prefix or ".")
-        if base.is_file():
-            return [self._relative(base)]
-        if not base.exists():
-            return []
-        return sorted(
-            self._relative(path)
-            for path in base.rglob("*")
-            if path.is_file() and not path.name.startswith(_TEMP_PREFIX)
-        )
+        return list_files(self.root, prefix)
 
     def close(self) -> None:
         if not self._closed:
@@ -422,32 +246,4 @@ class LocalConnector(BaseConnector[LocalConfig]):
                         f"{self.root}",
                         resource=table,
                     )
-        return _translate_local_error(exc, message, resource)
-
-
-def _translate_local_error(exc: Exception, message: str, resource: str | None) -> SygnifyError:
-    text = str(exc)
-    if isinstance(exc, duckdb.PermissionException):
-        return PathEscapeError(
-            f"{message} (only files under the connector root are reachable)", resource=resource
-        )
-    if isinstance(exc, duckdb.OutOfMemoryException):
-        return MemoryBudgetError(message, resource=resource)
-    if isinstance(exc, duckdb.CatalogException) and "does not exist" in text:
-        return NotFoundError(message, resource=resource)
-    if isinstance(exc, duckdb.IOException) and ("No files found" in text or "No such file" in text):
-        return NotFoundError(message, resource=resource)
-    if isinstance(exc, duckdb.IOException | duckdb.ConversionException) or (
-        isinstance(exc, duckdb.InvalidInputException)
-        and any(word in text for word in ("CSV", "sniffing", "magic bytes", "parquet", "JSON"))
-    ):
-        return DataQualityError(message, resource=resource)
-    if isinstance(exc, duckdb.Error):
-        return QueryError(message, resource=resource)
-    if isinstance(exc, FileNotFoundError):
-        return NotFoundError(message, resource=resource)
-    if isinstance(exc, pa.ArrowTypeError | pl.exceptions.SchemaError | pl.exceptions.ColumnNotFoundError):
-        return SchemaError(message, resource=resource)
-    if isinstance(exc, pa.ArrowInvalid | pl.exceptions.ComputeError | OSError):
-        return DataQualityError(message, resource=resource)
-    return SygnifyError(message, resource=resource)
+        return translate_local_error(exc, message, resource)

@@ -25,6 +25,7 @@ Without a server, the configuration and the driver options it turns into:
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -33,14 +34,11 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 import pymongo
-import pymongo.errors as mongo_errors
-from bson import ObjectId
 from bson.codec_options import CodecOptions
-from pymongo import ReplaceOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from sygnify._arrow import DEFAULT_BATCH_SIZE, to_arrow_table
+from sygnify._arrow import DEFAULT_BATCH_SIZE
 from sygnify.config import config_fingerprint
 from sygnify.connectors._mongo_changes import (
     ChangeStream,
@@ -48,21 +46,19 @@ from sygnify.connectors._mongo_changes import (
     MemoryResumeTokenStore,
     ResumeTokenStore,
 )
-from sygnify.connectors._mongo_config import MongoDBConfig, is_id_duplicate, translate_mongo_error
-from sygnify.connectors._mongo_pushdown import merge_filters, predicate_to_filter
-from sygnify.connectors._mongo_read import Sort, check_collection_name, chunks, plan_read
-from sygnify.connectors._mongo_schema import (
-    RESCUE_COLUMN,
-    InconsistentPolicy,
-    documents_to_batch,
-    infer_schema,
-    to_documents,
-    with_rescue_column,
-)
+from sygnify.connectors._mongo_config import MongoDBConfig, translate_mongo_error
+from sygnify.connectors._mongo_cursor import cursor_batches, open_cursor
+from sygnify.connectors._mongo_read import Sort, check_collection_name, filter_document, plan_read
+from sygnify.connectors._mongo_scan import scan_collection
+from sygnify.connectors._mongo_schema import InconsistentPolicy, infer_schema, with_rescue_column
+from sygnify.connectors._mongo_write import write_table
 from sygnify.connectors.base import BaseConnector, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.pool import ClientPool
-from sygnify.errors import ConfigurationError, NotFoundError, SchemaError, SygnifyError
+from sygnify.errors import ConfigurationError, SygnifyError
 
+# The pieces live in private modules: reads are planned in _mongo_read and run in _mongo_cursor,
+# scan() is _mongo_scan, writes are _mongo_write, change streams _mongo_changes; the public
+# names users import from here are re-exported.
 __all__ = [
     "ChangeStream",
     "FileResumeTokenStore",
@@ -122,13 +118,6 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
 
     # -- reading -------------------------------------------------------------------------
 
-    def _exists(self, collection: str) -> None:
-        if not self.database.list_collection_names(filter={"name": collection}):
-            raise NotFoundError(
-                f"collection {collection!r} does not exist in database {self.database.name!r}",
-                resource=collection,
-            )
-
     def _open(
         self,
         source: str,
@@ -158,35 +147,23 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
             schema=schema,
             batch_size=batch_size,
         )
-        collection, policy, schema, stages = plan.collection, plan.policy, plan.schema, plan.stages
-        sample = self.config.sample_size
-
-        def open_cursor() -> tuple[Any, list[Mapping[str, Any]]]:
-            self._exists(collection)
-            target = self.database[collection]
-            cursor: Any
-            if stages is not None:
-                cursor = target.aggregate(stages, batchSize=min(batch_size, 100_000))
-            else:
-                cursor = target.find(
-                    plan.filter or {}, plan.projection, skip=plan.skip, limit=plan.limit, sort=plan.sort
-                )
-                cursor = cursor.batch_size(min(batch_size, 100_000))
-            # The first documents are read here so connection errors are retried.
-            head = list(itertools.islice(cursor, sample if schema is None else 1))
-            return cursor, head
-
-        cursor, head = self._call("find" if stages is None else "aggregate", open_cursor, resource=source)
-        final_schema = schema if schema is not None else infer_schema(head)
-        output = with_rescue_column(final_schema) if policy == "rescue" else final_schema
-
-        def documents() -> Iterator[pa.RecordBatch]:
-            for chunk in chunks(itertools.chain(head, cursor), batch_size):
-                yield documents_to_batch(chunk, final_schema, policy)
+        cursor, head = self._call(
+            "find" if plan.stages is None else "aggregate",
+            open_cursor,
+            self.database,
+            plan,
+            self.config.sample_size,
+            resource=source,
+        )
+        final_schema = plan.schema if plan.schema is not None else infer_schema(head)
+        output = with_rescue_column(final_schema) if plan.policy == "rescue" else final_schema
 
         def batches() -> Iterator[pa.RecordBatch]:
+            documents = itertools.chain(head, cursor)
             try:
-                yield from self._translate_stream(documents(), source)
+                yield from self._translate_stream(
+                    cursor_batches(documents, final_schema, plan.policy, plan.batch_size), source
+                )
             finally:
                 cursor.close()
 
@@ -215,7 +192,7 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
         """
         _, batches = self._open(
             source,
-            filter=self._filter(params, filter, source),
+            filter=filter_document(params, filter, source),
             sort=sort,
             limit=limit,
             skip=skip,
@@ -227,24 +204,10 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
         )
         return batches
 
-    @staticmethod
-    def _filter(
-        params: QueryParams, filter: Mapping[str, Any] | None, source: str
-    ) -> Mapping[str, Any] | None:
-        if params is None:
-            return filter
-        if not isinstance(params, Mapping):
-            raise ConfigurationError(
-                "MongoDB parameters are a filter document (a mapping), not a sequence", resource=source
-            )
-        if filter is not None:
-            raise ConfigurationError("pass params= or filter=, not both", resource=source)
-        return params
-
     def query(self, sql: str, params: QueryParams = None, **options: Any) -> pa.Table:
         """The whole result of :meth:`stream` (``sql`` is the collection; ``params`` the filter)."""
         output, batches = self._open(
-            sql, filter=self._filter(params, options.pop("filter", None), sql), **options
+            sql, filter=filter_document(params, options.pop("filter", None), sql), **options
         )
         return pa.Table.from_batches(list(batches), schema=output)
 
@@ -298,67 +261,13 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
         to the batches, so results are the same as filtering locally. With ``limit=`` or
         ``skip=`` filters run locally only (they apply to the documents those select).
         """
-        allowed = {"filter", "sort", "limit", "skip", "pipeline", "schema", "on_inconsistent"}
-        unknown = sorted(set(options) - allowed)
-        if unknown:
-            raise ConfigurationError(f"unknown scan options: {', '.join(unknown)}", resource=source)
-        schema: pa.Schema | None = options.pop("schema", None)
-        policy: InconsistentPolicy = options.pop("on_inconsistent", None) or self.config.on_inconsistent
-        if schema is None:
-            sample_options = dict(options)
-            if sample_options.get("pipeline") is None:
-                limit = sample_options.get("limit") or self.config.sample_size
-                sample_options["limit"] = min(limit, self.config.sample_size)
-            sampled, batches = self._open(source, on_inconsistent=policy, **sample_options)
-            for _ in batches:
-                pass
-            schema = sampled.remove(sampled.get_field_index(RESCUE_COLUMN)) if policy == "rescue" else sampled
-        output = with_rescue_column(schema) if policy == "rescue" else schema
-        polars_schema = pl.from_arrow(output.empty_table()).schema  # type: ignore[union-attr]
-        fixed_schema = schema
-        limit_or_skip = bool(options.get("limit") or options.get("skip"))
-
-        def io_source(
-            with_columns: list[str] | None,
-            predicate: pl.Expr | None,
-            n_rows: int | None,
-            batch_size: int | None,
-        ) -> Iterator[pl.DataFrame]:
-            limit = options.get("limit", 0)
-            if n_rows is not None and predicate is None and options.get("pipeline") is None:
-                limit = min(limit, n_rows) if limit else n_rows
-            columns = [c for c in with_columns if c != RESCUE_COLUMN] if with_columns is not None else None
-            request = {**options, "limit": limit}
-            # With limit/skip the predicate applies to the documents they select, so it cannot go first.
-            pushed = None if limit_or_skip else predicate_to_filter(predicate, fixed_schema, policy=policy)
-            if pushed is not None and options.get("pipeline") is not None:
-                request["pipeline"] = [*options["pipeline"], {"$match": pushed}]
-            elif pushed is not None:
-                request["filter"] = merge_filters(options.get("filter"), pushed)
-            _, batches = self._open(
-                source,
-                **request,
-                columns=columns,
-                schema=fixed_schema,
-                batch_size=batch_size or DEFAULT_BATCH_SIZE,
-                on_inconsistent=policy,
-            )
-            remaining = n_rows
-            for batch in batches:
-                frame = pl.from_arrow(batch)
-                assert isinstance(frame, pl.DataFrame)
-                if with_columns is not None:
-                    frame = frame.select(with_columns)
-                if predicate is not None:
-                    frame = frame.filter(predicate)
-                if remaining is not None:
-                    frame = frame.head(remaining)
-                    remaining -= frame.height
-                yield frame
-                if remaining is not None and remaining <= 0:
-                    return
-
-        return pl.io.plugins.register_io_source(io_source, schema=polars_schema)
+        return scan_collection(
+            self._open,
+            source,
+            options,
+            sample_size=self.config.sample_size,
+            default_policy=self.config.on_inconsistent,
+        )
 
     # -- writing -------------------------------------------------------------------------
 
@@ -380,53 +289,16 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
         inserted (idempotent, so safe to retry). ``object_id_fields`` turns hex strings
         back into ObjectIds (e.g. an ``_id`` read by this connector).
         """
-        if mode not in ("append", "overwrite"):
-            raise ConfigurationError(f"mode must be 'append' or 'overwrite', got {mode!r}", resource=target)
-        collection = self.collection(target)
-        table = to_arrow_table(data)
-        keys = list(upsert_key or [])
-        missing = [key for key in keys if key not in table.column_names]
-        if missing:
-            raise SchemaError(f"upsert_key columns not in the data: {', '.join(missing)}", resource=target)
-        size = batch_size or self.config.write_batch_size
-        if size < 1:
-            raise ConfigurationError(f"batch_size must be >= 1, got {size}")
-        if mode == "overwrite":
-            self._call("write", collection.delete_many, {}, resource=target)
-        for batch in table.to_batches(max_chunksize=size):
-            documents = to_documents(batch, object_id_fields)
-            if keys:
-                operations = [
-                    ReplaceOne({key: doc[key] for key in keys}, doc, upsert=True) for doc in documents
-                ]
-                self._call("write", collection.bulk_write, operations, ordered=False, resource=target)
-            else:
-                self._insert(collection, documents, target)
-        return WriteResult(target=target, rows=table.num_rows, paths=[target])
-
-    def _insert(self, collection: Collection[Any], documents: list[dict[str, Any]], target: str) -> None:
-        for document in documents:
-            document.setdefault("_id", ObjectId())
-        attempts = 0
-
-        def insert() -> None:
-            nonlocal attempts
-            attempts += 1
-            try:
-                collection.insert_many(documents, ordered=False)
-            except mongo_errors.BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                already_written = (
-                    attempts > 1
-                    and errors
-                    and not exc.details.get("writeConcernErrors")
-                    and all(is_id_duplicate(error) for error in errors)
-                )
-                # A retry after a dropped connection finds the documents the first try wrote.
-                if not already_written:
-                    raise
-
-        self._call("write", insert, resource=target)
+        return write_table(
+            functools.partial(self._call, "write", resource=target),
+            self.collection,
+            data,
+            target,
+            mode=mode,
+            upsert_key=upsert_key,
+            object_id_fields=object_id_fields,
+            batch_size=batch_size or self.config.write_batch_size,
+        )
 
     # -- change streams --------------------------------------------------------------------
 

@@ -28,159 +28,26 @@ S3-compatible service.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import boto3
-import botocore.credentials
 import botocore.exceptions
-import botocore.session
 import pyarrow.fs as pafs
-from botocore import UNSIGNED
-from botocore.config import Config as BotoConfig
-from pydantic import Field, SecretStr, model_validator
-from typing_extensions import Self
 
 from sygnify.connectors._object_datasets import ObjectStoreConnector
 from sygnify.connectors._object_store import (
     BucketNotFoundError,
-    MiB,
     ObjectInfo,
     ObjectNotFoundError,
-    ObjectStoreConfig,
     _AlreadyExistsError,
 )
-from sygnify.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    ConnectionFailedError,
-    OperationTimeoutError,
-    PermissionDeniedError,
-    SygnifyError,
-    ThrottledError,
-    TransientError,
-)
+from sygnify.connectors._s3_auth import S3Clients, S3Config, open_s3_clients
+from sygnify.connectors._s3_errors import error_code, translate_s3_error
+from sygnify.errors import AuthenticationError, SygnifyError
 
+# Configuration, credentials and client construction, and error translation live in private
+# modules; the public names are re-exported here, where users import them from.
 __all__ = ["BucketNotFoundError", "ObjectInfo", "ObjectNotFoundError", "S3Config", "S3Connector"]
-
-_AUTH_CODES = frozenset(
-    {
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "InvalidToken",
-        "InvalidClientTokenId",
-        "TokenRefreshRequired",
-        "AuthFailure",
-        "UnrecognizedClientException",
-    }
-)
-_THROTTLE_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "RequestThrottled",
-        "ServiceUnavailable",
-        "503",
-    }
-)
-_NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchUpload", "NoSuchVersion"})
-_BAD_INPUT_CODES = frozenset(
-    {
-        "InvalidBucketName",
-        "InvalidArgument",
-        "InvalidRange",
-        "EntityTooSmall",
-        "InvalidPart",
-        "KeyTooLongError",
-    }
-)
-
-
-class S3Config(ObjectStoreConfig):
-    """Options of the ``s3`` connector (secrets are :class:`~pydantic.SecretStr`)."""
-
-    bucket: str | None = Field(None, description="Default bucket for keys that are not s3:// URLs.")
-    region: str | None = Field(None, description="AWS region (default: from the AWS config chain).")
-    endpoint_url: str | None = Field(None, description="Custom endpoint (MinIO, S3-compatible, emulator).")
-    access_key_id: str | None = None
-    secret_access_key: SecretStr | None = None
-    session_token: SecretStr | None = None
-    profile: str | None = Field(None, description="Named profile of the shared AWS config files.")
-    role_arn: str | None = Field(None, description="Role to assume with the base credentials.")
-    role_session_name: str = "sygnify"
-    external_id: SecretStr | None = None
-    role_duration_s: int = Field(3600, ge=900, le=43200)
-    sts_endpoint_url: str | None = Field(None, description="STS endpoint for role_arn (default: AWS's).")
-    anonymous: bool = Field(False, description="Unsigned requests (public buckets).")
-    addressing_style: Literal["auto", "path", "virtual"] = "auto"
-    ca_bundle: Path | None = Field(None, description="CA certificates to trust (TLS stays verified).")
-    part_size: int = Field(
-        8 * MiB, ge=5 * MiB, le=4000 * MiB, description="Multipart part size (S3: >= 5 MiB)."
-    )
-
-    @model_validator(mode="after")
-    def _check_auth(self) -> Self:
-        if (self.access_key_id is None) != (self.secret_access_key is None):
-            raise ValueError("access_key_id and secret_access_key go together")
-        if self.profile is not None and self.access_key_id is not None:
-            raise ValueError("use either profile or access keys, not both")
-        if self.anonymous and (self.access_key_id or self.profile or self.role_arn):
-            raise ValueError("anonymous excludes credentials")
-        return self
-
-
-@dataclass
-class _S3Clients:
-    session: boto3.Session
-    s3: Any
-    region: str
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    arrow_fs: pafs.S3FileSystem | None = None
-    arrow_key: tuple[str | None, ...] | None = None
-
-
-def _assume_role(base: boto3.Session, config: S3Config, region: str) -> boto3.Session:
-    """A session whose credentials come from STS AssumeRole and refresh before they expire."""
-    sts = base.client(
-        "sts",
-        region_name=region,
-        endpoint_url=config.sts_endpoint_url,
-        verify=str(config.ca_bundle) if config.ca_bundle else config.verify_tls,
-    )
-    extra: dict[str, Any] = {}
-    if config.external_id is not None:
-        extra["ExternalId"] = config.external_id.get_secret_value()
-
-    def fetch() -> dict[str, str]:
-        response = sts.assume_role(
-            RoleArn=config.role_arn,
-            RoleSessionName=config.role_session_name,
-            DurationSeconds=config.role_duration_s,
-            **extra,
-        )
-        credentials = response["Credentials"]
-        return {
-            "access_key": credentials["AccessKeyId"],
-            "secret_key": credentials["SecretAccessKey"],
-            "token": credentials["SessionToken"],
-            "expiry_time": credentials["Expiration"].isoformat(),
-        }
-
-    refreshable = botocore.credentials.DeferredRefreshableCredentials(
-        refresh_using=fetch, method="sts-assume-role"
-    )
-    core = botocore.session.Session()
-    core._credentials = refreshable  # botocore's documented way to inject refreshable credentials
-    return boto3.Session(botocore_session=core, region_name=region)
 
 
 class S3Connector(ObjectStoreConnector[S3Config]):
@@ -196,43 +63,10 @@ class S3Connector(ObjectStoreConnector[S3Config]):
 
     # -- clients ----------------------------------------------------------------------------
 
-    def _open_clients(self) -> _S3Clients:
-        config = self.config
-        try:
-            base = boto3.Session(
-                profile_name=config.profile,
-                aws_access_key_id=config.access_key_id,
-                aws_secret_access_key=(
-                    config.secret_access_key.get_secret_value() if config.secret_access_key else None
-                ),
-                aws_session_token=config.session_token.get_secret_value() if config.session_token else None,
-                region_name=config.region,
-            )
-        except botocore.exceptions.ProfileNotFound as exc:
-            raise ConfigurationError(
-                f"AWS profile {config.profile!r} is not in the shared config files", resource=config.profile
-            ) from exc
-        region = config.region or base.region_name or "us-east-1"
-        session = _assume_role(base, config, region) if config.role_arn else base
-        boto_config = BotoConfig(
-            region_name=region,
-            connect_timeout=config.connect_timeout,
-            read_timeout=config.read_timeout,
-            # sygnify's retry policy is the only one, so retries are counted and bounded once.
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            max_pool_connections=max(10, 2 * config.max_concurrency),
-            s3={"addressing_style": config.addressing_style},
-            signature_version=UNSIGNED if config.anonymous else None,
-        )
-        client = session.client(
-            "s3",
-            endpoint_url=config.endpoint_url,
-            verify=str(config.ca_bundle) if config.ca_bundle else config.verify_tls,
-            config=boto_config,
-        )
-        return _S3Clients(session=session, s3=client, region=region)
+    def _open_clients(self) -> S3Clients:
+        return open_s3_clients(self.config)
 
-    def _close_clients(self, clients: _S3Clients) -> None:
+    def _close_clients(self, clients: S3Clients) -> None:
         clients.s3.close()
 
     @property
@@ -253,7 +87,7 @@ class S3Connector(ObjectStoreConnector[S3Config]):
         return frozen.access_key, frozen.secret_key, frozen.token
 
     def _arrow_filesystem(self) -> pafs.FileSystem:
-        clients: _S3Clients = self._clients
+        clients: S3Clients = self._clients
         access_key, secret_key, token = self._frozen_credentials()
         key = (access_key, secret_key, token)
         with clients.lock:
@@ -328,7 +162,7 @@ class S3Connector(ObjectStoreConnector[S3Config]):
             response = self._s3.head_object(Bucket=bucket, Key=key)
         except botocore.exceptions.ClientError as exc:
             # HEAD has no body, so a 404 does not say whether the bucket or the key is missing.
-            if _code(exc) in ("404", "NotFound"):
+            if error_code(exc) in ("404", "NotFound"):
                 self._require_bucket(bucket)
                 raise ObjectNotFoundError(
                     f"no object {self._url(bucket, key)}", resource=self._url(bucket, key)
@@ -348,7 +182,7 @@ class S3Connector(ObjectStoreConnector[S3Config]):
         try:
             self._s3.head_bucket(Bucket=bucket)
         except botocore.exceptions.ClientError as exc:
-            if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
+            if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
                 raise BucketNotFoundError(
                     f"bucket {bucket!r} does not exist (create it or check its name)", resource=bucket
                 ) from exc
@@ -438,7 +272,7 @@ class S3Connector(ObjectStoreConnector[S3Config]):
         try:
             self._s3.create_bucket(**request)
         except botocore.exceptions.ClientError as exc:
-            if _code(exc) in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            if error_code(exc) in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise _AlreadyExistsError(f"bucket {bucket!r} exists", resource=bucket) from exc
             raise
 
@@ -453,77 +287,7 @@ class S3Connector(ObjectStoreConnector[S3Config]):
 
     def _translate(self, exc: Exception, *, operation: str, resource: str | None) -> SygnifyError:
         message = self._scrub(f"s3 {operation} failed for {resource!r}: {type(exc).__name__}: {exc}")
-        if isinstance(exc, botocore.exceptions.ClientError):
-            return _translate_client_error(exc, message, resource)
-        if isinstance(
-            exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
-        ):
-            return AuthenticationError(
-                f"{message} (configure the AWS credential chain, or pass keys or a profile)",
-                resource=resource,
-            )
-        if isinstance(exc, botocore.exceptions.ProfileNotFound):
-            return ConfigurationError(message, resource=resource)
-        if isinstance(exc, botocore.exceptions.SSLError):
-            return ConfigurationError(
-                f"{message} (TLS verification failed: trust the server's CA with ca_bundle)",
-                resource=resource,
-            )
-        if isinstance(exc, botocore.exceptions.ReadTimeoutError | botocore.exceptions.ConnectTimeoutError):
-            return OperationTimeoutError(message, resource=resource)
-        if isinstance(
-            exc,
-            botocore.exceptions.HTTPClientError
-            | botocore.exceptions.ResponseStreamingError
-            | botocore.exceptions.IncompleteReadError,
-        ):
-            return ConnectionFailedError(message, resource=resource)
-        if isinstance(exc, botocore.exceptions.ParamValidationError):
-            return ConfigurationError(message, resource=resource)
-        return self._translate_fallback(exc, message, resource)
-
-
-def _code(exc: botocore.exceptions.ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _retry_after(exc: botocore.exceptions.ClientError) -> float | None:
-    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        with contextlib.suppress(TypeError, ValueError):
-            from email.utils import parsedate_to_datetime
-
-            return max(0.0, (parsedate_to_datetime(raw) - datetime.now(timezone.utc)).total_seconds())
-    return None
-
-
-def _translate_client_error(
-    exc: botocore.exceptions.ClientError, message: str, resource: str | None
-) -> SygnifyError:
-    code = _code(exc)
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    if code == "NoSuchBucket":
-        return BucketNotFoundError(f"{message} (create the bucket or check its name)", resource=resource)
-    if code in _NOT_FOUND_CODES:
-        return ObjectNotFoundError(message, resource=resource)
-    if code in _AUTH_CODES or status == 401:
-        return AuthenticationError(f"{message} (check the access key, secret and token)", resource=resource)
-    if code in ("AccessDenied", "AllAccessDisabled", "AccessDeniedException", "403") or status == 403:
-        return PermissionDeniedError(
-            f"{message} (the credentials are valid but not allowed to do this)", resource=resource
-        )
-    if code in _THROTTLE_CODES or status in (429, 503):
-        return ThrottledError(message, resource=resource, retry_after=_retry_after(exc))
-    if status >= 500 or code in ("InternalError", "RequestTimeout", "RequestTimeTooSkewed"):
-        return TransientError(message, resource=resource)
-    if code in _BAD_INPUT_CODES or status == 400:
-        return ConfigurationError(message, resource=resource)
-    return SygnifyError(message, resource=resource)
+        return translate_s3_error(exc, message, resource) or self._translate_fallback(exc, message, resource)
 
 
 def _object_args(content_type: str | None, metadata: Mapping[str, str] | None) -> dict[str, Any]:

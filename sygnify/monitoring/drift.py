@@ -17,23 +17,32 @@ category counts, PSI and Jensen-Shannon. A feature has drifted when its ``method
     ['temp', 'site']
 
 For streams, :class:`StreamingDrift` keeps a window of the most recent values and compares it
-on demand.
+on demand. The statistics live in ``_drift_stats`` and the report in ``_drift_report``; both
+are re-exported here.
 """
 
 from __future__ import annotations
 
-import html
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from sygnify._arrow import to_arrow_table
 from sygnify.errors import ConfigurationError, SchemaError
+from sygnify.monitoring._drift_report import DriftReport, FeatureDrift
+from sygnify.monitoring._drift_stats import (
+    _category_counts,
+    _chi2_from_counts,
+    _js_from_counts,
+    _psi_from_counts,
+    _quantile_edges,
+    chi_square,
+    jensen_shannon,
+    ks_test,
+    psi,
+)
 
 __all__ = [
     "DriftDetector",
@@ -46,222 +55,7 @@ __all__ = [
     "psi",
 ]
 
-_EPS = 1e-6
 NumericMethod = Literal["psi", "ks", "js"]
-
-
-def _quantile_edges(reference: np.ndarray[Any, Any], bins: int) -> np.ndarray[Any, Any]:
-    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
-    if edges.size < 2:  # constant reference: one bin around the value
-        edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
-    edges[0], edges[-1] = -np.inf, np.inf
-    return edges
-
-
-def _proportions(counts: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    total = counts.sum()
-    shares = counts / total if total else np.full(counts.shape, 1 / max(counts.size, 1))
-    return np.clip(shares, _EPS, None)
-
-
-def _histograms(
-    reference: np.ndarray[Any, Any], current: np.ndarray[Any, Any], bins: int
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    edges = _quantile_edges(reference, bins)
-    ref_counts = np.histogram(reference, edges)[0].astype(float)
-    cur_counts = np.histogram(current, edges)[0].astype(float)
-    return ref_counts, cur_counts
-
-
-def psi(
-    reference: Sequence[float] | np.ndarray[Any, Any],
-    current: Sequence[float] | np.ndarray[Any, Any],
-    *,
-    bins: int = 10,
-) -> float:
-    """Population Stability Index on the reference's quantile bins (< 0.1 stable, > 0.2 drift).
-
-    >>> rng = np.random.default_rng(1)
-    >>> round(psi(rng.normal(size=10_000), rng.normal(size=10_000)), 3) < 0.01
-    True
-    """
-    ref_counts, cur_counts = _histograms(np.asarray(reference, float), np.asarray(current, float), bins)
-    return _psi_from_counts(ref_counts, cur_counts)
-
-
-def _psi_from_counts(ref_counts: np.ndarray[Any, Any], cur_counts: np.ndarray[Any, Any]) -> float:
-    p, q = _proportions(ref_counts), _proportions(cur_counts)
-    return float(np.sum((q - p) * np.log(q / p)))
-
-
-def ks_test(
-    reference: Sequence[float] | np.ndarray[Any, Any], current: Sequence[float] | np.ndarray[Any, Any]
-) -> tuple[float, float]:
-    """Two-sample Kolmogorov-Smirnov statistic and p-value.
-
-    >>> stat, p = ks_test([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0])
-    >>> stat, p > 0.9
-    (0.0, True)
-    """
-    from scipy.stats import ks_2samp  # type: ignore[import-untyped, unused-ignore]
-
-    result = ks_2samp(np.asarray(reference, float), np.asarray(current, float))
-    return float(result.statistic), float(result.pvalue)
-
-
-def _js_from_counts(ref_counts: np.ndarray[Any, Any], cur_counts: np.ndarray[Any, Any]) -> float:
-    p, q = _proportions(ref_counts), _proportions(cur_counts)
-    p, q = p / p.sum(), q / q.sum()
-    m = (p + q) / 2
-    return float(0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.sum(q * np.log2(q / m)))
-
-
-def jensen_shannon(
-    reference: Sequence[float] | np.ndarray[Any, Any],
-    current: Sequence[float] | np.ndarray[Any, Any],
-    *,
-    bins: int = 10,
-) -> float:
-    """Jensen-Shannon divergence (base 2, in [0, 1]) of the binned distributions.
-
-    >>> jensen_shannon([0.0, 1.0] * 50, [0.0, 1.0] * 50) < 1e-6
-    True
-    """
-    ref_counts, cur_counts = _histograms(np.asarray(reference, float), np.asarray(current, float), bins)
-    return _js_from_counts(ref_counts, cur_counts)
-
-
-def _category_counts(
-    reference: Sequence[Any], current: Sequence[Any]
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    ref = pl.Series("v", list(reference), dtype=pl.String, strict=False).value_counts()
-    cur = pl.Series("v", list(current), dtype=pl.String, strict=False).value_counts()
-    joined = (
-        ref.join(cur, on="v", how="full", coalesce=True, suffix="_cur")
-        .fill_null(0)
-        .sort("v", nulls_last=True)
-    )
-    return joined["count"].to_numpy().astype(float), joined["count_cur"].to_numpy().astype(float)
-
-
-def chi_square(reference: Sequence[Any], current: Sequence[Any]) -> tuple[float, float]:
-    """χ² test of homogeneity on category counts: statistic and p-value.
-
-    >>> stat, p = chi_square(["a", "b"] * 100, ["a"] * 150 + ["b"] * 50)
-    >>> p < 0.001
-    True
-    """
-    ref_counts, cur_counts = _category_counts(reference, current)
-    return _chi2_from_counts(ref_counts, cur_counts)
-
-
-def _chi2_from_counts(
-    ref_counts: np.ndarray[Any, Any], cur_counts: np.ndarray[Any, Any]
-) -> tuple[float, float]:
-    from scipy.stats import chi2_contingency  # type: ignore[import-untyped, unused-ignore]
-
-    table = np.vstack([ref_counts, cur_counts])
-    table = table[:, table.sum(axis=0) > 0]
-    if table.shape[1] < 2:
-        return 0.0, 1.0
-    result = chi2_contingency(table)
-    return float(result.statistic), float(result.pvalue)
-
-
-@dataclass(frozen=True)
-class FeatureDrift:
-    """Drift statistics of one feature; ``drifted`` follows ``method`` and its ``threshold``."""
-
-    feature: str
-    kind: Literal["numeric", "categorical"]
-    method: str
-    statistics: dict[str, float]
-    threshold: float
-    drifted: bool
-    reference_size: int
-    current_size: int
-
-    @property
-    def score(self) -> float:
-        """The statistic the decision was made on (a p-value for χ² and KS)."""
-        return self.statistics[
-            "chi2_pvalue" if self.method == "chi2" else ("ks_pvalue" if self.method == "ks" else self.method)
-        ]
-
-
-@dataclass
-class DriftReport:
-    """Per-feature drift results, with an HTML table in notebooks and a bar plot."""
-
-    features: list[FeatureDrift] = field(default_factory=list)
-
-    @property
-    def drifted(self) -> list[str]:
-        """Names of the features that drifted."""
-        return [f.feature for f in self.features if f.drifted]
-
-    @property
-    def any_drift(self) -> bool:
-        return bool(self.drifted)
-
-    def __getitem__(self, feature: str) -> FeatureDrift:
-        for result in self.features:
-            if result.feature == feature:
-                return result
-        raise KeyError(feature)
-
-    def to_polars(self) -> pl.DataFrame:
-        """One row per feature: kind, method, drifted, and every statistic as a column."""
-        rows = [
-            {
-                "feature": f.feature,
-                "kind": f.kind,
-                "method": f.method,
-                "drifted": f.drifted,
-                "threshold": f.threshold,
-                **f.statistics,
-            }
-            for f in self.features
-        ]
-        return pl.DataFrame(rows) if rows else pl.DataFrame()
-
-    def _repr_html_(self) -> str:
-        header = (
-            "<tr>"
-            + "".join(
-                f"<th>{name}</th>" for name in ("feature", "kind", "method", "score", "threshold", "drifted")
-            )
-            + "</tr>"
-        )
-        body = "".join(
-            f"<tr style='color:{'#b00' if f.drifted else 'inherit'}'><td>{html.escape(f.feature)}</td>"
-            f"<td>{f.kind}</td><td>{f.method}</td><td>{f.score:.4g}</td><td>{f.threshold:.4g}</td>"
-            f"<td>{'yes' if f.drifted else 'no'}</td></tr>"
-            for f in self.features
-        )
-        caption = f"<caption>Drift: {len(self.drifted)} of {len(self.features)} features</caption>"
-        return f"<table>{caption}{header}{body}</table>"
-
-    def __repr__(self) -> str:
-        return f"DriftReport(features={len(self.features)}, drifted={self.drifted})"
-
-    def plot(self, ax: Any = None) -> Any:
-        """A bar chart of PSI per feature with the drift threshold (needs matplotlib)."""
-        try:
-            import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
-        except ImportError as exc:
-            raise ConfigurationError(
-                "DriftReport.plot needs matplotlib, which is optional: pip install matplotlib"
-            ) from exc
-        if ax is None:
-            _, ax = plt.subplots(figsize=(max(4, len(self.features) * 0.8), 3))
-        names = [f.feature for f in self.features]
-        values = [f.statistics.get("psi", math.nan) for f in self.features]
-        ax.bar(names, values, color=["#c33" if f.drifted else "#4a7" for f in self.features])
-        ax.axhline(0.2, linestyle="--", color="grey")
-        ax.set_ylabel("PSI")
-        ax.set_title("Drift against reference")
-        return ax
 
 
 def _is_categorical(dtype: pa.DataType) -> bool:

@@ -1,0 +1,59 @@
+"""How pyarrow and Polars errors, raised by their own S3/Azure clients, become :mod:`sygnify.errors` types.
+
+Those readers surface store failures as plain exceptions, so they are told apart by their
+type and their text; a return of ``None`` leaves the error to the connector's fallback::
+
+    >>> error = translate_arrow_error(OSError("AWS Error ACCESS_DENIED during GetObject"), "read failed", "s3://b/k")
+    >>> type(error).__name__, error.resource
+    ('PermissionDeniedError', 's3://b/k')
+    >>> translate_arrow_error(RuntimeError("boom"), "read failed", None) is None
+    True
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+
+from sygnify.errors import (
+    AuthenticationError,
+    BucketNotFoundError,
+    ConnectionFailedError,
+    DataQualityError,
+    ObjectNotFoundError,
+    PermissionDeniedError,
+    SchemaError,
+    SygnifyError,
+    ThrottledError,
+)
+
+__all__ = ["translate_arrow_error"]
+
+
+def translate_arrow_error(exc: Exception, message: str, resource: str | None) -> SygnifyError | None:
+    """Map pyarrow / Polars errors (from their own S3/Azure clients) by their text."""
+    text = str(exc)
+    upper = text.upper()
+    if isinstance(exc, FileNotFoundError):
+        return ObjectNotFoundError(message, resource=resource)
+    if isinstance(exc, pa.ArrowInvalid) or "magic bytes" in text:
+        return DataQualityError(message, resource=resource)
+    if any(word in upper for word in ("NO_SUCH_BUCKET", "CONTAINERNOTFOUND", "BUCKET DOES NOT EXIST")):
+        return BucketNotFoundError(message, resource=resource)
+    if any(
+        word in upper for word in ("INVALID_ACCESS_KEY", "SIGNATURE_DOES_NOT_MATCH", "AUTHENTICATIONFAILED")
+    ):
+        return AuthenticationError(message, resource=resource)
+    if "ACCESS_DENIED" in upper or "AUTHORIZATION" in upper or "HTTP STATUS 403" in upper:
+        return PermissionDeniedError(message, resource=resource)
+    if any(word in upper for word in ("SLOW_DOWN", "SLOWDOWN", "SERVERBUSY", "THROTTL", "HTTP STATUS 503")):
+        return ThrottledError(message, resource=resource)
+    if any(word in upper for word in ("NETWORK_CONNECTION", "CONNECTION", "TIMED OUT", "HTTP STATUS 5")):
+        return ConnectionFailedError(message, resource=resource)
+    if "RESOURCE_NOT_FOUND" in upper or "BLOBNOTFOUND" in upper or "NOT FOUND" in upper:
+        return ObjectNotFoundError(message, resource=resource)
+    if isinstance(exc, pa.ArrowTypeError | pl.exceptions.SchemaError | pl.exceptions.ColumnNotFoundError):
+        return SchemaError(message, resource=resource)
+    if isinstance(exc, pa.ArrowInvalid | pl.exceptions.ComputeError | OSError):
+        return DataQualityError(message, resource=resource)
+    return None

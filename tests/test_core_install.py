@@ -15,6 +15,7 @@ OPTIONAL_SDKS = [
     "pymongo",
     "dask",
     "distributed",
+    "ray",
     "sklearn",
     "onnxruntime",
     "torch",

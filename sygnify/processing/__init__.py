@@ -11,9 +11,9 @@
 
 from sygnify.processing.aggregate import Aggregate
 from sygnify.processing.checkpoint import Checkpoint
-from sygnify.processing.chunk import Plan
 from sygnify.processing.handler import LargeDataHandler, Mode
 from sygnify.processing.memory import parse_memory
+from sygnify.processing.plan import Plan
 from sygnify.processing.result import ChunkError, ProcessResult, Progress
 from sygnify.processing.sinks import CallbackSink, ConnectorSink, IPCSink, ParquetSink, Sink
 from sygnify.processing.sources import ConnectorSource, FileSource, Source

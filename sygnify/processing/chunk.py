@@ -1,19 +1,23 @@
 """One chunk through the pipeline: type it, transform it, apply the error policy.
 
 This is the unit of work every mode shares; it is picklable so that worker processes and
-Dask workers run exactly the same code as the sequential modes.
+Dask/Ray workers run exactly the same code as the sequential modes.
 
 >>> import polars as pl
->>> plan = Plan.of([(pl.col("x") * 2).alias("y")])
->>> plan.apply(pl.DataFrame({"x": [1, 2]}).lazy()).collect()["y"].to_list()
+>>> import pyarrow as pa
+>>> from sygnify.resilience import RetryPolicy
+>>> processor = ChunkProcessor(
+...     Plan.of([(pl.col("x") * 2).alias("y")]), schema=None, on_error="raise",
+...     dead_letter=None, retry=RetryPolicy(),
+... )
+>>> processor.run(pa.table({"x": [1, 2]}), "00000000", "example").table["y"].to_pylist()
 [2, 4]
 """
 
 from __future__ import annotations
 
-import inspect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
@@ -22,111 +26,17 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from sygnify.errors import ConfigurationError, DataQualityError, SchemaError, SygnifyError
-from sygnify.processing.aggregate import Aggregate, Partial
+from sygnify.errors import DataQualityError, SchemaError, SygnifyError
+from sygnify.processing.aggregate import Partial
+from sygnify.processing.parts import BadRow, Part
+from sygnify.processing.plan import Plan
 from sygnify.processing.result import ChunkError
 from sygnify.processing.sinks import Sink, _filesystem, atomic_write
-from sygnify.processing.sources import BadRow, Part
 from sygnify.resilience import RetryPolicy
 
-__all__ = ["ChunkOutcome", "ChunkProcessor", "DeadLetter", "ErrorPolicy", "Plan", "TransformLike"]
+__all__ = ["ChunkOutcome", "ChunkProcessor", "DeadLetter", "ErrorPolicy"]
 
 ErrorPolicy: TypeAlias = Literal["raise", "skip", "dead_letter"]
-Step: TypeAlias = Callable[[pl.LazyFrame], pl.LazyFrame]
-TransformLike: TypeAlias = (
-    "Callable[..., pl.LazyFrame | pl.DataFrame] | Sequence[pl.Expr] | Aggregate | Sequence[Any] | None"
-)
-
-
-def _wants_dataframe(fn: Callable[..., Any]) -> bool:
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    annotation = params[0].annotation if params else None
-    return annotation is pl.DataFrame or annotation in ("pl.DataFrame", "DataFrame", "polars.DataFrame")
-
-
-@dataclass(frozen=True)
-class _FunctionStep:
-    fn: Callable[..., Any]
-    eager: bool
-
-    def __call__(self, frame: pl.LazyFrame) -> pl.LazyFrame:
-        result = self.fn(frame.collect() if self.eager else frame)
-        if isinstance(result, pl.DataFrame):
-            return result.lazy()
-        if isinstance(result, pl.LazyFrame):
-            return result
-        raise ConfigurationError(
-            f"transform {getattr(self.fn, '__name__', self.fn)!r} returned {type(result).__name__}; "
-            "it must return a Polars LazyFrame or DataFrame"
-        )
-
-
-@dataclass(frozen=True)
-class _ExprStep:
-    exprs: tuple[pl.Expr, ...]
-
-    def __call__(self, frame: pl.LazyFrame) -> pl.LazyFrame:
-        return frame.with_columns(*self.exprs)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A compiled transform: row-local steps, then an optional :class:`Aggregate`.
-
-    ``transform`` may be a function of a ``LazyFrame`` (or of a ``DataFrame``, when its
-    first parameter is annotated so), a list of expressions (added with
-    ``with_columns``), an :class:`Aggregate`, or a list of those steps with the
-    aggregate last. Steps run per chunk, so they must be row-local (filter, with_columns,
-    a join with a small table); cross-chunk work belongs in the :class:`Aggregate`.
-    """
-
-    steps: tuple[Step, ...] = ()
-    aggregate: Aggregate | None = None
-
-    @classmethod
-    def of(cls, transform: Any) -> Plan:
-        if transform is None:
-            return cls()
-        if isinstance(transform, Plan):
-            return transform
-        if isinstance(transform, Aggregate):
-            return cls((), transform)
-        if isinstance(transform, pl.Expr):
-            return cls((_ExprStep((transform,)),))
-        if callable(transform):
-            return cls((_FunctionStep(transform, _wants_dataframe(transform)),))
-        if isinstance(transform, Sequence) and not isinstance(transform, str):
-            items = list(transform)
-            if items and all(isinstance(e, pl.Expr) for e in items):
-                return cls((_ExprStep(tuple(items)),))
-            steps: list[Step] = []
-            aggregate = None
-            for position, item in enumerate(items):
-                if isinstance(item, Aggregate):
-                    if position != len(items) - 1:
-                        raise ConfigurationError("an Aggregate must be the last step of a transform list")
-                    aggregate = item
-                else:
-                    steps += list(cls.of(item).steps)
-            return cls(tuple(steps), aggregate)
-        raise ConfigurationError(
-            f"cannot use {type(transform).__name__} as a transform; pass a function of a LazyFrame, "
-            "a list of Polars expressions, an Aggregate, or a list of those"
-        )
-
-    def apply(self, frame: pl.LazyFrame) -> pl.LazyFrame:
-        """The row-local steps over ``frame`` (no aggregation)."""
-        for step in self.steps:
-            frame = step(frame)
-        return frame
-
-    def whole(self, frame: pl.LazyFrame) -> pl.LazyFrame:
-        """The whole transform, aggregation included, as one lazy query."""
-        frame = self.apply(frame)
-        return self.aggregate.over(frame) if self.aggregate is not None else frame
 
 
 @dataclass
@@ -215,6 +125,18 @@ class ChunkProcessor:
         self.retry = retry
         self.sink = sink  # set only when workers write their own output
 
+    def replaced(self, **changes: Any) -> ChunkProcessor:
+        """A copy with some settings changed (``schema=``, ``sink=``...)."""
+        settings = {
+            "schema": self.schema,
+            "on_error": self.on_error,
+            "dead_letter": self.dead_letter,
+            "retry": self.retry,
+            "sink": self.sink,
+            **changes,
+        }
+        return ChunkProcessor(self.plan, **settings)
+
     def conform(self, frame: pl.DataFrame, label: str, origin: str, outcome: ChunkOutcome) -> pl.DataFrame:
         """Give ``frame`` the expected schema; rows whose values do not convert are bad rows."""
         expected = self.schema
@@ -293,17 +215,7 @@ class ChunkProcessor:
                 return outcome
             frame = _safe_frame(data)
             frame = self.conform(frame, label, origin, outcome)
-            lazy = self.plan.apply(frame.lazy())
-            if self.plan.aggregate is not None:
-                outcome.partial = self.plan.aggregate.partial(lazy)
-                outcome.rows_out = 0
-            else:
-                result = lazy.collect()
-                outcome.rows_out = result.height
-                outcome.table = result.to_arrow()
-                if self.sink is not None:
-                    outcome.paths += self.sink.write(outcome.table, label)
-                    outcome.table = None
+            self._produce(frame.lazy(), outcome)
         except Exception as exc:
             error = _classify(exc, label, origin)
             if self.on_error == "raise":
@@ -318,41 +230,58 @@ class ChunkProcessor:
         outcome.duration_s = time.perf_counter() - started
         return outcome
 
+    def scannable(self, scan: pl.LazyFrame) -> bool:
+        """Whether ``scan``'s rows can skip typing: its schema is the expected one, if any."""
+        return self.schema is None or scan.collect_schema() == self.schema
+
+    def run_lazy(self, lazy: pl.LazyFrame, label: str, rows_in: int) -> ChunkOutcome:
+        """Process one chunk given as a query over its rows (a scan, usually): reading, the
+        transform and a partial aggregation run as one query. Raises what the query raises;
+        callers fall back to the batch path, which applies the error policy."""
+        started = time.perf_counter()
+        outcome = ChunkOutcome(label, rows_in=rows_in)
+        self._produce(lazy, outcome)
+        outcome.duration_s = time.perf_counter() - started
+        return outcome
+
+    def _produce(self, frame: pl.LazyFrame, outcome: ChunkOutcome) -> None:
+        """Run the plan over a chunk: its partial aggregate, or its output rows (written
+        here when this processor writes its own output)."""
+        lazy = self.plan.apply(frame)
+        if self.plan.aggregate is not None:
+            outcome.partial = self.plan.aggregate.partial(lazy)
+            return
+        result = lazy.collect()
+        outcome.rows_out = result.height
+        outcome.table = result.to_arrow()
+        if self.sink is not None:
+            outcome.paths += self.sink.write(outcome.table, outcome.label)
+            outcome.table = None
+
     def run_scan(self, part: Part, batch_rows: int) -> list[ChunkOutcome] | None:
         """Process a part as Polars queries over a scan of its rows, if it can be.
 
-        Each chunk of ``batch_rows`` rows is one query: Polars reads only the columns the
-        transform needs and runs the transform and the partial aggregation in the same
-        query. None when the part cannot be scanned, its schema differs from the expected
-        one (rows need typing) or a query fails: the caller then takes the batch path,
-        which types rows and applies the error policy.
+        Each chunk of ``batch_rows`` rows is one query (see :meth:`run_lazy`). None when
+        the part cannot be scanned, its schema differs from the expected one (rows need
+        typing) or a query fails: the caller then takes the batch path, which types rows
+        and applies the error policy.
         """
-        scan = getattr(part, "scan", lambda: None)()
+        scan = part.scan()
         if scan is None or part.rows is None:
             return None
-        outcomes: list[ChunkOutcome] = []
         try:
-            if self.schema is not None and scan.collect_schema() != self.schema:
+            if not self.scannable(scan):
                 return None
-            for sub, offset in enumerate(range(0, part.rows, batch_rows)):
-                started = time.perf_counter()
-                rows = min(batch_rows, part.rows - offset)
-                outcome = ChunkOutcome(f"{part.index:06d}-{sub:04d}", rows_in=rows)
-                lazy = self.plan.apply(scan.slice(offset, rows))
-                if self.plan.aggregate is not None:
-                    outcome.partial = self.plan.aggregate.partial(lazy)
-                else:
-                    result = lazy.collect()
-                    outcome.rows_out = result.height
-                    outcome.table = result.to_arrow()
-                    if self.sink is not None:
-                        outcome.paths += self.sink.write(outcome.table, outcome.label)
-                        outcome.table = None
-                outcome.duration_s = time.perf_counter() - started
-                outcomes.append(outcome)
+            return [
+                self.run_lazy(
+                    scan.slice(offset, batch_rows),
+                    f"{part.index:06d}-{sub:04d}",
+                    min(batch_rows, part.rows - offset),
+                )
+                for sub, offset in enumerate(range(0, part.rows, batch_rows))
+            ]
         except Exception:  # the batch path reports it with the row-level policy
             return None
-        return outcomes
 
     def run_part(self, part: Part, batch_rows: int, *, scan: bool = True) -> list[ChunkOutcome]:
         """Load a part (retrying transient failures) and process it chunk by chunk.

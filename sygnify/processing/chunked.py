@@ -9,21 +9,50 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import TypeAlias
 
+import polars as pl
 import pyarrow as pa
 
 from sygnify.processing.job import Job, adaptive_rebatch, retrying_batches
+from sygnify.processing.parts import BadRow, FilePart
 from sygnify.processing.result import ProcessResult
-from sygnify.processing.sources import BadRow, FilePart, FileSource
+from sygnify.processing.sources import FileSource
 
 __all__ = ["run_chunked", "sequential_chunks"]
+
+#: (label, batch, bad rows, origin) of one chunk.
+Chunk: TypeAlias = tuple[str, pa.RecordBatch, list[BadRow], str]
 
 #: With a budget, read in slices of at most this many rows so chunk sizes can adapt.
 READ_ROWS = 65_536
 
 
-def sequential_chunks(job: Job) -> Iterator[tuple[str, pa.RecordBatch, list[BadRow], str]]:
-    """(label, batch, bad rows, origin) for each chunk of the source, in order."""
+def _project(job: Job) -> tuple[str, ...] | None:
+    """The Parquet columns to read: those the transform uses (see ``Plan.columns``), or
+    None for all. The job's expected schema narrows to them, so that only what is read is
+    typed and checked (a file that lacks a used column is still a ``SchemaError``)."""
+    schema = job.processor.schema
+    if not isinstance(job.source, FileSource) or job.source.format() != "parquet" or schema is None:
+        return None
+    columns = job.plan.columns(schema)
+    if columns is None:
+        return None
+    job.processor = job.processor.replaced(schema=pl.Schema({name: schema[name] for name in columns}))
+    return tuple(columns)
+
+
+def sequential_chunks(job: Job) -> Iterator[Chunk]:
+    """(label, batch, bad rows, origin) for each chunk of the source, in order.
+
+    Parquet files are read with only the columns the transform uses (``job.processor``
+    then expects those).
+    """
+    columns = _project(job)  # before the first chunk: the caller's job.processor changes
+    return _chunks(job, columns)
+
+
+def _chunks(job: Job, columns: tuple[str, ...] | None) -> Iterator[Chunk]:
     bad: list[BadRow] = []
     keep = None if job.processor.on_error == "raise" else bad
     origin = [job.source.origin]
@@ -35,8 +64,8 @@ def sequential_chunks(job: Job) -> Iterator[tuple[str, pa.RecordBatch, list[BadR
     def source_batches() -> Iterator[pa.RecordBatch]:
         for part in job.source.parts(job.next_chunk_rows()):
             origin[0] = part.origin
-            if job.budget is not None and isinstance(part, FilePart):
-                part = replace(part, threads=False)
+            if isinstance(part, FilePart):
+                part = replace(part, threads=job.budget is None, columns=columns)
             yield from retrying_batches(part, read_rows(), keep, job.retry)
 
     observe = job.budget.observe if job.budget is not None else (lambda batch: None)

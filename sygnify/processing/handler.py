@@ -23,13 +23,14 @@ import pyarrow as pa
 from sygnify._arrow import DEFAULT_BATCH_SIZE
 from sygnify.errors import ConfigurationError
 from sygnify.processing.checkpoint import Checkpoint
-from sygnify.processing.chunk import ChunkProcessor, DeadLetter, ErrorPolicy, Plan
+from sygnify.processing.chunk import ChunkProcessor, DeadLetter, ErrorPolicy
 from sygnify.processing.chunked import run_chunked
 from sygnify.processing.executors import Executor, make_executor
 from sygnify.processing.incremental import run_incremental
 from sygnify.processing.job import Job
 from sygnify.processing.memory import START, MemoryBudget, PeakMemory, parse_memory
 from sygnify.processing.parallel import run_parallel
+from sygnify.processing.plan import Plan
 from sygnify.processing.result import ProcessResult, ProgressCallback, Tracker
 from sygnify.processing.sinks import as_sink
 from sygnify.processing.sources import FileSource, as_source
@@ -119,7 +120,7 @@ class LargeDataHandler:
         ``source``: a path/glob (local or ``s3://``...), ``(connector, source)``, a
         :class:`~sygnify.processing.sources.Source`, an Arrow table/reader, a Polars or
         pandas frame, or an iterator of batches. ``transform``: see
-        :class:`~sygnify.processing.chunk.Plan`. ``sink``: a Parquet path (file or dataset
+        :class:`~sygnify.processing.plan.Plan`. ``sink``: a Parquet path (file or dataset
         directory), an ``.arrow`` path, ``(connector, target)``, a callable, or None to get
         ``result.output``. ``checkpoint``/``cursor``: incremental mode's state and cursor
         column (without a cursor, new files are the new data). ``on_error``: what a bad

@@ -2,16 +2,23 @@
 
 New data is either rows whose ``cursor`` column is above the committed cursor, or files
 not yet processed. Per chunk: the output is written under a deterministic label
-(``part-<seq>.parquet``) and closed, then the checkpoint is committed atomically. A run
-fixes its window first (cursor range, chunk size) and commits it, so a rerun after a crash
-at any point re-creates exactly the same chunks, skips those already committed and
-rewrites at most the one in progress with identical content: no loss, no duplicates.
-Aggregations keep their merged partial state next to the checkpoint and rewrite the final
-result at the end of each run.
+(``part-<seq>.parquet``) and closed; the checkpoint that counts the chunks written so far
+is committed atomically once ``Checkpoint.interval`` seconds have passed since the last
+commit, and at the end of every file and run. A run fixes its window first (cursor range,
+chunk size) and commits it, so a rerun after a crash at any point re-creates exactly the
+same chunks, skips those already committed and rewrites the uncommitted ones with
+identical content: no loss, no duplicates. Aggregations commit their merged partial
+state next to the checkpoint, together with the chunk count, and write the final result
+once per run, after its last commit (the state records which partial state was published).
+
+Local Parquet files are read as Polars scans of each chunk's rows, so only the columns
+the transform uses are read and reading, transform and partial aggregation are one query.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,12 +29,17 @@ from sygnify._arrow import rebatch
 from sygnify.errors import ConfigurationError
 from sygnify.processing.aggregate import Partial
 from sygnify.processing.checkpoint import Checkpoint, encode_value, literal
+from sygnify.processing.chunk import ChunkOutcome
 from sygnify.processing.job import Job, retrying_batches
+from sygnify.processing.parts import BadRow, FilePart
 from sygnify.processing.result import ProcessResult
 from sygnify.processing.sinks import CallbackSink
-from sygnify.processing.sources import BadRow, FileSource
+from sygnify.processing.sources import FileSource
 
 __all__ = ["run_incremental"]
+
+#: Rows of the sample that measures the pace before chunks are fused into one query.
+PACE_SAMPLE_ROWS = 65_536
 
 
 def _fingerprint(job: Job, cursor: str | None) -> dict[str, Any]:
@@ -61,6 +73,7 @@ def run_incremental(job: Job, checkpoint: Checkpoint, cursor: str | None) -> Pro
         runner.cursor_run(cursor)
     else:
         runner.files_run()
+    runner.publish()
     return runner.finish()
 
 
@@ -71,7 +84,10 @@ class _Runner:
         self.state = state
         aggregate = job.plan.aggregate
         self.partial: Partial | None = None
-        self._stale: str | None = None
+        self._committed_at = time.monotonic()
+        self._output: pl.DataFrame | None = None
+        #: Seconds per chunk at the measured pace (None until measured).
+        self._per_chunk_s: float | None = None
         if aggregate is not None and state.get("partial"):
             tag = state["partial"]
             self.partial = {key: checkpoint.read_table(f"{tag}.{key}") for key in state["partial_keys"]}
@@ -84,30 +100,45 @@ class _Runner:
                 yield batch
 
     def _process(self, batch: pa.RecordBatch, seq: int, origin: str, bad: list[BadRow]) -> None:
-        label = f"{seq:08d}"
-        outcome = self.job.processor.run(batch, label, origin, bad)
-        self.job.absorb(outcome)
-        aggregate = self.job.plan.aggregate
-        if aggregate is not None and self.job.partials:
-            merged = aggregate.merge(
-                [self.partial, *self.job.partials] if self.partial else self.job.partials
-            )
-            self.job.partials = []
-            for key, frame in merged.items():
-                self.checkpoint.write_table(f"s{label}.{key}", frame)
-            self._stale = self.state.get("partial")
-            self.state["partial"], self.state["partial_keys"] = f"s{label}", sorted(merged)
-            self.partial = merged
+        self._absorb(self.job.processor.run(batch, f"{seq:08d}", origin, bad))
+
+    def _absorb(self, outcome: ChunkOutcome, *, chunks: int = 1) -> None:
+        self.job.absorb(outcome)  # partials wait in job.partials until the next commit
+        self.state["run"]["chunks_done"] += chunks
+        if time.monotonic() - self._committed_at >= self.checkpoint.interval:
+            self._commit_progress()
 
     def _commit(self) -> None:
         self.checkpoint.save(self.state)
+        self._committed_at = time.monotonic()
 
-    def _chunk_done(self) -> None:
-        # One commit covers the chunk count and the merged partial state: both or neither.
-        self.state["run"]["chunks_done"] += 1
+    def _commit_progress(self) -> None:
+        """Commit the chunks done so far with the partial state that covers them."""
+        stale = self._stage_partial()
         self._commit()
-        stale, self._stale = self._stale, None
-        if stale and stale != self.state.get("partial"):
+        self._drop(stale)
+
+    def _stage_partial(self) -> str | None:
+        """Merge pending partials into the state and write them beside the checkpoint (one
+        commit then covers the chunk count and the partial state: both or neither).
+        Returns the tag of the partial state this replaces."""
+        aggregate = self.job.plan.aggregate
+        if aggregate is None or not self.job.partials:
+            return None
+        merged = aggregate.merge([self.partial, *self.job.partials] if self.partial else self.job.partials)
+        self.job.partials = []
+        run = self.state["run"]
+        tag = f"s{run['seq0'] + run['chunks_done']:08d}"
+        for key, frame in merged.items():
+            self.checkpoint.write_table(f"{tag}.{key}", frame)
+        stale: str | None = self.state.get("partial")
+        self.state["partial"], self.state["partial_keys"] = tag, sorted(merged)
+        self.partial = merged
+        return stale if stale != tag else None
+
+    def _drop(self, stale: str | None) -> None:
+        """Delete a replaced partial state (after the commit that replaced it)."""
+        if stale:
             for key in self.state["partial_keys"]:
                 self.checkpoint.delete_side(f"{stale}.{key}")
 
@@ -150,7 +181,6 @@ class _Runner:
         batches = (b for frame in frames for b in frame.to_arrow().to_batches())
         for index, batch in enumerate(self._chunks(batches, rows, 0), done):
             self._process(batch, run["seq0"] + index, self.job.source.origin, [])
-            self._chunk_done()
         self._end_run(cursor=run["high"])
 
     # -- files ------------------------------------------------------------------------
@@ -179,6 +209,7 @@ class _Runner:
                 self.state["run"] = run
             rows, skip = int(run["rows"]), int(run["chunks_done"])
             self.job.tracker.result.chunk_rows = rows
+            resume = self._scan_file(path, rows, skip)
             bad: list[BadRow] = []
             keep = None if self.job.processor.on_error == "raise" else bad
 
@@ -188,34 +219,97 @@ class _Runner:
                 for part in source.file_parts(path, rows):
                     yield from retrying_batches(part, rows, keep, self.job.retry)
 
-            for index, batch in enumerate(self._chunks(batches(), rows, skip), skip):
-                taken, bad[:] = list(bad), []
-                self._process(batch, run["seq0"] + index, path, taken)
-                self._chunk_done()
-            if bad:
-                self._process(pa.record_batch({}), run["seq0"] + run["chunks_done"], path, list(bad))
-                self._chunk_done()
+            if resume is not None:
+                for index, batch in enumerate(self._chunks(batches(), rows, resume), resume):
+                    taken, bad[:] = list(bad), []
+                    self._process(batch, run["seq0"] + index, path, taken)
+                if bad:
+                    self._process(pa.record_batch({}), run["seq0"] + run["chunks_done"], path, list(bad))
             self.state["files"].append(path)
             self._end_run()
 
+    def _scan_file(self, path: str, rows: int, skip: int) -> int | None:
+        """Process chunks ``skip``... of a local Parquet file as scans of their rows.
+
+        Chunk ``k`` is the file's rows ``[k * rows, (k + 1) * rows)``, as in the batch path.
+        Returns None when the file is done, else the chunk where the batch path takes over
+        (the file cannot be scanned, its schema needs typing, or a chunk's query failed,
+        which the batch path then reports under the error policy).
+        """
+        source = self.job.source
+        assert isinstance(source, FileSource)
+        processor = self.job.processor
+        whole = source.file_parts(path, 2**62)
+        if len(whole) != 1 or not isinstance(whole[0], FilePart) or whole[0].rows is None:
+            return skip
+        scan = whole[0].scan()
+        total = whole[0].rows
+        try:
+            if scan is None or not processor.scannable(scan):
+                return skip
+        except Exception:
+            return skip
+        seq0 = int(self.state["run"]["seq0"])
+        chunks = math.ceil(total / rows)
+        index = skip
+        while index < chunks:
+            try:
+                count = self._fused_chunks(scan, index * rows, total, rows, chunks - index)
+                first, end = index * rows, min(total, (index + count) * rows)
+                outcome = processor.run_lazy(
+                    scan.slice(first, end - first), f"{seq0 + index:08d}", end - first
+                )
+            except Exception:
+                return index
+            self._absorb(outcome, chunks=count)
+            self._per_chunk_s = outcome.duration_s / max(1, end - first) * rows  # the pace, refined
+            index += count
+        return None
+
+    def _fused_chunks(self, scan: pl.LazyFrame, first: int, total: int, rows: int, left: int) -> int:
+        """How many chunks the next scan covers. An aggregation commits only its partial
+        state, so the chunks between two commits can be one streaming query (when
+        :attr:`Job.one_query` allows it): as many as fit in the commit interval at the
+        measured pace (the first time, measured on a sample whose result is discarded).
+        Outputs written per chunk keep one query per chunk, so that their files are the
+        same whatever the pace."""
+        job, interval, aggregate = self.job, self.checkpoint.interval, self.job.plan.aggregate
+        if aggregate is None or not job.one_query or interval <= 0:
+            return 1
+        if self._per_chunk_s is None:
+            sample = max(1, min(PACE_SAMPLE_ROWS, rows, total - first))
+            started = time.perf_counter()
+            aggregate.partial(job.plan.apply(scan.slice(first, sample)))
+            self._per_chunk_s = (time.perf_counter() - started) / sample * rows
+        return max(1, min(left, int(interval / max(self._per_chunk_s, 1e-9))))
+
     def _end_run(self, *, cursor: str | None = None) -> None:
+        stale = self._stage_partial()
         run = self.state["run"]
         self.state["seq"] = run["seq0"] + run["chunks_done"]
         if cursor is not None:
             self.state["cursor"] = cursor
-        if self.job.plan.aggregate is not None:
-            self._write_aggregate()
         self.state["run"] = None
         self._commit()
+        self._drop(stale)
 
-    def _write_aggregate(self) -> None:
-        aggregate = self.job.plan.aggregate
-        if aggregate is None or self.partial is None or self.job.sink is None:
+    def publish(self) -> None:
+        """Write an aggregation's result once the run's commits are done, unless the
+        committed partial state was already published (a crash between the last commit
+        and this write leaves it unpublished, so the rerun writes it)."""
+        aggregate, sink = self.job.plan.aggregate, self.job.sink
+        if aggregate is None or self.partial is None or sink is None:
             return
-        output = aggregate.finalize(self.partial)
-        self.job.paths += self.job.sink.replace(output.to_arrow())
+        if self.state.get("published") == self.state.get("partial"):
+            return
+        self._output = aggregate.finalize(self.partial)
+        self.job.paths += sink.replace(self._output.to_arrow())
+        self.state["published"] = self.state.get("partial")
+        self._commit()
 
     def finish(self) -> ProcessResult:
         aggregate = self.job.plan.aggregate
-        output = aggregate.finalize(self.partial) if aggregate is not None and self.partial else None
+        output = self._output
+        if output is None and aggregate is not None and self.partial:
+            output = aggregate.finalize(self.partial)  # nothing new: the committed result
         return self.job.finish(output=output, write_output=False)

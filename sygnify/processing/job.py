@@ -11,11 +11,13 @@ import pyarrow as pa
 
 from sygnify.errors import SygnifyError, TransientError
 from sygnify.processing.aggregate import Partial
-from sygnify.processing.chunk import ChunkOutcome, ChunkProcessor, Plan
+from sygnify.processing.chunk import ChunkOutcome, ChunkProcessor
 from sygnify.processing.memory import MemoryBudget, PeakMemory
+from sygnify.processing.parts import BadRow, Part
+from sygnify.processing.plan import Plan
 from sygnify.processing.result import ProcessResult, Tracker
 from sygnify.processing.sinks import Sink
-from sygnify.processing.sources import BadRow, Part, Source
+from sygnify.processing.sources import Source
 from sygnify.resilience import RetryPolicy
 
 __all__ = ["Job", "adaptive_rebatch", "retrying_batches"]
@@ -45,6 +47,19 @@ class Job:
     collected: list[tuple[str, pa.Table]] = field(default_factory=list)
     partials: list[Partial] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+
+    @property
+    def one_query(self) -> bool:
+        """Whether many chunks may run as one Polars streaming query: errors raise, no
+        schema to enforce, no memory budget to steer chunks by, and the transform stays
+        lazy. The query engine's own batches then bound memory; chunks only set the
+        granularity of work."""
+        return (
+            self.processor.on_error == "raise"
+            and not self.user_schema
+            and self.budget is None
+            and self.plan.streamable
+        )
 
     def next_chunk_rows(self, share: int | None = None) -> int:
         """Rows for the next chunk: the user's ceiling, reduced to fit the memory budget."""

@@ -5,10 +5,14 @@ streamed sources are shipped by value. Results are correct whatever the completi
 dataset sinks name files after the part, collected output is put back in source order,
 and aggregations merge order-independent partials.
 
-On executors in other processes (``remote``), an aggregation over files runs as a few
-tasks of contiguous parts, one per slot in flight: each worker processes its parts one
-chunk at a time, merges their partials itself and sends one partial back as Arrow IPC, so
-the parent receives and merges a handful of partials instead of one per chunk.
+On executors in other processes (``remote``), an aggregation over files runs as tasks of
+contiguous parts (one per slot in flight, at most ``MAX_PARTS_PER_TASK`` parts each): each
+worker processes its parts one chunk at a time, merges their partials itself and sends one
+partial back as Arrow IPC, so the parent receives and merges a few partials instead of one
+per chunk. When :attr:`Job.one_query` allows it, tasks start at one per worker and a
+task's parts run as one Polars streaming query (adjacent row groups of a file read as one
+slice), which saves a partial aggregate and a merge per chunk; a task whose query fails
+falls back to chunks. Progress advances per task.
 
 >>> _groups(list(range(10)), 4)
 [[0, 1, 2], [3, 4, 5], [6, 7], [8, 9]]
@@ -17,8 +21,10 @@ the parent receives and merges a handful of partials instead of one per chunk.
 from __future__ import annotations
 
 import io
+import math
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import polars as pl
@@ -27,10 +33,14 @@ from sygnify.processing.aggregate import Partial
 from sygnify.processing.chunk import ChunkOutcome, ChunkProcessor
 from sygnify.processing.executors import make_executor
 from sygnify.processing.job import MERGE_EVERY, Job
+from sygnify.processing.parts import FilePart, Part
 from sygnify.processing.result import ProcessResult
-from sygnify.processing.sources import FileSource, Part
+from sygnify.processing.sources import FileSource
 
 __all__ = ["run_parallel"]
+
+#: Parts (of ``chunk_size`` rows) in one task of a remote aggregation at most.
+MAX_PARTS_PER_TASK = 16
 
 
 @dataclass
@@ -65,10 +75,63 @@ def _run_part(processor: ChunkProcessor, part: Part, rows: int) -> list[ChunkOut
     return processor.run_part(part, rows)
 
 
-def _run_parts(processor: ChunkProcessor, parts: list[Part], rows: int) -> _Shipped:
-    """Run ``parts`` one chunk at a time and merge their partial aggregates (in a worker)."""
+def _fused(processor: ChunkProcessor, parts: list[Part]) -> _Shipped | None:
+    """All of ``parts`` as one Polars streaming query (reading, transform and partial
+    aggregation fused), or None when a part cannot be scanned, its schema is not the
+    expected one, or the query fails (the chunked path then reports it with its policy).
+
+    One outcome per part keeps chunk counts and progress as in the chunked path.
+    """
     aggregate = processor.plan.aggregate
     assert aggregate is not None
+    started = time.perf_counter()
+    found = [part.scan() for part in _contiguous(parts)]
+    scans: list[pl.LazyFrame] = [scan for scan in found if scan is not None]
+    if not scans or len(scans) != len(found):
+        return None
+    try:
+        if not all(processor.scannable(scan) for scan in scans):
+            return None
+        partial = aggregate.partial(processor.plan.apply(pl.concat(scans)))
+    except Exception:
+        return None
+    outcomes = [
+        ChunkOutcome(f"{part.index:06d}-0000", rows_in=part.rows or 0, partial_merged=True) for part in parts
+    ]
+    outcomes[0].duration_s = time.perf_counter() - started
+    return _Shipped.of(outcomes, partial)
+
+
+def _contiguous(parts: list[Part]) -> list[Part]:
+    """``parts`` with runs of adjacent row groups of one file joined into one part."""
+    joined: list[Part] = []
+    for part in parts:
+        last = joined[-1] if joined else None
+        if (
+            isinstance(part, FilePart)
+            and isinstance(last, FilePart)
+            and part.path == last.path
+            and last.first_row is not None
+            and last.rows is not None
+            and part.first_row == last.first_row + last.rows
+            and part.rows is not None
+        ):
+            groups = (last.row_groups or ()) + (part.row_groups or ())
+            joined[-1] = replace(last, rows=last.rows + part.rows, row_groups=groups)
+        else:
+            joined.append(part)
+    return joined
+
+
+def _run_parts(processor: ChunkProcessor, parts: list[Part], rows: int, fuse: bool = False) -> _Shipped:
+    """Run ``parts`` and merge their partial aggregates (in a worker): as one streaming
+    query when ``fuse`` allows it, else one chunk at a time."""
+    aggregate = processor.plan.aggregate
+    assert aggregate is not None
+    if fuse:
+        shipped = _fused(processor, parts)
+        if shipped is not None:
+            return shipped
     outcomes: list[ChunkOutcome] = []
     partials: list[Partial] = []
     for part in parts:
@@ -100,15 +163,24 @@ def _groups(parts: list[Any], count: int) -> list[list[Any]]:
 
 def _tasks(job: Job, executor: Any, rows: int, in_flight: int) -> Iterator[tuple[Any, tuple[Any, ...]]]:
     """The tasks to submit: one per part, or, for an aggregation over files on a remote
-    executor, one per slot in flight (parts are cheap (path, row groups) descriptors)."""
+    executor, one per slot in flight (parts are cheap (path, row groups) descriptors).
+
+    Those groups run as one streaming query each (one group per worker) when
+    :attr:`Job.one_query` allows it, as streaming mode does.
+    """
     parts = job.source.parts(rows)
     if (
         getattr(executor, "remote", False)
         and job.plan.aggregate is not None
         and isinstance(job.source, FileSource)
     ):
-        for group in _groups(list(parts), in_flight):
-            yield _run_parts, (job.processor, group, rows)
+        fuse = job.one_query
+        listed = list(parts)
+        # At least one task per worker (fused) or per slot in flight; at most
+        # MAX_PARTS_PER_TASK parts per task, so progress and failures stay fine-grained.
+        count = max(executor.max_workers if fuse else in_flight, math.ceil(len(listed) / MAX_PARTS_PER_TASK))
+        for group in _groups(listed, count):
+            yield _run_parts, (job.processor, group, rows, fuse)
         return
     for part in parts:
         yield _run_part, (job.processor, part, rows)
@@ -123,14 +195,7 @@ def run_parallel(job: Job) -> ProcessResult:
     processor = job.processor
     worker_writes = job.sink is not None and job.sink.parallel_safe and job.plan.aggregate is None
     if worker_writes:
-        job.processor = ChunkProcessor(
-            processor.plan,
-            schema=processor.schema,
-            on_error=processor.on_error,
-            dead_letter=processor.dead_letter,
-            retry=processor.retry,
-            sink=job.sink,
-        )
+        job.processor = processor.replaced(sink=job.sink)
     pending: list[Any] = []
     owned = isinstance(job.executor, str)  # else the handler (or the user) owns and reuses it
     try:

@@ -4,7 +4,7 @@ Every input becomes a :class:`Source` with up to three ways to read it:
 
 - ``lazy()``: a Polars ``LazyFrame`` when the source is scannable (files, a connector's
   ``scan()``, in-memory frames), so streaming mode can hand the whole job to Polars;
-- ``parts(rows)``: picklable :class:`Part` s, each of which can (re)load its own batches:
+- ``parts(rows)``: picklable :class:`~sygnify.processing.parts.Part` s (see that module):
   files are addressed by path and Parquet row groups, so a worker process or a Dask
   worker reads its part itself and a transient failure retries just that part;
 - ``schema()`` / ``total_rows()`` / ``bytes_per_row()``: what is known before reading.
@@ -22,7 +22,7 @@ import glob
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,142 +30,17 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.fs as pafs
-import pyarrow.ipc as pa_ipc
-import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from sygnify._arrow import to_arrow_table
 from sygnify.connectors.base import Connector
 from sygnify.connectors.formats import FileFormat, detect_format, format_of_file, polars_scan
-from sygnify.errors import ConfigurationError, DataQualityError, NotFoundError, SygnifyError
+from sygnify.errors import ConfigurationError, NotFoundError, SygnifyError
+from sygnify.processing.parts import CSV_BLOCK, BadRow, FilePart, Part, TablePart, open_input
 
 __all__ = ["BadRow", "ConnectorSource", "FileSource", "Part", "Source", "as_source"]
 
 _GLOB = re.compile(r"[*?\[]")
-_CSV_BLOCK = 1 << 20
-
-
-@dataclass(frozen=True)
-class BadRow:
-    """A row that could not be parsed (e.g. a CSV line with the wrong number of fields)."""
-
-    origin: str
-    number: int | None
-    text: str
-    reason: str
-
-
-class Part:
-    """A unit of source data that can load itself (picklable; workers call ``batches``)."""
-
-    index: int
-    origin: str
-    rows: int | None
-
-    def batches(self, batch_rows: int, bad_rows: list[BadRow] | None = None) -> Iterator[pa.RecordBatch]:
-        """The part's data in batches of at most ``batch_rows`` rows.
-
-        Unparseable rows are appended to ``bad_rows`` when it is given, else raise.
-        """
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class TablePart(Part):
-    """In-memory data (a zero-copy slice); shipped by value to other processes."""
-
-    index: int
-    origin: str
-    table: pa.Table
-    rows: int | None = None
-
-    def batches(self, batch_rows: int, bad_rows: list[BadRow] | None = None) -> Iterator[pa.RecordBatch]:
-        yield from self.table.to_batches(max_chunksize=batch_rows)
-
-
-@dataclass(frozen=True)
-class FilePart(Part):
-    """A file, or some row groups of a Parquet file, read by whoever runs the part."""
-
-    index: int
-    origin: str
-    path: str
-    format: FileFormat
-    filesystem: pafs.FileSystem | None = None
-    row_groups: tuple[int, ...] | None = None
-    rows: int | None = None
-    csv_columns: tuple[str, ...] | None = field(default=None, compare=False)
-    #: Decode Parquet columns on Arrow's thread pool. Off under a memory budget: every
-    #: pool thread keeps its own allocator cache, which costs more memory than a chunk.
-    threads: bool = field(default=True, compare=False)
-    #: The file row of the part's first row group (Parquet), for :meth:`scan`.
-    first_row: int | None = field(default=None, compare=False)
-
-    def scan(self) -> pl.LazyFrame | None:
-        """The part as a Polars scan of its rows (local Parquet only), else None.
-
-        A scan lets Polars read only the columns the transform uses and fuse reading,
-        the transform and a partial aggregation into one query per chunk.
-        """
-        local = self.filesystem is None or isinstance(self.filesystem, pafs.LocalFileSystem)
-        if self.format != "parquet" or not local or self.first_row is None or self.rows is None:
-            return None
-        return pl.scan_parquet(self.path).slice(self.first_row, self.rows)
-
-    def batches(self, batch_rows: int, bad_rows: list[BadRow] | None = None) -> Iterator[pa.RecordBatch]:
-        try:
-            yield from self._batches(batch_rows, bad_rows)
-        except SygnifyError:
-            raise
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"{self.origin}: {exc}", resource=self.path) from exc
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
-            raise DataQualityError(f"cannot read {self.origin}: {exc}", resource=self.path) from exc
-
-    def _batches(self, batch_rows: int, bad_rows: list[BadRow] | None) -> Iterator[pa.RecordBatch]:
-        if self.format == "parquet":
-            parquet = pq.ParquetFile(self.path, filesystem=self.filesystem)
-            rgs = list(self.row_groups) if self.row_groups is not None else None
-            yield from parquet.iter_batches(batch_size=batch_rows, row_groups=rgs, use_threads=self.threads)
-        elif self.format == "ipc":
-            with _open(self.path, self.filesystem) as stream:
-                for batch in pa_ipc.open_file(stream.read()):
-                    yield from pa.Table.from_batches([batch]).to_batches(max_chunksize=batch_rows)
-        elif self.format == "json":
-            with _open(self.path, self.filesystem) as stream:
-                yield from pa_json.read_json(stream).to_batches(max_chunksize=batch_rows)
-        else:
-            yield from self._csv(batch_rows, bad_rows)
-
-    def _csv(self, batch_rows: int, bad_rows: list[BadRow] | None) -> Iterator[pa.RecordBatch]:
-        def on_invalid(row: Any) -> str:
-            if bad_rows is None:
-                return "error"
-            reason = f"expected {row.expected_columns} fields, got {row.actual_columns}"
-            bad_rows.append(BadRow(self.origin, row.number, row.text, reason))
-            return "skip"
-
-        # Columns are read as text and typed per chunk by the handler, so one bad value
-        # costs its row, not the whole file (pyarrow would fail the block).
-        convert = pa_csv.ConvertOptions(
-            column_types={name: pa.string() for name in self.csv_columns} if self.csv_columns else None,
-            strings_can_be_null=True,
-        )
-        with _open(self.path, self.filesystem) as stream:
-            reader = pa_csv.open_csv(
-                stream,
-                read_options=pa_csv.ReadOptions(block_size=_CSV_BLOCK),
-                parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid),
-                convert_options=convert,
-            )
-            for batch in reader:
-                yield from pa.Table.from_batches([batch]).to_batches(max_chunksize=batch_rows)
-
-
-def _open(path: str, filesystem: pafs.FileSystem | None) -> Any:
-    if filesystem is None:
-        return pa.OSFile(path, "rb")
-    return filesystem.open_input_stream(path)
 
 
 class Source:
@@ -407,10 +282,10 @@ class FileSource(Source):
         if fmt == "parquet":
             return self._parquet(first).schema_arrow
         if fmt == "csv":
-            with _open(first, self.filesystem) as stream:
+            with open_input(first, self.filesystem) as stream:
                 return pa_csv.open_csv(
                     stream,
-                    read_options=pa_csv.ReadOptions(block_size=_CSV_BLOCK),
+                    read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK),
                     parse_options=pa_csv.ParseOptions(invalid_row_handler=lambda row: "skip"),
                 ).schema
         batches = FilePart(0, first, first, fmt, self.filesystem).batches(1024)

@@ -1,10 +1,11 @@
 """Streaming mode: the Polars streaming engine end to end, or a bounded pipeline.
 
-When the source is scannable (files, a connector's ``scan()``, frames) and no per-chunk
-error policy or schema enforcement is asked for, the whole transform runs as one Polars
-streaming query straight into the sink (``sink_parquet``/``sink_ipc``). Otherwise a reader
-thread, the transform and a writer thread are connected by queues of two chunks, so the
-reader waits when the writer falls behind (backpressure) and memory stays bounded.
+When the source is scannable (files, a connector's ``scan()``, frames), the transform
+stays lazy, and no per-chunk error policy, schema enforcement or memory budget is asked
+for (:attr:`Job.one_query`), the whole transform runs as one Polars streaming query
+straight into the sink (``sink_parquet``/``sink_ipc``). Otherwise a reader thread, the
+transform and a writer thread are connected by queues of two chunks, so the reader waits
+when the writer falls behind (backpressure) and memory stays bounded.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ QUEUE_DEPTH = 2
 
 def run_streaming(job: Job) -> ProcessResult:
     lazy = job.source.lazy()
-    if lazy is not None and job.processor.on_error == "raise" and not job.user_schema and job.budget is None:
+    if lazy is not None and job.one_query:
         return _polars(job, lazy)
     return _pipelined(job)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -21,7 +22,7 @@ from sygnify.errors import (
     SchemaError,
 )
 from sygnify.processing import FileSource, LargeDataHandler, parse_memory
-from sygnify.processing.sources import FilePart
+from sygnify.processing.parts import FilePart
 from sygnify.resilience import RetryPolicy
 
 H = LargeDataHandler(chunk_size=4, progress=False)
@@ -185,3 +186,42 @@ def test_progress_callback_and_html(tmp_path: Path) -> None:
     assert calls[-1].total_rows == 3
     assert "<table>" in result._repr_html_()
     assert result.summary()["chunks"] == 2
+
+
+def test_batch_reads_take_only_the_parquet_columns_the_transform_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    from sygnify.processing import Aggregate
+
+    wide = pl.DataFrame({"k": [i % 3 for i in range(300)], "v": [float(i) for i in range(300)]})
+    wide = wide.with_columns(*(pl.lit("unused " * 20).alias(f"pad{i}") for i in range(6)))
+    wide.write_parquet(tmp_path / "1.parquet", row_group_size=50)
+    wide.write_parquet(tmp_path / "2.parquet", row_group_size=50)
+    asked: list[list[str] | None] = []
+    original = pq.ParquetFile.iter_batches
+
+    def spy(self: pq.ParquetFile, *args: Any, columns: list[str] | None = None, **kwargs: Any) -> Any:
+        asked.append(columns)
+        return original(self, *args, columns=columns, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+    spec = Aggregate(by="k", total=("v", "sum"))
+    expected = spec.over(pl.concat([wide, wide]).lazy()).collect()
+    for mode in ("chunked", "streaming"):  # under a budget, both read batches
+        asked.clear()
+        result = LargeDataHandler(max_memory="2GB", chunk_size=70, progress=False).process(
+            str(tmp_path / "*.parquet"), transform=spec, mode=mode
+        )
+        assert result.output is not None
+        assert_frame_equal(result.output, expected, check_exact=False)
+        assert asked
+        assert all(columns == ["k", "v"] for columns in asked), mode
+
+    # A file without a column the transform uses is still a schema error, naming it.
+    wide.drop("v").write_parquet(tmp_path / "3.parquet")
+    with pytest.raises(SchemaError, match=r"missing columns \['v'\]"):
+        LargeDataHandler(max_memory="2GB", chunk_size=70, progress=False).process(
+            str(tmp_path / "*.parquet"), transform=spec, mode="chunked"
+        )

@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pytest
 from polars.testing import assert_frame_equal
 
 from sygnify.errors import ConfigurationError
-from sygnify.processing import Aggregate, LargeDataHandler
+from sygnify.processing import Aggregate, Checkpoint, LargeDataHandler, ParquetSink
 
 
 def _frame(start: int, rows: int) -> pl.DataFrame:
@@ -51,6 +52,37 @@ def test_new_file_mode_with_incremental_aggregate(tmp_path: Path) -> None:
     assert_frame_equal(pl.read_parquet(out), expected, check_exact=False)
 
 
+@pytest.mark.parametrize(
+    "interval", [0.0, 60.0]
+)  # a query per chunk / the chunks of an interval as one query
+def test_incremental_aggregate_per_chunk_or_fused_gives_the_same_result(
+    tmp_path: Path, interval: float
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    spec = Aggregate(by="k", total=("v", "sum"), sd=("v", "std"), n=("v", "len"))
+    handler = LargeDataHandler(chunk_size=40, progress=False)
+    state = Checkpoint(tmp_path / "state.json", interval=interval)
+    for i in range(3):
+        _frame(i * 500, 500).write_parquet(src / f"{i}.parquet", row_group_size=64)
+        result = handler.process(
+            str(src), transform=spec, mode="incremental", sink=str(tmp_path / "agg.parquet"), checkpoint=state
+        )
+        assert result.rows_in == 500
+        expected = spec.over(_frame(0, 500 * (i + 1)).lazy()).collect()
+        assert result.output is not None
+        assert_frame_equal(result.output, expected, check_exact=False)
+        assert_frame_equal(pl.read_parquet(tmp_path / "agg.parquet"), expected, check_exact=False)
+    committed = state.load()
+    assert committed is not None
+    assert committed["seq"] == 3 * 13  # 13 chunks of 40 rows per file, whatever the queries
+    sides = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("state.json."))
+    # One file per partial frame of the current state; replaced states are deleted.
+    assert sides == sorted(
+        f"state.json.{committed['partial']}.{key}.arrow" for key in committed["partial_keys"]
+    )
+
+
 def test_incremental_refuses_a_sink_that_could_duplicate(tmp_path: Path) -> None:
     _frame(0, 10).write_parquet(tmp_path / "a.parquet")
     with pytest.raises(ConfigurationError, match="idempotent"):
@@ -65,14 +97,14 @@ def test_incremental_refuses_a_sink_that_could_duplicate(tmp_path: Path) -> None
 JOB = textwrap.dedent(
     """
     import sys
-    from sygnify.processing import Aggregate, LargeDataHandler
-    src, out, state, agg, state2, cursor = sys.argv[1:]
+    from sygnify.processing import Aggregate, Checkpoint, LargeDataHandler
+    src, out, state, agg, state2, cursor, interval = sys.argv[1:]
     handler = LargeDataHandler(chunk_size=40, progress=False)
-    handler.process(src, mode="incremental", sink=out + "/", checkpoint=state,
-                    cursor=cursor or None)
+    handler.process(src, mode="incremental", sink=out + "/",
+                    checkpoint=Checkpoint(state, interval=float(interval)), cursor=cursor or None)
     spec = Aggregate(by="k", total=("v", "sum"), sd=("v", "std"), n=("v", "len"))
-    handler.process(src, transform=spec, mode="incremental", sink=agg, checkpoint=state2,
-                    cursor=cursor or None)
+    handler.process(src, transform=spec, mode="incremental", sink=agg,
+                    checkpoint=Checkpoint(state2, interval=float(interval)), cursor=cursor or None)
     """
 )
 
@@ -91,7 +123,10 @@ def _run(args: list[str], kill_after: float | None) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cursor", ["id", ""])
-def test_sigkill_at_random_points_then_rerun_equals_clean_run(tmp_path: Path, cursor: str) -> None:
+@pytest.mark.parametrize("interval", [0.0, 0.02])  # commit after every chunk / every few chunks
+def test_sigkill_at_random_points_then_rerun_equals_clean_run(
+    tmp_path: Path, cursor: str, interval: float
+) -> None:
     src = tmp_path / "src"
     src.mkdir()
     for i in range(6):
@@ -106,6 +141,7 @@ def test_sigkill_at_random_points_then_rerun_equals_clean_run(tmp_path: Path, cu
             str(base / "agg.parquet"),
             str(base / "agg.json"),
             cursor,
+            str(interval),
         ]
 
     started = time.perf_counter()
@@ -125,3 +161,51 @@ def test_sigkill_at_random_points_then_rerun_equals_clean_run(tmp_path: Path, cu
     )
     leftovers = [p.name for p in (tmp_path / "crashy" / "out").iterdir() if p.name.startswith(".")]
     assert leftovers == [] or all(name.startswith(".sygnify-tmp-") for name in leftovers)
+
+
+class _CountingSink(ParquetSink):
+    """Counts result writes; the first ``failures`` of them fail as a crash would."""
+
+    def __init__(self, path: Path, failures: int = 0) -> None:
+        super().__init__(path)
+        self.writes = 0
+        self.failures = failures
+
+    def replace(self, table: pa.Table) -> list[str]:
+        self.writes += 1
+        if self.writes <= self.failures:
+            raise OSError("the process died before the result was written")
+        return super().replace(table)
+
+
+def test_incremental_aggregate_writes_its_result_once_per_run_and_after_a_crash(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "agg.parquet"
+    src.mkdir()
+    for i in range(5):
+        _frame(i * 100, 100).write_parquet(src / f"{i}.parquet")
+    spec = Aggregate(by="k", total=("v", "sum"), n=("v", "len"))
+    handler = LargeDataHandler(chunk_size=30, progress=False)
+    state = Checkpoint(tmp_path / "state.json", interval=0)
+
+    crashing = _CountingSink(out, failures=1)  # every file committed, the result not written
+    with pytest.raises(OSError, match="died"):
+        handler.process(str(src), transform=spec, mode="incremental", sink=crashing, checkpoint=state)
+    assert not out.exists()
+
+    sink = _CountingSink(out)
+    result = handler.process(str(src), transform=spec, mode="incremental", sink=sink, checkpoint=state)
+    assert result.rows_in == 0  # nothing new: the committed state is published
+    assert sink.writes == 1
+    expected = spec.over(_frame(0, 500).lazy()).collect()
+    assert_frame_equal(pl.read_parquet(out), expected, check_exact=False)
+
+    _frame(500, 100).write_parquet(src / "5.parquet")
+    _frame(600, 100).write_parquet(src / "6.parquet")
+    sink = _CountingSink(out)
+    handler.process(str(src), transform=spec, mode="incremental", sink=sink, checkpoint=state)
+    assert sink.writes == 1  # two new files, one write of the result
+    assert_frame_equal(pl.read_parquet(out), spec.over(_frame(0, 700).lazy()).collect(), check_exact=False)
+
+    sink = _CountingSink(out)
+    handler.process(str(src), transform=spec, mode="incremental", sink=sink, checkpoint=state)
+    assert sink.writes == 0  # already published

@@ -9,11 +9,12 @@ from typing import Any
 
 import polars as pl
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
 from sygnify import CloudDataConnector
-from sygnify.processing import Aggregate, FileSource, LargeDataHandler
+from sygnify.processing import Aggregate, Checkpoint, FileSource, LargeDataHandler, ParquetSink
 from tests.emulators import EmulatorUnavailable
 from tests.emulators.moto import MotoServer, moto_server
 from tests.processing.conftest import convert
@@ -81,3 +82,51 @@ def test_handler_on_s3_via_connector(s3_dataset: tuple[MotoServer, str, Any], tx
     assert result.output is not None
     assert_frame_equal(result.output, expected, check_exact=False)
     assert result.rows_in == 60_000
+
+
+def test_incremental_with_checkpoint_and_output_on_s3(
+    s3_dataset: tuple[MotoServer, str, Any], tx_files: Path
+) -> None:
+    """New-file mode with source, output dataset, aggregate and checkpoint all on the object store."""
+    _, bucket, fs = s3_dataset
+    prefix = f"{bucket}/inc-{uuid.uuid4().hex[:8]}"
+    files = sorted(tx_files.glob("*.parquet"))
+    handler = LargeDataHandler(chunk_size=9_000, progress=False)
+
+    def run() -> Any:
+        rows = handler.process(
+            FileSource(f"{prefix}/in/", filesystem=fs),
+            transform=convert,
+            mode="incremental",
+            sink=ParquetSink(f"{prefix}/rows/", filesystem=fs),
+            checkpoint=Checkpoint(f"{prefix}/state/rows.json", filesystem=fs, interval=0),
+        )
+        totals = handler.process(
+            FileSource(f"{prefix}/in/", filesystem=fs),
+            transform=[convert, SPEC],
+            mode="incremental",
+            sink=ParquetSink(f"{prefix}/agg.parquet", filesystem=fs),
+            checkpoint=Checkpoint(f"{prefix}/state/agg.json", filesystem=fs),
+        )
+        return rows, totals
+
+    for file in files[:2]:
+        fs.open_output_stream(f"{prefix}/in/{file.name}").write(file.read_bytes())
+    first_rows, _ = run()
+    assert first_rows.rows_in == 40_000
+    fs.open_output_stream(f"{prefix}/in/{files[2].name}").write(files[2].read_bytes())
+    again_rows, again_totals = run()
+    assert again_rows.rows_in == 20_000  # only the new file
+    assert again_totals.rows_in == 20_000
+
+    expected_rows = convert(pl.scan_parquet(tx_files / "*.parquet")).collect().sort("transaction_id")
+    written = pl.from_arrow(pq.ParquetDataset(f"{prefix}/rows/", filesystem=fs).read())
+    assert isinstance(written, pl.DataFrame)
+    assert_frame_equal(written.sort("transaction_id"), expected_rows)
+    expected_totals = SPEC.over(convert(pl.scan_parquet(tx_files / "*.parquet"))).collect()
+    with fs.open_input_file(f"{prefix}/agg.parquet") as handle:
+        totals = pl.read_parquet(handle)
+    assert_frame_equal(totals, expected_totals, check_exact=False)
+    state = Checkpoint(f"{prefix}/state/agg.json", filesystem=fs).load()
+    assert state is not None
+    assert len(state["files"]) == 3

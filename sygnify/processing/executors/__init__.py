@@ -1,4 +1,4 @@
-"""Executors run chunks for parallel mode: threads, processes, Dask (plugins).
+"""Executors run chunks for parallel mode: threads, processes, Dask, Ray (plugins).
 
 An executor is a plugin in the entry-point group ``sygnify.executors``: a class whose
 instances ``submit(fn, *args)`` and return futures with ``result()``, ``wait`` for the
@@ -56,13 +56,14 @@ def _validate(name: str, plugin: object) -> Callable[..., Executor]:
 
 #: Executor plugins by name; the extra that installs each one's dependencies.
 EXECUTORS: Registry[Callable[..., Executor]] = Registry(
-    GROUPS["executor"], kind="executor", extras={"dask": "dask"}, validate=_validate
+    GROUPS["executor"], kind="executor", extras={"dask": "dask", "ray": "ray"}, validate=_validate
 )
 EXECUTORS.register("local", "sygnify.processing.executors.local:ThreadExecutor")
 if "threads" not in EXECUTORS:  # running from a source tree without installed metadata
     EXECUTORS.register("threads", "sygnify.processing.executors.local:ThreadExecutor")
     EXECUTORS.register("processes", "sygnify.processing.executors.local:ProcessExecutor")
     EXECUTORS.register("dask", "sygnify.processing.executors.dask:DaskExecutor")
+    EXECUTORS.register("ray", "sygnify.processing.executors.ray:RayExecutor")
 
 
 def make_executor(

@@ -31,7 +31,8 @@ class DaskExecutor:
     ``address``: a scheduler (``"tcp://host:8786"``) to connect to; without it a
     ``LocalCluster`` with ``max_workers`` workers is started (``processes=False`` keeps
     them as threads in this process) and closed with the executor. ``client``: use an
-    existing ``distributed.Client`` (not closed by the executor).
+    existing ``distributed.Client`` (not closed by the executor). ``timeout``: how long
+    to try reaching the scheduler before a ``ConnectionFailedError``.
     """
 
     name = "dask"
@@ -46,6 +47,7 @@ class DaskExecutor:
         processes: bool = False,
         threads_per_worker: int = 1,
         memory_limit: str | int | None = "auto",
+        timeout: str | float = "10s",
     ) -> None:
         if max_workers < 1:
             raise ConfigurationError(f"max_workers must be >= 1, got {max_workers}")
@@ -56,7 +58,7 @@ class DaskExecutor:
             if client is not None:
                 self.client = client
             elif address is not None:
-                self.client = distributed.Client(address, timeout="10s")  # type: ignore[no-untyped-call]
+                self.client = distributed.Client(address, timeout=timeout)  # type: ignore[no-untyped-call]
             else:
                 self._cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
                     n_workers=max_workers,

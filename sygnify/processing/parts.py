@@ -1,0 +1,169 @@
+"""Parts: units of source data that load themselves, so that workers read their own data.
+
+A :class:`FilePart` is a file, or some row groups of a Parquet file, addressed by path:
+a worker process (or a Dask/Ray worker) reads it itself, and a transient failure retries
+just that part. A :class:`TablePart` carries its rows by value.
+
+>>> import pyarrow as pa
+>>> part = TablePart(0, "table[0:3]", pa.table({"x": [1, 2, 3]}), 3)
+>>> [b.num_rows for b in part.batches(2)]
+[2, 1]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.fs as pafs
+import pyarrow.ipc as pa_ipc
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
+
+from sygnify.connectors.formats import FileFormat
+from sygnify.errors import DataQualityError, NotFoundError, SygnifyError
+
+__all__ = ["CSV_BLOCK", "BadRow", "FilePart", "Part", "TablePart", "open_input"]
+
+#: Bytes per block when reading CSV.
+CSV_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row that could not be parsed (e.g. a CSV line with the wrong number of fields)."""
+
+    origin: str
+    number: int | None
+    text: str
+    reason: str
+
+
+class Part:
+    """A unit of source data that can load itself (picklable; workers call ``batches``)."""
+
+    index: int
+    origin: str
+    rows: int | None
+
+    def batches(self, batch_rows: int, bad_rows: list[BadRow] | None = None) -> Iterator[pa.RecordBatch]:
+        """The part's data in batches of at most ``batch_rows`` rows.
+
+        Unparseable rows are appended to ``bad_rows`` when it is given, else raise.
+        """
+        raise NotImplementedError
+
+    def scan(self) -> pl.LazyFrame | None:
+        """The part as a Polars scan of its rows, when Polars can read it directly."""
+        return None
+
+
+@dataclass(frozen=True)
+class TablePart(Part):
+    """In-memory data (a zero-copy slice); shipped by value to other processes."""
+
+    index: int
+    origin: str
+    table: pa.Table
+    rows: int | None = None
+
+    def batches(self, batch_rows: int, bad_rows: list[BadRow] | None = None) -> Iterator[pa.RecordBatch]:
+        yield from self.table.to_batches(max_chunksize=batch_rows)
+
+
+@dataclass(frozen=True)
+class FilePart(Part):
+    """A file, or some row groups of a Parquet file, read by whoever runs the part."""
+
+    index: int
+    origin: str
+    path: str
+    format: FileFormat
+    filesystem: pafs.FileSystem | None = None
+    row_groups: tuple[int, ...] | None = None
+    rows: int | None = None
+    csv_columns: tuple[str, ...] | None = field(default=None, compare=False)
+    #: Decode Parquet columns on Arrow's thread pool. Off under a memory budget: every
+    #: pool thread keeps its own allocator cache, which costs more memory than a chunk.
+    threads: bool = field(default=True, compare=False)
+    #: The file row of the part's first row group (Parquet), for :meth:`scan`.
+    first_row: int | None = field(default=None, compare=False)
+    #: Read only these columns (Parquet; those the file lacks are left for the schema
+    #: check to report). None reads every column.
+    columns: tuple[str, ...] | None = field(default=None, compare=False)
+
+    def scan(self) -> pl.LazyFrame | None:
+        """The part as a Polars scan of its rows (local Parquet only), else None.
+
+        A scan lets Polars read only the columns the transform uses and fuse reading,
+        the transform and a partial aggregation into one query per chunk.
+        """
+        local = self.filesystem is None or isinstance(self.filesystem, pafs.LocalFileSystem)
+        if self.format != "parquet" or not local or self.first_row is None or self.rows is None:
+            return None
+        return pl.scan_parquet(self.path).slice(self.first_row, self.rows)
+
+    def batches(self, batch_rows: int, bad_rows: list[BadRow] | None = None) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._batches(batch_rows, bad_rows)
+        except SygnifyError:
+            raise
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{self.origin}: {exc}", resource=self.path) from exc
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
+            raise DataQualityError(f"cannot read {self.origin}: {exc}", resource=self.path) from exc
+
+    def _batches(self, batch_rows: int, bad_rows: list[BadRow] | None) -> Iterator[pa.RecordBatch]:
+        if self.format == "parquet":
+            parquet = pq.ParquetFile(self.path, filesystem=self.filesystem)
+            rgs = list(self.row_groups) if self.row_groups is not None else None
+            columns = None
+            if self.columns is not None:
+                columns = [name for name in self.columns if name in parquet.schema_arrow.names]
+            yield from parquet.iter_batches(
+                batch_size=batch_rows, row_groups=rgs, columns=columns, use_threads=self.threads
+            )
+        elif self.format == "ipc":
+            with open_input(self.path, self.filesystem) as stream:
+                for batch in pa_ipc.open_file(stream.read()):
+                    yield from pa.Table.from_batches([batch]).to_batches(max_chunksize=batch_rows)
+        elif self.format == "json":
+            with open_input(self.path, self.filesystem) as stream:
+                yield from pa_json.read_json(stream).to_batches(max_chunksize=batch_rows)
+        else:
+            yield from self._csv(batch_rows, bad_rows)
+
+    def _csv(self, batch_rows: int, bad_rows: list[BadRow] | None) -> Iterator[pa.RecordBatch]:
+        def on_invalid(row: Any) -> str:
+            if bad_rows is None:
+                return "error"
+            reason = f"expected {row.expected_columns} fields, got {row.actual_columns}"
+            bad_rows.append(BadRow(self.origin, row.number, row.text, reason))
+            return "skip"
+
+        # Columns are read as text and typed per chunk by the handler, so one bad value
+        # costs its row, not the whole file (pyarrow would fail the block).
+        convert = pa_csv.ConvertOptions(
+            column_types={name: pa.string() for name in self.csv_columns} if self.csv_columns else None,
+            strings_can_be_null=True,
+        )
+        with open_input(self.path, self.filesystem) as stream:
+            reader = pa_csv.open_csv(
+                stream,
+                read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK),
+                parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid),
+                convert_options=convert,
+            )
+            for batch in reader:
+                yield from pa.Table.from_batches([batch]).to_batches(max_chunksize=batch_rows)
+
+
+def open_input(path: str, filesystem: pafs.FileSystem | None) -> Any:
+    """A readable stream of ``path``, local or on ``filesystem``."""
+    if filesystem is None:
+        return pa.OSFile(path, "rb")
+    return filesystem.open_input_stream(path)

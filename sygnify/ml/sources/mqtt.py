@@ -79,6 +79,7 @@ class MqttSource(BaseSource):
             client.tls_set()
         client.reconnect_delay_set(reconnect_min_delay, reconnect_max_delay)
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         self._client = client
@@ -90,7 +91,7 @@ class MqttSource(BaseSource):
         if not self._connected.wait(connect_timeout) or self._connect_error:
             client.loop_stop()
             client.disconnect()
-            reason = self._connect_error or f"no CONNACK within {connect_timeout} s"
+            reason = self._connect_error or f"no CONNACK/SUBACK within {connect_timeout} s"
             error_type = AuthenticationError if "authoriz" in reason.lower() else ConnectionFailedError
             raise error_type(f"{self.resource}: {reason}", resource=host)
 
@@ -103,9 +104,16 @@ class MqttSource(BaseSource):
             self._connect_error = str(reason)
             self._connected.set()
             return
-        # subscribe on every (re)connect; the persistent session keeps queued messages meanwhile
+        # Subscribe on every (re)connect; the persistent session keeps queued messages meanwhile.
+        # Ready only once the broker confirms (SUBACK): a message published before that on a
+        # new session would not be queued for it.
         client.subscribe([(topic, 1) for topic in self.topics])
-        self._connect_error = None
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: list[Any], _props: Any
+    ) -> None:
+        refused = [topic for topic, reason in zip(self.topics, reasons, strict=False) if reason.is_failure]
+        self._connect_error = f"not authorized to subscribe to {refused}" if refused else None
         self._connected.set()
 
     def _on_disconnect(

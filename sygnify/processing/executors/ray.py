@@ -12,6 +12,7 @@ files must be reachable from every node: an object store, or a shared file syste
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,6 +24,28 @@ except ImportError as exc:  # the registry turns this into "pip install 'sygnify
     raise ImportError("ray executor needs ray", name="ray") from exc
 
 __all__ = ["RayExecutor", "RayFuture"]
+
+
+#: Ports Ray listens on when an address names none: the GCS for "host", Ray Client for "ray://host".
+_DEFAULT_PORTS = {"": 6379, "ray://": 10001}
+
+
+def _endpoint(address: str) -> tuple[str, int] | None:
+    """The (host, port) to probe for a cluster ``address``; None for "auto"/"local".
+
+    >>> _endpoint("ray://head:10001"), _endpoint("10.0.0.5"), _endpoint("auto")
+    (('head', 10001), ('10.0.0.5', 6379), None)
+    """
+    if address in ("auto", "local"):
+        return None
+    scheme = "ray://" if address.startswith("ray://") else ""
+    rest = address.removeprefix(scheme).rstrip("/")
+    host, _, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
+    if not host or (port and not port.isdigit()):
+        raise ConfigurationError(
+            f"Ray address must be 'host:port', 'ray://host:port' or 'auto', got {address!r}"
+        )
+    return host.strip("[]"), int(port) if port else _DEFAULT_PORTS[scheme]
 
 
 def _call(fn: Callable[..., Any], *args: Any) -> Any:
@@ -66,6 +89,9 @@ class RayExecutor:
     the executor. When Ray is already initialized (by the application), that instance is
     used and left running. ``init_options`` go to ``ray.init`` (``runtime_env``,
     ``object_store_memory``...). Each task asks for ``num_cpus`` CPUs.
+
+    ``timeout``: seconds to wait for a TCP connection to the cluster's address before
+    giving up with ``ConnectionFailedError`` (Ray itself would retry for minutes).
     """
 
     name = "ray"
@@ -78,12 +104,16 @@ class RayExecutor:
         address: str | None = None,
         num_cpus: float = 1,
         init_options: Mapping[str, Any] | None = None,
+        timeout: float = 10.0,
     ) -> None:
         if max_workers < 1:
             raise ConfigurationError(f"max_workers must be >= 1, got {max_workers}")
         if num_cpus <= 0:
             raise ConfigurationError(f"num_cpus must be > 0, got {num_cpus}")
+        if timeout <= 0:
+            raise ConfigurationError(f"timeout must be > 0, got {timeout}")
         self.max_workers = max_workers
+        self.timeout = timeout
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             self._start(address, dict(init_options or {}))
@@ -101,11 +131,24 @@ class RayExecutor:
                 cores = os.cpu_count() or 1
                 env_vars.setdefault("POLARS_MAX_THREADS", str(max(1, cores // self.max_workers)))
             options["runtime_env"] = {**env, "env_vars": env_vars}
+        else:
+            self._probe(address)
         try:
             ray.init(address=address, **options)
         except (ConnectionError, TimeoutError) as exc:
             raise ConnectionFailedError(
                 f"cannot reach the Ray cluster {address}: {exc}", resource=address
+            ) from exc
+
+    def _probe(self, address: str) -> None:
+        endpoint = _endpoint(address)
+        if endpoint is None:
+            return
+        try:
+            socket.create_connection(endpoint, timeout=self.timeout).close()
+        except OSError as exc:
+            raise ConnectionFailedError(
+                f"cannot reach the Ray cluster {address} within {self.timeout} s: {exc}", resource=address
             ) from exc
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> RayFuture:

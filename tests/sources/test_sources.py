@@ -145,3 +145,16 @@ def test_pending_entries_of_a_dead_consumer_are_claimed(kind: str) -> None:
             heir.close()
     finally:
         backend.cleanup()
+
+
+def test_a_source_is_subscribed_when_it_is_returned(backend: Backend) -> None:
+    """A message produced right after the constructor returns reaches a new consumer
+    (MQTT once lost it: the source was returned before the broker's SUBACK)."""
+    for attempt in range(5):
+        source = backend.open(consumer=f"fresh{attempt}", schema=SCHEMA)
+        try:
+            backend.produce([payload(attempt)])
+            got = read_until(source, 1, timeout=10)
+        finally:
+            source.close()
+        assert attempt in ids(got), f"attempt {attempt}: the message produced after open was lost"

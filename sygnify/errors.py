@@ -21,6 +21,7 @@ __all__ = [
     "AuthenticationError",
     "BucketNotFoundError",
     "CircuitOpenError",
+    "ConcurrentRunError",
     "ConfigurationError",
     "ConnectionFailedError",
     "DataQualityError",
@@ -136,6 +137,10 @@ class CircuitOpenError(SygnifyError):
     def __init__(self, message: str, *, resource: str | None = None, retry_at: float) -> None:
         super().__init__(message, resource=resource)
         self.retry_at = retry_at
+
+
+class ConcurrentRunError(SygnifyError):
+    """Another run holds what this one needs alone (an incremental job's checkpoint)."""
 
 
 class JobFailedError(SygnifyError):

@@ -19,6 +19,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ import pyarrow.fs as pafs
 import pyarrow.ipc as pa_ipc
 
 from sygnify.errors import ConfigurationError, DataQualityError
+from sygnify.processing.run_lock import DEFAULT_LEASE_TTL, RunLock, acquire
 from sygnify.processing.sinks import _filesystem, atomic_write
 
 __all__ = ["Checkpoint", "decode_value", "encode_value", "literal"]
@@ -71,6 +74,11 @@ class Checkpoint:
     chunk, which costs a state write (and, for aggregations, a merge) per chunk.
     Side files (a merged aggregation's partial state) live next to it, named
     ``<path>.<tag>.arrow``.
+
+    A run holds ``<path>.lock`` while it goes on (see :mod:`sygnify.processing.run_lock`):
+    a second run of the same job at the same time raises ``ConcurrentRunError``. On an
+    object store the lock is a lease renewed in the background; ``lock_ttl`` is how long
+    the lease of a run that died blocks the next one.
     """
 
     def __init__(
@@ -79,12 +87,32 @@ class Checkpoint:
         *,
         filesystem: pafs.FileSystem | None = None,
         interval: float = DEFAULT_INTERVAL,
+        lock_ttl: float = DEFAULT_LEASE_TTL,
     ) -> None:
         if interval < 0:
             raise ConfigurationError(f"checkpoint interval must be >= 0 seconds, got {interval}")
+        if lock_ttl <= 0:
+            raise ConfigurationError(f"checkpoint lock_ttl must be > 0 seconds, got {lock_ttl}")
         self.path = str(path)
         self.interval = interval
+        self.lock_ttl = lock_ttl
         self.filesystem, self.target = _filesystem(self.path, filesystem)
+        self._lock: RunLock | None = None
+
+    @contextmanager
+    def lock(self) -> Iterator[RunLock]:
+        """Hold the job for one run; every write meanwhile checks it is still held.
+        Raises ``ConcurrentRunError`` while another run holds it."""
+        with acquire(self.filesystem, self.target, ttl=self.lock_ttl) as held:
+            self._lock = held
+            try:
+                yield held
+            finally:
+                self._lock = None
+
+    def _check_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.check()
 
     def load(self) -> dict[str, Any] | None:
         """The last committed state, or None before the first commit."""
@@ -108,6 +136,7 @@ class Checkpoint:
     def save(self, state: dict[str, Any]) -> None:
         """Commit ``state`` atomically (temporary file, fsync, rename, fsync directory)."""
         payload = json.dumps({**state, "version": VERSION}, sort_keys=True).encode()
+        self._check_lock()
         atomic_write(self.filesystem, self.target, lambda out: out.write(payload))
 
     def side_path(self, tag: str) -> str:
@@ -118,6 +147,7 @@ class Checkpoint:
         uncompressed Arrow IPC file: state is rewritten often and read back rarely."""
         path = self.side_path(tag)
         table = frame.to_arrow()
+        self._check_lock()
 
         def write(out: Any) -> None:
             with pa_ipc.new_file(out, table.schema) as writer:

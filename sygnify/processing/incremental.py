@@ -60,6 +60,11 @@ def run_incremental(job: Job, checkpoint: Checkpoint, cursor: str | None) -> Pro
             "rows; use a Parquet dataset directory (or a callback that dedupes on its label)",
             resource=job.sink.name,
         )
+    with checkpoint.lock():
+        return _run_locked(job, checkpoint, cursor)
+
+
+def _run_locked(job: Job, checkpoint: Checkpoint, cursor: str | None) -> ProcessResult:
     fingerprint = _fingerprint(job, cursor)
     state = checkpoint.load() or {"job": fingerprint, "seq": 0, "cursor": None, "files": [], "run": None}
     if state.get("job") != fingerprint:

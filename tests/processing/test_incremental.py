@@ -76,7 +76,9 @@ def test_incremental_aggregate_per_chunk_or_fused_gives_the_same_result(
     committed = state.load()
     assert committed is not None
     assert committed["seq"] == 3 * 13  # 13 chunks of 40 rows per file, whatever the queries
-    sides = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("state.json."))
+    sides = sorted(
+        p.name for p in tmp_path.iterdir() if p.name.startswith("state.json.") and p.suffix == ".arrow"
+    )
     # One file per partial frame of the current state; replaced states are deleted.
     assert sides == sorted(
         f"state.json.{committed['partial']}.{key}.arrow" for key in committed["partial_keys"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from sygnify import CloudDataConnector
+from sygnify.errors import ConcurrentRunError
 from sygnify.processing import Aggregate, Checkpoint, FileSource, LargeDataHandler, ParquetSink
 from tests.emulators import EmulatorUnavailable
 from tests.emulators.moto import MotoServer, moto_server
@@ -130,3 +133,89 @@ def test_incremental_with_checkpoint_and_output_on_s3(
     state = Checkpoint(f"{prefix}/state/agg.json", filesystem=fs).load()
     assert state is not None
     assert len(state["files"]) == 3
+
+
+def _lease(fs: Any, path: str) -> dict[str, Any] | None:
+    try:
+        with fs.open_input_stream(path) as stream:
+            value: dict[str, Any] = json.loads(stream.read())
+            return value
+    except FileNotFoundError:
+        return None
+
+
+def _plant_lease(fs: Any, path: str, *, expires_in: float) -> None:
+    """The lease another run (on another host) holds, or left behind when it died."""
+    body = {
+        "host": "other-host",
+        "pid": 4242,
+        "run": "other",
+        "since": time.time(),
+        "expires": time.time() + expires_in,
+    }
+    with fs.open_output_stream(path) as stream:
+        stream.write(json.dumps(body).encode())
+
+
+def test_object_store_lease_refuses_a_second_run_and_expires_after_a_dead_one(
+    s3_dataset: tuple[MotoServer, str, Any], tx_files: Path
+) -> None:
+    _, bucket, fs = s3_dataset
+    prefix = f"{bucket}/lease-{uuid.uuid4().hex[:8]}"
+    with fs.open_output_stream(f"{prefix}/in/a.parquet") as stream:
+        stream.write(sorted(tx_files.glob("*.parquet"))[0].read_bytes())
+    handler = LargeDataHandler(chunk_size=9_000, progress=False)
+
+    def run() -> Any:
+        return handler.process(
+            FileSource(f"{prefix}/in/", filesystem=fs),
+            transform=convert,
+            mode="incremental",
+            sink=ParquetSink(f"{prefix}/rows/", filesystem=fs),
+            checkpoint=Checkpoint(f"{prefix}/state.json", filesystem=fs, lock_ttl=2),
+        )
+
+    lock = f"{prefix}/state.json.lock"
+    _plant_lease(fs, lock, expires_in=60)  # a live run elsewhere
+    with pytest.raises(ConcurrentRunError, match="pid 4242 on other-host"):
+        run()
+    assert fs.get_file_info(f"{prefix}/rows/").type == pafs.FileType.NotFound  # nothing written
+    _plant_lease(fs, lock, expires_in=-1)  # that run died and its lease ran out
+    assert run().rows_in == 20_000
+    assert _lease(fs, lock) is None  # released at the end of the run
+
+
+def test_object_store_lease_is_renewed_while_the_run_goes_on(s3_dataset: tuple[MotoServer, str, Any]) -> None:
+    _, bucket, fs = s3_dataset
+    path = f"{bucket}/lease-{uuid.uuid4().hex[:8]}/state.json"
+    with Checkpoint(path, filesystem=fs, lock_ttl=1.5).lock():
+        first = _lease(fs, f"{path}.lock")
+        assert first is not None
+        time.sleep(3.5)  # longer than the ttl: the heartbeat keeps it
+        renewed = _lease(fs, f"{path}.lock")
+        assert renewed is not None
+        assert renewed["run"] == first["run"]
+        assert renewed["expires"] > first["expires"]
+        with pytest.raises(ConcurrentRunError, match="in progress"), Checkpoint(path, filesystem=fs).lock():
+            pass
+    assert _lease(fs, f"{path}.lock") is None
+
+
+def test_object_store_lease_lost_while_paused_stops_commits(s3_dataset: tuple[MotoServer, str, Any]) -> None:
+    _, bucket, fs = s3_dataset
+    path = f"{bucket}/lease-{uuid.uuid4().hex[:8]}/state.json"
+    store = Checkpoint(path, filesystem=fs, lock_ttl=60)  # no renewal within the test
+    with store.lock():
+        store.save({"seq": 1})
+        # This run was paused past its lease; another run took the job over meanwhile.
+        _plant_lease(fs, f"{path}.lock", expires_in=60)
+        with pytest.raises(ConcurrentRunError, match="lost its lock"):
+            store.save({"seq": 2})
+        with pytest.raises(ConcurrentRunError, match="lost its lock"):
+            store.write_table("s1.k", pl.DataFrame({"k": [1]}))
+    loaded = store.load()
+    assert loaded is not None
+    assert loaded["seq"] == 1  # the commit after the loss did not happen
+    lease = _lease(fs, f"{path}.lock")
+    assert lease is not None
+    assert lease["host"] == "other-host"  # the new holder's lease is left alone

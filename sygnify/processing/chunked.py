@@ -14,6 +14,7 @@ from typing import TypeAlias
 import polars as pl
 import pyarrow as pa
 
+from sygnify.processing.fused import run_paced_aggregation
 from sygnify.processing.job import Job, adaptive_rebatch, retrying_batches
 from sygnify.processing.parts import BadRow, FilePart
 from sygnify.processing.result import ProcessResult
@@ -80,11 +81,15 @@ def run_chunked(job: Job) -> ProcessResult:
     """Process the source chunk by chunk in this thread.
 
     Local Parquet files without a memory budget go part by part, each chunk one Polars
-    query over a scan of its rows (see ``ChunkProcessor.run_scan``); everything else is
-    re-chunked from the source's batches, with sizes following the budget.
+    query over a scan of its rows (see ``ChunkProcessor.run_scan``); an aggregation that
+    :attr:`Job.one_query` allows runs consecutive chunks as one query (see
+    :func:`~sygnify.processing.fused.run_paced`). Everything else is re-chunked from the
+    source's batches, with sizes following the budget.
     """
     if job.budget is None and isinstance(job.source, FileSource):
         rows = job.next_chunk_rows()
+        if run_paced_aggregation(job, rows):
+            return job.finish()
         parts = iter(job.source.parts(rows))
         first = next(parts, None)
         if first is not None and isinstance(first, FilePart) and first.scan() is not None:

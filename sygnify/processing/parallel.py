@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import io
 import math
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -32,8 +31,10 @@ import polars as pl
 from sygnify.processing.aggregate import Partial
 from sygnify.processing.chunk import ChunkOutcome, ChunkProcessor
 from sygnify.processing.executors import make_executor
+from sygnify.processing.executors.local import ThreadExecutor
+from sygnify.processing.fused import fused_partial, run_paced_aggregation
 from sygnify.processing.job import MERGE_EVERY, Job
-from sygnify.processing.parts import FilePart, Part
+from sygnify.processing.parts import Part
 from sygnify.processing.result import ProcessResult
 from sygnify.processing.sources import FileSource
 
@@ -75,63 +76,15 @@ def _run_part(processor: ChunkProcessor, part: Part, rows: int) -> list[ChunkOut
     return processor.run_part(part, rows)
 
 
-def _fused(processor: ChunkProcessor, parts: list[Part]) -> _Shipped | None:
-    """All of ``parts`` as one Polars streaming query (reading, transform and partial
-    aggregation fused), or None when a part cannot be scanned, its schema is not the
-    expected one, or the query fails (the chunked path then reports it with its policy).
-
-    One outcome per part keeps chunk counts and progress as in the chunked path.
-    """
-    aggregate = processor.plan.aggregate
-    assert aggregate is not None
-    started = time.perf_counter()
-    found = [part.scan() for part in _contiguous(parts)]
-    scans: list[pl.LazyFrame] = [scan for scan in found if scan is not None]
-    if not scans or len(scans) != len(found):
-        return None
-    try:
-        if not all(processor.scannable(scan) for scan in scans):
-            return None
-        partial = aggregate.partial(processor.plan.apply(pl.concat(scans)))
-    except Exception:
-        return None
-    outcomes = [
-        ChunkOutcome(f"{part.index:06d}-0000", rows_in=part.rows or 0, partial_merged=True) for part in parts
-    ]
-    outcomes[0].duration_s = time.perf_counter() - started
-    return _Shipped.of(outcomes, partial)
-
-
-def _contiguous(parts: list[Part]) -> list[Part]:
-    """``parts`` with runs of adjacent row groups of one file joined into one part."""
-    joined: list[Part] = []
-    for part in parts:
-        last = joined[-1] if joined else None
-        if (
-            isinstance(part, FilePart)
-            and isinstance(last, FilePart)
-            and part.path == last.path
-            and last.first_row is not None
-            and last.rows is not None
-            and part.first_row == last.first_row + last.rows
-            and part.rows is not None
-        ):
-            groups = (last.row_groups or ()) + (part.row_groups or ())
-            joined[-1] = replace(last, rows=last.rows + part.rows, row_groups=groups)
-        else:
-            joined.append(part)
-    return joined
-
-
 def _run_parts(processor: ChunkProcessor, parts: list[Part], rows: int, fuse: bool = False) -> _Shipped:
     """Run ``parts`` and merge their partial aggregates (in a worker): as one streaming
     query when ``fuse`` allows it, else one chunk at a time."""
     aggregate = processor.plan.aggregate
     assert aggregate is not None
     if fuse:
-        shipped = _fused(processor, parts)
-        if shipped is not None:
-            return shipped
+        fused = fused_partial(processor, parts)
+        if fused is not None:
+            return _Shipped.of(*fused)
     outcomes: list[ChunkOutcome] = []
     partials: list[Partial] = []
     for part in parts:
@@ -192,12 +145,18 @@ def run_parallel(job: Job) -> ProcessResult:
     in_flight = job.max_in_flight or 2 * executor.max_workers
     rows = job.next_chunk_rows(share=in_flight)
     job.tracker.result.chunk_rows = rows
+    owned = isinstance(job.executor, str)  # else the handler (or the user) owns and reuses it
+    # Threads share Polars' own thread pool, which already runs one query on every core:
+    # a fused aggregation is fastest as consecutive queries, without a partial per thread.
+    if isinstance(executor, ThreadExecutor) and not executor.remote and run_paced_aggregation(job, rows):
+        if owned:
+            executor.close()
+        return job.finish()
     processor = job.processor
     worker_writes = job.sink is not None and job.sink.parallel_safe and job.plan.aggregate is None
     if worker_writes:
         job.processor = processor.replaced(sink=job.sink)
     pending: list[Any] = []
-    owned = isinstance(job.executor, str)  # else the handler (or the user) owns and reuses it
     try:
         for fn, args in _tasks(job, executor, rows, in_flight):
             while len(pending) >= in_flight:

@@ -1,0 +1,123 @@
+"""Chunks of an aggregation run as one Polars streaming query.
+
+When :attr:`Job.one_query` holds (errors raise, no schema to enforce, no memory budget,
+a lazy transform), nothing observable depends on where chunks start and end: the query
+engine's own batches bound memory, and a query over many chunks saves a partial aggregate
+and a merge per chunk. Parallel mode's remote tasks run their parts this way, and the
+sequential modes run consecutive parts as queries paced to take about
+``QUERY_SECONDS`` each, so that progress still advances about once a second. A query that
+fails is redone chunk by chunk, where the error policy reports it with its chunk.
+
+>>> a = FilePart(0, "t.parquet", "t.parquet", "parquet", row_groups=(0,), rows=10, first_row=0)
+>>> b = FilePart(1, "t.parquet", "t.parquet", "parquet", row_groups=(1,), rows=10, first_row=10)
+>>> [(p.first_row, p.rows, p.row_groups) for p in contiguous([a, b])]
+[(0, 20, (0, 1))]
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from sygnify.processing.aggregate import Partial
+from sygnify.processing.chunk import ChunkOutcome, ChunkProcessor
+from sygnify.processing.parts import FilePart, Part
+from sygnify.processing.sources import FileSource
+
+if TYPE_CHECKING:
+    from sygnify.processing.job import Job
+
+__all__ = ["QUERY_SECONDS", "contiguous", "fused_partial", "run_paced", "run_paced_aggregation"]
+
+#: Seconds of work one sequential fused query covers, at the measured pace.
+QUERY_SECONDS = 1.0
+
+
+def contiguous(parts: list[Part]) -> list[Part]:
+    """``parts`` with runs of adjacent row groups of one file joined into one part."""
+    joined: list[Part] = []
+    for part in parts:
+        last = joined[-1] if joined else None
+        if (
+            isinstance(part, FilePart)
+            and isinstance(last, FilePart)
+            and part.path == last.path
+            and last.first_row is not None
+            and last.rows is not None
+            and part.first_row == last.first_row + last.rows
+            and part.rows is not None
+        ):
+            groups = (last.row_groups or ()) + (part.row_groups or ())
+            joined[-1] = replace(last, rows=last.rows + part.rows, row_groups=groups)
+        else:
+            joined.append(part)
+    return joined
+
+
+def fused_partial(processor: ChunkProcessor, parts: list[Part]) -> tuple[list[ChunkOutcome], Partial] | None:
+    """The partial aggregate of all of ``parts`` as one query, with one outcome per part
+    (chunk counts and progress stay as in the chunked path; each is marked
+    ``partial_merged``). None when a part cannot be scanned, its schema is not the
+    expected one, or the query fails."""
+    aggregate = processor.plan.aggregate
+    assert aggregate is not None
+    started = time.perf_counter()
+    found = [part.scan() for part in contiguous(parts)]
+    scans: list[pl.LazyFrame] = [scan for scan in found if scan is not None]
+    if not scans or len(scans) != len(found):
+        return None
+    try:
+        if not all(processor.scannable(scan) for scan in scans):
+            return None
+        partial = aggregate.partial(processor.plan.apply(pl.concat(scans)))
+    except Exception:
+        return None
+    outcomes = [
+        ChunkOutcome(f"{part.index:06d}-0000", rows_in=part.rows or 0, partial_merged=True) for part in parts
+    ]
+    outcomes[0].duration_s = time.perf_counter() - started
+    return outcomes, partial
+
+
+def run_paced(job: Job, parts: Iterable[Part], rows: int, seconds: float | None = None) -> None:
+    """Aggregate ``parts`` in order, consecutive parts as one query each: the first part
+    alone, then as many as take about ``seconds`` (default :data:`QUERY_SECONDS`) at the
+    pace measured so far."""
+    seconds = QUERY_SECONDS if seconds is None else seconds
+    pending = list(parts)
+    per_row: float | None = None
+    index = 0
+    while index < len(pending):
+        count = 1 if per_row is None else max(1, math.floor(seconds / max(per_row * rows, 1e-9)))
+        group = pending[index : index + count]
+        started = time.perf_counter()
+        fused = fused_partial(job.processor, group)
+        if fused is None:
+            for part in group:
+                for outcome in job.processor.run_part(part, rows):
+                    job.absorb(outcome)
+        else:
+            outcomes, partial = fused
+            outcomes[0].partial, outcomes[0].partial_merged = partial, False
+            for outcome in outcomes:
+                job.absorb(outcome)
+        per_row = (time.perf_counter() - started) / max(1, sum(part.rows or rows for part in group))
+        index += count
+
+
+def run_paced_aggregation(job: Job, rows: int) -> bool:
+    """Run ``job`` with :func:`run_paced` when it is an aggregation over local Parquet
+    that :attr:`Job.one_query` allows; False (nothing done) otherwise."""
+    if job.plan.aggregate is None or not job.one_query or not isinstance(job.source, FileSource):
+        return False
+    parts = iter(job.source.parts(rows))
+    first = next(parts, None)
+    if first is None or not isinstance(first, FilePart) or first.scan() is None:
+        return False
+    run_paced(job, [first, *parts], rows)
+    return True

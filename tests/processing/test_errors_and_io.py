@@ -225,3 +225,41 @@ def test_batch_reads_take_only_the_parquet_columns_the_transform_uses(
         LargeDataHandler(max_memory="2GB", chunk_size=70, progress=False).process(
             str(tmp_path / "*.parquet"), transform=spec, mode="chunked"
         )
+
+
+@pytest.mark.parametrize("compression", ["zstd", "none", "lz4_raw"])
+def test_parquet_sink_keeps_exact_arrow_types_whichever_writer_it_takes(
+    tmp_path: Path, compression: str
+) -> None:
+    """Single files go through Polars' parallel writer when Polars holds the table as is;
+    types Polars would change (a small string, a dictionary with int8 indices, fixed-size
+    binary) or a codec only pyarrow knows go through pyarrow: the types read back are the
+    table's. A type Parquet cannot store is a SchemaError."""
+    import pyarrow.parquet as pq
+
+    from sygnify.processing import ParquetSink
+
+    polars_made = pl.DataFrame({"k": ["a", "b"], "v": [1.5, 2.5]}).to_arrow()
+    arrow_made = pa.table(
+        {
+            "s": pa.array(["a", "b"], pa.string()),
+            "d": pa.array(["x", "y"]).dictionary_encode().cast(pa.dictionary(pa.int8(), pa.string())),
+            "f": pa.array([b"ab", b"cd"], pa.binary(2)),
+        }
+    )
+    for name, table in (("polars", polars_made), ("arrow", arrow_made)):
+        target = tmp_path / f"{name}.parquet"
+        assert ParquetSink(target, compression=compression).replace(table) == [str(target)]
+        back = pq.read_table(target)
+        assert back.schema.remove_metadata() == table.schema.remove_metadata()
+        assert back.equals(table)
+    codec = pq.ParquetFile(tmp_path / "polars.parquet").metadata.row_group(0).column(0).compression
+    assert codec.startswith({"zstd": "ZSTD", "none": "UNCOMPRESSED", "lz4_raw": "LZ4"}[compression])
+    interval = pa.table({"gap": pa.array([pa.MonthDayNano([1, 2, 3])])})
+    with pytest.raises(SchemaError, match="cannot be stored as Parquet"):
+        ParquetSink(tmp_path / "gap.parquet", compression=compression).replace(interval)
+    assert not (tmp_path / "gap.parquet").exists()
+    for target in (tmp_path / "gap.parquet", tmp_path / "gaps", tmp_path / "by"):
+        sink = ParquetSink(target, partition_by=["k"] if target.name == "by" else None)
+        with pytest.raises(SchemaError, match="cannot be stored as Parquet"):
+            sink.write(interval.append_column("k", pa.array([1])), "00000000")

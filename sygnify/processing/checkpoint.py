@@ -91,8 +91,8 @@ class Checkpoint:
     ) -> None:
         if interval < 0:
             raise ConfigurationError(f"checkpoint interval must be >= 0 seconds, got {interval}")
-        if lock_ttl <= 0:
-            raise ConfigurationError(f"checkpoint lock_ttl must be > 0 seconds, got {lock_ttl}")
+        if lock_ttl < 1:
+            raise ConfigurationError(f"checkpoint lock_ttl must be at least 1 second, got {lock_ttl}")
         self.path = str(path)
         self.interval = interval
         self.lock_ttl = lock_ttl
@@ -110,7 +110,9 @@ class Checkpoint:
             finally:
                 self._lock = None
 
-    def _check_lock(self) -> None:
+    def check_lock(self) -> None:
+        """Raise ``ConcurrentRunError`` if the run holding :meth:`lock` lost it (no-op
+        outside a run). Called before every write the next commit would count."""
         if self._lock is not None:
             self._lock.check()
 
@@ -136,7 +138,7 @@ class Checkpoint:
     def save(self, state: dict[str, Any]) -> None:
         """Commit ``state`` atomically (temporary file, fsync, rename, fsync directory)."""
         payload = json.dumps({**state, "version": VERSION}, sort_keys=True).encode()
-        self._check_lock()
+        self.check_lock()
         atomic_write(self.filesystem, self.target, lambda out: out.write(payload))
 
     def side_path(self, tag: str) -> str:
@@ -147,7 +149,7 @@ class Checkpoint:
         uncompressed Arrow IPC file: state is rewritten often and read back rarely."""
         path = self.side_path(tag)
         table = frame.to_arrow()
-        self._check_lock()
+        self.check_lock()
 
         def write(out: Any) -> None:
             with pa_ipc.new_file(out, table.schema) as writer:

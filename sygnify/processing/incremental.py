@@ -308,6 +308,7 @@ class _Runner:
         if self.state.get("published") == self.state.get("partial"):
             return
         self._output = aggregate.finalize(self.partial)
+        self.checkpoint.check_lock()  # a run that lost its lock must not overwrite a newer result
         self.job.paths += sink.replace(self._output.to_arrow())
         self.state["published"] = self.state.get("partial")
         self._commit()

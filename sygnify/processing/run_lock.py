@@ -58,8 +58,21 @@ def _owner() -> dict[str, Any]:
 
 
 def _describe(owner: dict[str, Any]) -> str:
-    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(owner.get("since", 0))))
-    return f"pid {owner.get('pid')} on {owner.get('host')} (since {since})"
+    if "pid" not in owner or "host" not in owner:
+        return "owner unknown"
+    try:
+        since = time.strftime(" (since %Y-%m-%d %H:%M:%S)", time.localtime(float(owner["since"])))
+    except (KeyError, TypeError, ValueError):
+        since = ""
+    return f"pid {owner['pid']} on {owner['host']}{since}"
+
+
+def _expires(lease: dict[str, Any]) -> float:
+    """A lease's expiry (wall clock); a lease without a readable one has expired."""
+    try:
+        return float(lease["expires"])
+    except (KeyError, TypeError, ValueError):
+        return 0.0
 
 
 class RunLock:
@@ -86,25 +99,29 @@ class FileLock(RunLock):
     def __init__(self, path: str) -> None:
         self.path = path
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd: int | None = None
         try:
-            if fcntl is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            else:  # pragma: no cover - Windows
-                import msvcrt
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                else:  # pragma: no cover - Windows
+                    import msvcrt
 
-                msvcrt.locking(self._fd, msvcrt.LK_NBLCK, 1)
-        except OSError as exc:
-            holder = self._holder()
-            os.close(self._fd)
-            self._fd = None
-            raise ConcurrentRunError(
-                f"another run of this incremental job is in progress ({holder}); it holds {path}",
-                resource=path,
-            ) from exc
-        body = json.dumps(_owner()).encode()
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, body, 0)
+                    msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            except OSError as exc:
+                raise ConcurrentRunError(
+                    f"another run of this incremental job is in progress ({self._holder()}); it holds {path}",
+                    resource=path,
+                ) from exc
+            # Who holds it, for the message of a run that is refused (informational only).
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, json.dumps(_owner()).encode())
+        except BaseException:
+            os.close(fd)  # drops the lock if it was taken
+            raise
+        self._fd = fd
 
     def _holder(self) -> str:
         try:
@@ -128,15 +145,27 @@ class Lease(RunLock):
         self._mutex = threading.Lock()
         self._lost: str | None = None
         self._stop = threading.Event()
+        #: When this run last wrote its lease (monotonic): past ``ttl``, it may be someone else's.
+        self._renewed = 0.0
         current = self._read()
-        if current is not None and current.get("run") != self.owner["run"] and not self._expired(current):
+        if (
+            current is not None
+            and current.get("run") != self.owner["run"]
+            and _expires(current) > time.time()
+        ):
             raise ConcurrentRunError(
                 f"another run of this incremental job is in progress ({_describe(current)}); its lease "
-                f"{path} expires at {time.ctime(float(current['expires']))} if that run has died",
+                f"{path} expires at {time.ctime(_expires(current))} if that run has died",
                 resource=path,
             )
         self._write()
-        self.check()  # a run that wrote at the same moment and came last wins
+        try:
+            self.check()  # a run that wrote at the same moment and came last wins
+        except ConcurrentRunError:
+            raise  # the lease is the winner's: leave it
+        except BaseException:
+            self._delete_own()  # else an immediate retry would be refused by this run's own lease
+            raise
         self._heartbeat = threading.Thread(
             target=self._renew_until_stopped, name="sygnify-lease", daemon=True
         )
@@ -153,13 +182,19 @@ class Lease(RunLock):
         return value if isinstance(value, dict) else None
 
     def _write(self) -> None:
+        written = time.monotonic()
         body = json.dumps({**self.owner, "expires": time.time() + self.ttl}).encode()
         with self.filesystem.open_output_stream(self.path) as stream:
             stream.write(body)
+        self._renewed = written
 
-    @staticmethod
-    def _expired(lease: dict[str, Any]) -> bool:
-        return float(lease.get("expires", 0)) < time.time()
+    def _delete_own(self) -> None:
+        try:
+            current = self._read()
+            if current is not None and current.get("run") == self.owner["run"]:
+                self.filesystem.delete_file(self.path)
+        except OSError:
+            pass  # the lease expires within ttl anyway; never mask the run's own outcome
 
     def check(self) -> None:
         with self._mutex:
@@ -167,15 +202,20 @@ class Lease(RunLock):
 
     def _verify(self) -> None:
         """Raise unless the lease object still names this run (call with the mutex held)."""
+        if self._lost is None and time.monotonic() - self._renewed >= self.ttl:
+            # Renewals failed (or this process was paused) for a whole ttl: another run may
+            # have found the lease expired and taken over, even if it still names this run.
+            self._lost = f"the lease {self.path} was not renewed for {self.ttl} s and expired"
         if self._lost is None:
             current = self._read()
-            if current is None or current.get("run") != self.owner["run"]:
-                holder = _describe(current) if current else "nobody"
-                self._lost = f"the lease {self.path} now belongs to {holder}"
+            if current is None:
+                self._lost = f"the lease {self.path} was deleted"
+            elif current.get("run") != self.owner["run"]:
+                self._lost = f"the lease {self.path} now belongs to {_describe(current)}"
         if self._lost is not None:
             raise ConcurrentRunError(
                 f"this run lost its lock on the incremental job ({self._lost}); it stopped before "
-                "committing, so the run that holds the lease continues without duplicates",
+                "committing anything more, so a rerun continues from the last commit without duplicates",
                 resource=self.path,
             )
 
@@ -194,12 +234,7 @@ class Lease(RunLock):
         self._stop.set()
         self._heartbeat.join()
         with self._mutex:
-            try:
-                current = self._read()
-                if current is not None and current.get("run") == self.owner["run"]:
-                    self.filesystem.delete_file(self.path)
-            except OSError:
-                pass  # the lease expires within ttl anyway; never mask the run's own outcome
+            self._delete_own()
 
 
 def acquire(filesystem: pafs.FileSystem, checkpoint: str, *, ttl: float = DEFAULT_LEASE_TTL) -> RunLock:

@@ -88,6 +88,7 @@ def test_a_held_checkpoint_refuses_another_run_in_the_same_process(tmp_path: Pat
     assert result.rows_in == 10
 
 
-def test_lock_ttl_must_be_positive(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="lock_ttl"):
-        Checkpoint(tmp_path / "s.json", lock_ttl=0)
+def test_lock_ttl_is_at_least_a_second(tmp_path: Path) -> None:
+    for ttl in (0, 0.2):  # a lease renewed every ttl/3 seconds: no hammering the store
+        with pytest.raises(ConfigurationError, match="lock_ttl"):
+            Checkpoint(tmp_path / "s.json", lock_ttl=ttl)

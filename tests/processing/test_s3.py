@@ -219,3 +219,50 @@ def test_object_store_lease_lost_while_paused_stops_commits(s3_dataset: tuple[Mo
     lease = _lease(fs, f"{path}.lock")
     assert lease is not None
     assert lease["host"] == "other-host"  # the new holder's lease is left alone
+
+
+def test_object_store_lease_not_renewed_for_a_ttl_counts_as_lost(
+    s3_dataset: tuple[MotoServer, str, Any],
+) -> None:
+    """Renewals that fail for a whole ttl (or a paused process) end the run's lock even
+    though the lease object still names it: another run may have taken it meanwhile."""
+    _, bucket, fs = s3_dataset
+    path = f"{bucket}/lease-{uuid.uuid4().hex[:8]}/state.json"
+    store = Checkpoint(path, filesystem=fs, lock_ttl=1)
+    with store.lock() as held:
+        store.save({"seq": 1})
+        held._stop.set()  # type: ignore[attr-defined]  # the heartbeat stops, as in a pause
+        held._heartbeat.join()  # type: ignore[attr-defined]
+        time.sleep(1.1)
+        with pytest.raises(ConcurrentRunError, match="not renewed"):
+            store.save({"seq": 2})
+    loaded = store.load()
+    assert loaded is not None
+    assert loaded["seq"] == 1
+
+
+def test_a_run_that_lost_its_lease_does_not_publish_its_result(
+    s3_dataset: tuple[MotoServer, str, Any], tx_files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The aggregate result is written only while the lease is held: a run taken over
+    just before publishing leaves the sink to the run that took over."""
+    _, bucket, fs = s3_dataset
+    prefix = f"{bucket}/publish-{uuid.uuid4().hex[:8]}"
+    with fs.open_output_stream(f"{prefix}/in/a.parquet") as stream:
+        stream.write(sorted(tx_files.glob("*.parquet"))[0].read_bytes())
+    original = Aggregate.finalize
+
+    def taken_over_before_publishing(self: Aggregate, partial: Any) -> Any:
+        _plant_lease(fs, f"{prefix}/state.json.lock", expires_in=60)
+        return original(self, partial)
+
+    monkeypatch.setattr(Aggregate, "finalize", taken_over_before_publishing)
+    with pytest.raises(ConcurrentRunError, match="lost its lock"):
+        LargeDataHandler(chunk_size=9_000, progress=False).process(
+            FileSource(f"{prefix}/in/", filesystem=fs),
+            transform=[convert, SPEC],
+            mode="incremental",
+            sink=ParquetSink(f"{prefix}/agg.parquet", filesystem=fs),
+            checkpoint=Checkpoint(f"{prefix}/state.json", filesystem=fs),
+        )
+    assert fs.get_file_info(f"{prefix}/agg.parquet").type == pafs.FileType.NotFound

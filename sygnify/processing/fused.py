@@ -16,7 +16,6 @@ fails is redone chunk by chunk, where the error policy reports it with its chunk
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -36,6 +35,9 @@ __all__ = ["QUERY_SECONDS", "contiguous", "fused_partial", "run_paced", "run_pac
 
 #: Seconds of work one sequential fused query covers, at the measured pace.
 QUERY_SECONDS = 1.0
+
+#: The clock that measures the pace.
+clock = time.perf_counter
 
 
 def contiguous(parts: list[Part]) -> list[Part]:
@@ -59,11 +61,13 @@ def contiguous(parts: list[Part]) -> list[Part]:
     return joined
 
 
-def fused_partial(processor: ChunkProcessor, parts: list[Part]) -> tuple[list[ChunkOutcome], Partial] | None:
-    """The partial aggregate of all of ``parts`` as one query, with one outcome per part
-    (chunk counts and progress stay as in the chunked path; each is marked
-    ``partial_merged``). None when a part cannot be scanned, its schema is not the
-    expected one, or the query fails."""
+def fused_partial(
+    processor: ChunkProcessor, parts: list[Part], rows: int
+) -> tuple[list[ChunkOutcome], Partial] | None:
+    """The partial aggregate of all of ``parts`` as one query, with one outcome per chunk
+    of ``rows`` rows, labelled as the chunked path labels them (chunk counts and progress
+    do not depend on fusing; each outcome is marked ``partial_merged``). None when a part
+    cannot be scanned, its schema is not the expected one, or the query fails."""
     aggregate = processor.plan.aggregate
     assert aggregate is not None
     started = time.perf_counter()
@@ -78,7 +82,10 @@ def fused_partial(processor: ChunkProcessor, parts: list[Part]) -> tuple[list[Ch
     except Exception:
         return None
     outcomes = [
-        ChunkOutcome(f"{part.index:06d}-0000", rows_in=part.rows or 0, partial_merged=True) for part in parts
+        ChunkOutcome(f"{part.index:06d}-{sub:04d}", rows_in=min(rows, total - offset), partial_merged=True)
+        for part in parts
+        for total in [part.rows or 0]
+        for sub, offset in enumerate(range(0, max(total, 1), rows))
     ]
     outcomes[0].duration_s = time.perf_counter() - started
     return outcomes, partial
@@ -93,10 +100,18 @@ def run_paced(job: Job, parts: Iterable[Part], rows: int, seconds: float | None 
     per_row: float | None = None
     index = 0
     while index < len(pending):
-        count = 1 if per_row is None else max(1, math.floor(seconds / max(per_row * rows, 1e-9)))
-        group = pending[index : index + count]
-        started = time.perf_counter()
-        fused = fused_partial(job.processor, group)
+        # Parts hold whole row groups, so they may be larger than ``rows``: count rows.
+        budget = 0.0 if per_row is None else seconds / max(per_row, 1e-12)
+        group = [pending[index]]
+        planned = pending[index].rows or rows
+        while index + len(group) < len(pending):
+            following = pending[index + len(group)].rows or rows
+            if planned + following > budget:
+                break
+            group.append(pending[index + len(group)])
+            planned += following
+        started = clock()
+        fused = fused_partial(job.processor, group, rows)
         if fused is None:
             for part in group:
                 for outcome in job.processor.run_part(part, rows):
@@ -106,8 +121,8 @@ def run_paced(job: Job, parts: Iterable[Part], rows: int, seconds: float | None 
             outcomes[0].partial, outcomes[0].partial_merged = partial, False
             for outcome in outcomes:
                 job.absorb(outcome)
-        per_row = (time.perf_counter() - started) / max(1, sum(part.rows or rows for part in group))
-        index += count
+        per_row = (clock() - started) / max(1, planned)
+        index += len(group)
 
 
 def run_paced_aggregation(job: Job, rows: int) -> bool:

@@ -82,7 +82,7 @@ def _run_parts(processor: ChunkProcessor, parts: list[Part], rows: int, fuse: bo
     aggregate = processor.plan.aggregate
     assert aggregate is not None
     if fuse:
-        fused = fused_partial(processor, parts)
+        fused = fused_partial(processor, parts, rows)
         if fused is not None:
             return _Shipped.of(*fused)
     outcomes: list[ChunkOutcome] = []
@@ -142,15 +142,21 @@ def _tasks(job: Job, executor: Any, rows: int, in_flight: int) -> Iterator[tuple
 def run_parallel(job: Job) -> ProcessResult:
     executor = make_executor(job.executor, max_workers=job.max_workers, options=job.executor_options)
     job.tracker.result.executor = getattr(executor, "name", type(executor).__name__)
+    owned = isinstance(job.executor, str)  # else the handler (or the user) owns and reuses it
+    try:
+        return _run_on(job, executor)
+    finally:
+        if owned:
+            executor.close()
+
+
+def _run_on(job: Job, executor: Any) -> ProcessResult:
     in_flight = job.max_in_flight or 2 * executor.max_workers
     rows = job.next_chunk_rows(share=in_flight)
     job.tracker.result.chunk_rows = rows
-    owned = isinstance(job.executor, str)  # else the handler (or the user) owns and reuses it
     # Threads share Polars' own thread pool, which already runs one query on every core:
     # a fused aggregation is fastest as consecutive queries, without a partial per thread.
     if isinstance(executor, ThreadExecutor) and not executor.remote and run_paced_aggregation(job, rows):
-        if owned:
-            executor.close()
         return job.finish()
     processor = job.processor
     worker_writes = job.sink is not None and job.sink.parallel_safe and job.plan.aggregate is None
@@ -172,8 +178,6 @@ def run_parallel(job: Job) -> ProcessResult:
             cancel = getattr(future, "cancel", None)
             if cancel is not None:
                 cancel()
-        if owned:
-            executor.close()
     return job.finish()
 
 

@@ -102,3 +102,47 @@ def test_paced_aggregation_over_parquet_matches_polars(
     assert result.rows_in == frame.height
     assert result.output is not None
     assert_frame_equal(result.output, reference(frame), check_exact=False, check_dtypes=False)
+
+
+@pytest.mark.parametrize(("mode", "executor"), [*SEQUENTIAL, ("parallel", "processes")])
+def test_row_groups_larger_than_a_chunk_count_as_chunks_fused_or_not(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mode: str, executor: str
+) -> None:
+    """A part holds whole row groups (here 5,000 rows for 1,000-row chunks): fused queries
+    report the same chunks as the unfused path, and pacing counts rows, not parts."""
+    path = tmp_path / "big-groups.parquet"
+    generate_transactions(40_000).write_parquet(path, row_group_size=5_000)
+    monkeypatch.setattr(fused, "QUERY_SECONDS", 60.0)
+    with LargeDataHandler(chunk_size=1_000, executor=executor, max_workers=2, progress=False) as handler:
+        fused_run = handler.process(str(path), transform=[convert, SPEC], mode=mode)
+        unfused_run = handler.process(str(path), transform=[convert, SPEC], mode=mode, on_error="skip")
+    assert fused_run.chunks == unfused_run.chunks == 40
+    assert fused_run.rows_in == unfused_run.rows_in == 40_000
+    assert fused_run.output is not None
+    assert unfused_run.output is not None
+    assert_frame_equal(fused_run.output, unfused_run.output, check_exact=False)
+
+
+def test_pacing_counts_rows_not_parts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """On a clock where every row takes 1 µs and queries last 0.02 s: the first part
+    alone, then 20,000 rows per query, whatever the parts' sizes (5,000-row row groups
+    for 1,000-row chunks here)."""
+    path = tmp_path / "big-groups.parquet"
+    generate_transactions(40_000).write_parquet(path, row_group_size=5_000)
+    clock = [0.0]
+    groups: list[list[int]] = []
+    real = fused.fused_partial
+
+    def timed(processor: Any, parts: list[Any], rows: int) -> Any:
+        groups.append([part.rows for part in parts])
+        clock[0] += 1e-6 * sum(part.rows for part in parts)
+        return real(processor, parts, rows)
+
+    monkeypatch.setattr(fused, "fused_partial", timed)
+    monkeypatch.setattr(fused, "clock", lambda: clock[0])
+    monkeypatch.setattr(fused, "QUERY_SECONDS", 0.02)
+    result = LargeDataHandler(chunk_size=1_000, progress=False).process(
+        str(path), transform=[convert, SPEC], mode="chunked"
+    )
+    assert groups == [[5_000], [5_000] * 4, [5_000] * 3]
+    assert result.chunks == 40

@@ -259,6 +259,11 @@ def test_parquet_sink_keeps_exact_arrow_types_whichever_writer_it_takes(
     with pytest.raises(SchemaError, match="cannot be stored as Parquet"):
         ParquetSink(tmp_path / "gap.parquet", compression=compression).replace(interval)
     assert not (tmp_path / "gap.parquet").exists()
+    with_metadata = polars_made.replace_schema_metadata({"origin": "ledger"})
+    ParquetSink(tmp_path / "meta.parquet", compression=compression).replace(with_metadata)
+    assert pq.read_schema(tmp_path / "meta.parquet").metadata[b"origin"] == b"ledger"
+    ParquetSink(tmp_path / "plain.parquet", compression=None).replace(polars_made)  # pyarrow's "no codec"
+    assert pq.read_table(tmp_path / "plain.parquet").equals(polars_made)
     for target in (tmp_path / "gap.parquet", tmp_path / "gaps", tmp_path / "by"):
         sink = ParquetSink(target, partition_by=["k"] if target.name == "by" else None)
         with pytest.raises(SchemaError, match="cannot be stored as Parquet"):

@@ -31,21 +31,34 @@ _DEFAULT_PORTS = {"": 6379, "ray://": 10001}
 
 
 def _endpoint(address: str) -> tuple[str, int] | None:
-    """The (host, port) to probe for a cluster ``address``; None for "auto"/"local".
+    """The (host, port) to probe for a cluster ``address``; None where Ray finds the
+    cluster itself ("auto", "local", client protocols of other modules: ``"<module>://..."``).
 
-    >>> _endpoint("ray://head:10001"), _endpoint("10.0.0.5"), _endpoint("auto")
-    (('head', 10001), ('10.0.0.5', 6379), None)
+    >>> _endpoint("ray://head:10001"), _endpoint("10.0.0.5"), _endpoint("[::1]:6380"), _endpoint("auto")
+    (('head', 10001), ('10.0.0.5', 6379), ('::1', 6380), None)
     """
     if address in ("auto", "local"):
         return None
-    scheme = "ray://" if address.startswith("ray://") else ""
-    rest = address.removeprefix(scheme).rstrip("/")
-    host, _, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
-    if not host or (port and not port.isdigit()):
+    scheme, separator, rest = address.partition("://")
+    if not separator:
+        scheme, rest = "", address
+    elif scheme != "ray":
+        return None
+    rest = rest.rstrip("/")
+    port: str | None
+    if rest.startswith("["):  # an IPv6 literal, with or without a port
+        host, bracket, tail = rest[1:].partition("]")
+        port = tail[1:] if tail.startswith(":") else (None if tail or not bracket else "")
+    elif rest.count(":") > 1:  # a bare IPv6 address
+        host, port = rest, ""
+    else:
+        host, _, port = rest.partition(":")
+    if not host or port is None or (port and not (port.isdigit() and 0 < int(port) < 65536)):
         raise ConfigurationError(
-            f"Ray address must be 'host:port', 'ray://host:port' or 'auto', got {address!r}"
+            f"Ray address must be 'host[:port]', 'ray://host[:port]' or 'auto', got {address!r}",
+            resource=address,
         )
-    return host.strip("[]"), int(port) if port else _DEFAULT_PORTS[scheme]
+    return host, int(port) if port else _DEFAULT_PORTS[scheme + separator]
 
 
 def _call(fn: Callable[..., Any], *args: Any) -> Any:
@@ -84,10 +97,11 @@ class RayExecutor:
     """Run tasks on Ray.
 
     ``address``: a cluster to join (``"ray://head:10001"`` through Ray Client, or
-    ``"auto"`` on a cluster node); without it, and when Ray is not initialized yet in this
-    process, a local Ray instance with ``max_workers`` CPUs is started and shut down with
-    the executor. When Ray is already initialized (by the application), that instance is
-    used and left running. ``init_options`` go to ``ray.init`` (``runtime_env``,
+    ``"auto"`` on a cluster node; ``RAY_ADDRESS`` when not given, as for ``ray.init``);
+    without one, and when Ray is not initialized yet in this process, a local Ray
+    instance with ``max_workers`` CPUs is started and shut down with the executor. When
+    Ray is already initialized (by the application), that instance is used and left
+    running. ``init_options`` go to ``ray.init`` (``runtime_env``,
     ``object_store_memory``...). Each task asks for ``num_cpus`` CPUs.
 
     ``timeout``: seconds to wait for a TCP connection to the cluster's address before
@@ -116,7 +130,8 @@ class RayExecutor:
         self.timeout = timeout
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
-            self._start(address, dict(init_options or {}))
+            # As ray.init() does: RAY_ADDRESS names the cluster when no address is given.
+            self._start(address or os.environ.get("RAY_ADDRESS") or None, dict(init_options or {}))
         self._task = ray.remote(num_cpus=num_cpus)(_call)
 
     def _start(self, address: str | None, options: dict[str, Any]) -> None:
@@ -135,6 +150,8 @@ class RayExecutor:
             self._probe(address)
         try:
             ray.init(address=address, **options)
+        except ValueError as exc:  # Ray's own checks of the address and options
+            raise ConfigurationError(f"ray.init refused the settings: {exc}", resource=address) from exc
         except (ConnectionError, TimeoutError) as exc:
             raise ConnectionFailedError(
                 f"cannot reach the Ray cluster {address}: {exc}", resource=address

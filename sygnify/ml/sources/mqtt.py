@@ -26,10 +26,19 @@ from typing import Any, ClassVar
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from sygnify.errors import AuthenticationError, ConfigurationError, ConnectionFailedError
+from sygnify.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectionFailedError,
+    PermissionDeniedError,
+    SygnifyError,
+)
 from sygnify.ml.sources.base import BaseSource, RawMessage
 
 __all__ = ["MqttSource"]
+
+#: The SUBACK reason code of a subscription the broker's access rules refuse (MQTT 5).
+NOT_AUTHORIZED = 0x87
 
 
 class MqttSource(BaseSource):
@@ -70,6 +79,8 @@ class MqttSource(BaseSource):
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=max_buffered)
         self._connected = threading.Event()
         self._connect_error: str | None = None
+        #: The error type of a refused subscription (None: not refused).
+        self._refusal: type[SygnifyError] | None = None
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, manual_ack=True
         )
@@ -92,7 +103,9 @@ class MqttSource(BaseSource):
             client.loop_stop()
             client.disconnect()
             reason = self._connect_error or f"no CONNACK/SUBACK within {connect_timeout} s"
-            error_type = AuthenticationError if "authoriz" in reason.lower() else ConnectionFailedError
+            error_type = self._refusal or (
+                AuthenticationError if "authoriz" in reason.lower() else ConnectionFailedError
+            )
             raise error_type(f"{self.resource}: {reason}", resource=host)
 
     @property
@@ -112,8 +125,17 @@ class MqttSource(BaseSource):
     def _on_subscribe(
         self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: list[Any], _props: Any
     ) -> None:
-        refused = [topic for topic, reason in zip(self.topics, reasons, strict=False) if reason.is_failure]
-        self._connect_error = f"not authorized to subscribe to {refused}" if refused else None
+        refused = {
+            topic: reason for topic, reason in zip(self.topics, reasons, strict=False) if reason.is_failure
+        }
+        if refused:
+            # MQTT 5 says why (0x87: not authorized); MQTT 3.1.1 only says "failure" (0x80).
+            denied = any(reason.value == NOT_AUTHORIZED for reason in refused.values())
+            self._refusal = PermissionDeniedError if denied else ConfigurationError
+            details = ", ".join(f"{topic} ({reason})" for topic, reason in refused.items())
+            self._connect_error = f"the broker refused the subscription to {details}"
+        else:
+            self._refusal, self._connect_error = None, None
         self._connected.set()
 
     def _on_disconnect(

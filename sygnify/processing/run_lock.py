@@ -9,8 +9,9 @@ therefore stops with :class:`~sygnify.errors.ConcurrentRunError` before it reads
 - **Object-store checkpoints** keep a lease object ``<checkpoint>.lock`` (owner and expiry).
   A heartbeat thread renews it every third of ``ttl`` seconds. A run that died leaves a
   lease that expires after at most ``ttl`` seconds; then the next run takes it over. Every
-  commit first checks that the lease is still this run's (fencing), so a run that lost its
-  lease (paused longer than ``ttl``) stops before it commits anything. Object stores offer no
+  commit, and an aggregation's result write, first checks that the lease still names this
+  run and was renewed within ``ttl`` (fencing), so a run that lost its lease (paused, or
+  unable to renew, for longer than ``ttl``) stops before it writes. Object stores offer no
   compare-and-swap through pyarrow, so the check and the next write are a few milliseconds
   apart: the fencing covers a paused run, not two runs taking an expired lease in the same
   milliseconds. Expiry compares wall clocks: hosts that share a checkpoint need clocks within

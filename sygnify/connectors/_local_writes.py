@@ -24,11 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from sygnify.connectors._local_paths import TEMP_PREFIX, relative_to_root
 from sygnify.connectors.base import WriteMode, WriteResult
-from sygnify.connectors.formats import SUFFIX, FileFormat, detect_format, write_table
+from sygnify.connectors.formats import FileFormat, detect_format, write_parts, write_table
 from sygnify.errors import ConfigurationError, SchemaError
 
 __all__ = ["write_dataset", "write_file"]
@@ -74,26 +73,13 @@ def write_dataset(
     if missing:
         raise SchemaError(f"partition columns not in the data: {', '.join(missing)}", resource=target)
     staging = directory.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
-    written: list[str] = []
-    basename = f"part-{uuid.uuid4().hex}-{{i}}{SUFFIX[fmt]}"
     try:
-        if fmt == "json":
-            _write_json_part(table, staging, basename, written)
-        else:
-            ds.write_dataset(
-                table,
-                staging,
-                format=fmt,
-                basename_template=basename,
-                partitioning=list(partition_by) if partition_by else None,
-                partitioning_flavor="hive" if partition_by else None,
-                file_visitor=lambda written_file: written.append(written_file.path),
-            )
+        written = write_parts(table, staging, fmt, partition_by)
         if mode == "overwrite" and directory.exists():
             shutil.rmtree(directory)
         final_paths = []
         for staged in written:
-            relative = Path(staged).relative_to(staging)
+            relative = staged.relative_to(staging)
             destination = directory / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, destination)
@@ -101,11 +87,3 @@ def write_dataset(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return WriteResult(target=target, rows=table.num_rows, paths=sorted(final_paths))
-
-
-def _write_json_part(table: pa.Table, staging: Path, basename: str, written: list[str]) -> None:
-    # pyarrow's write_dataset has no JSON writer, so JSON lines go out as one part file.
-    staging.mkdir(parents=True)
-    path = staging / basename.format(i=0)
-    write_table(table, str(path), "json")
-    written.append(str(path))

@@ -16,7 +16,6 @@ import abc
 import shutil
 import tempfile
 import threading
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from sygnify.connectors.formats import (
     detect_format,
     format_of_file,
     pyarrow_format,
+    write_parts,
     write_table,
 )
 from sygnify.connectors.pool import ClientPool
@@ -255,21 +255,8 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
             raise SchemaError(f"partition columns not in the data: {', '.join(missing)}", resource=target)
         if partition_by and fmt == "json":
             raise ConfigurationError("partition_by needs format parquet, csv or ipc", resource=target)
-        basename = f"part-{uuid.uuid4().hex}-{{i}}{SUFFIX[fmt]}"
         root = staging / "data"
-        if fmt == "json":
-            root.mkdir()
-            write_table(table, str(root / basename.format(i=0)), "json")
-        else:
-            ds.write_dataset(
-                table,
-                root,
-                format=fmt,
-                basename_template=basename,
-                partitioning=list(partition_by) if partition_by else None,
-                partitioning_flavor="hive" if partition_by else None,
-            )
-        files = sorted(path for path in root.rglob("*") if path.is_file())
+        files = sorted(write_parts(table, root, fmt, partition_by))
         for path in files:
             destination = staging / path.relative_to(root)
             destination.parent.mkdir(parents=True, exist_ok=True)

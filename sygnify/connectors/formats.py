@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Sequence
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Literal, TypeAlias, get_args
 
 import polars as pl
@@ -21,6 +22,7 @@ __all__ = [
     "detect_format",
     "polars_scan",
     "pyarrow_format",
+    "write_parts",
     "write_table",
 ]
 
@@ -114,3 +116,28 @@ def write_table(table: pa.Table, sink: str | BinaryIO, fmt: FileFormat) -> None:
                 handle.write(buffer.getvalue())
         else:
             sink.write(buffer.getvalue())
+
+
+def write_parts(
+    table: pa.Table, directory: Path, fmt: FileFormat, partition_by: Sequence[str] | None
+) -> list[Path]:
+    """Write ``table`` as new part files under the local ``directory`` (hive partitions with
+    ``partition_by``) and return the files written. pyarrow's ``write_dataset`` has no
+    JSON writer, so JSON lines go out as one part file (callers refuse partitioned JSON)."""
+    basename = f"part-{uuid.uuid4().hex}-{{i}}{SUFFIX[fmt]}"
+    if fmt == "json":
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / basename.format(i=0)
+        write_table(table, str(path), "json")
+        return [path]
+    written: list[Path] = []
+    ds.write_dataset(
+        table,
+        directory,
+        format=fmt,
+        basename_template=basename,
+        partitioning=list(partition_by) if partition_by else None,
+        partitioning_flavor="hive" if partition_by else None,
+        file_visitor=lambda written_file: written.append(Path(written_file.path)),
+    )
+    return written

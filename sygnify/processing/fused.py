@@ -127,12 +127,11 @@ def run_paced(job: Job, parts: Iterable[Part], rows: int, seconds: float | None 
 
 def run_paced_aggregation(job: Job, rows: int) -> bool:
     """Run ``job`` with :func:`run_paced` when it is an aggregation over local Parquet
-    that :attr:`Job.one_query` allows; False (nothing done) otherwise."""
-    if job.plan.aggregate is None or not job.one_query or not isinstance(job.source, FileSource):
+    that :attr:`Job.one_query` allows; False (nothing done, nothing read) otherwise."""
+    source = job.source
+    if job.plan.aggregate is None or not job.one_query or not isinstance(source, FileSource):
         return False
-    parts = iter(job.source.parts(rows))
-    first = next(parts, None)
-    if first is None or not isinstance(first, FilePart) or first.scan() is None:
+    if not source.scannable():
         return False
-    run_paced(job, [first, *parts], rows)
+    run_paced(job, source.parts(rows), rows)
     return True

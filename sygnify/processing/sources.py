@@ -239,6 +239,13 @@ class FileSource(Source):
             )
         return formats.pop()  # type: ignore[return-value]
 
+    def scannable(self) -> bool:
+        """Whether every part of this source is a Polars scan (local Parquet, see
+        :meth:`FilePart.scan`), known without reading any file's metadata."""
+        if self.format() != "parquet":  # lists the files first, which sets a remote filesystem
+            return False
+        return self.filesystem is None or isinstance(self.filesystem, pafs.LocalFileSystem)
+
     def lazy(self) -> pl.LazyFrame | None:
         if self._remote and self.storage_options is None:
             return None

@@ -273,12 +273,8 @@ class ChunkProcessor:
             if not self.scannable(scan):
                 return None
             return [
-                self.run_lazy(
-                    scan.slice(offset, batch_rows),
-                    f"{part.index:06d}-{sub:04d}",
-                    min(batch_rows, part.rows - offset),
-                )
-                for sub, offset in enumerate(range(0, part.rows, batch_rows))
+                self.run_lazy(scan.slice(offset, count), label, count)
+                for label, offset, count in part.chunk_spans(batch_rows)
             ]
         except Exception:  # the batch path reports it with the row-level policy
             return None

@@ -82,11 +82,12 @@ def fused_partial(
     except Exception:
         return None
     outcomes = [
-        ChunkOutcome(f"{part.index:06d}-{sub:04d}", rows_in=min(rows, total - offset), partial_merged=True)
+        ChunkOutcome(label, rows_in=count, partial_merged=True)
         for part in parts
-        for total in [part.rows or 0]
-        for sub, offset in enumerate(range(0, max(total, 1), rows))
+        for label, _, count in part.chunk_spans(rows)
     ]
+    if not outcomes:  # only empty parts: no chunk to carry a partial, as in the chunked path
+        return None
     outcomes[0].duration_s = time.perf_counter() - started
     return outcomes, partial
 

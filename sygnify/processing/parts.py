@@ -61,6 +61,19 @@ class Part:
         """The part as a Polars scan of its rows, when Polars can read it directly."""
         return None
 
+    def chunk_spans(self, rows: int) -> list[tuple[str, int, int]]:
+        """(label, first row, row count) of each chunk of at most ``rows`` rows of a part
+        whose row count is known: the labels every mode gives a scanned part's chunks.
+
+        >>> TablePart(3, "t", pa.table({"x": range(5)}), rows=5).chunk_spans(2)
+        [('000003-0000', 0, 2), ('000003-0001', 2, 2), ('000003-0002', 4, 1)]
+        """
+        total = self.rows or 0
+        return [
+            (f"{self.index:06d}-{sub:04d}", offset, min(rows, total - offset))
+            for sub, offset in enumerate(range(0, total, rows))
+        ]
+
 
 @dataclass(frozen=True)
 class TablePart(Part):

@@ -39,7 +39,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from sygnify import CloudDataConnector
-from sygnify.connectors.s3 import S3Connector
+from sygnify.connectors.s3.connector import S3Connector
 from tests.emulators.moto import moto_server
 
 BUCKET = "bench"

@@ -11,7 +11,11 @@ import os
 import sys
 
 from sygnify import CloudDataConnector
-from sygnify.connectors.azure_data_factory import PipelineRunFailedError, open_output, storage_urls
+from sygnify.orchestrators.azure_data_factory.connector import (
+    PipelineRunFailedError,
+    open_output,
+    storage_urls,
+)
 
 
 def main(resource_group: str, factory: str, pipeline: str, parameters: dict[str, str]) -> None:

@@ -22,7 +22,6 @@ import pyarrow as pa
 import redis
 from prometheus_client import CollectorRegistry
 
-from sygnify.ml.sources.redis import RedisSource
 from sygnify.monitoring import (
     Alert,
     AlertManager,
@@ -33,6 +32,7 @@ from sygnify.monitoring import (
     RollingZScore,
     Threshold,
 )
+from sygnify.streams.redis import RedisSource
 
 SCHEMA = pa.schema(
     [

@@ -34,8 +34,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from sygnify import events
 from sygnify.errors import ConfigurationError
-from sygnify.monitoring import hooks
 from sygnify.resilience import BreakerState, CircuitBreaker, Resilience, RetryPolicy
 
 if sys.version_info >= (3, 11):
@@ -93,14 +93,16 @@ class ConnectorConfig(BaseModel):
     def resilience(self, name: str) -> Resilience:
         """A fresh retry policy + circuit breaker built from these settings.
 
-        Retries and breaker state changes are reported through :mod:`sygnify.monitoring.hooks`.
+        Retries and breaker state changes are reported through :mod:`sygnify.events`.
         """
 
         def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
-            hooks.emit("connector.retry", name=name, attempt=attempt, error=type(exc).__name__, delay_s=delay)
+            events.emit(
+                "connector.retry", name=name, attempt=attempt, error=type(exc).__name__, delay_s=delay
+            )
 
         def on_state_change(old: BreakerState, new: BreakerState) -> None:
-            hooks.emit("breaker.state", breaker=name, old=old.value, new=new.value)
+            events.emit("breaker.state", breaker=name, old=old.value, new=new.value)
 
         return Resilience(
             retry=RetryPolicy(**self.retry.model_dump(), on_retry=on_retry),

@@ -11,8 +11,8 @@ import numpy as np
 import polars as pl
 import pyarrow.compute as pc
 
-from sygnify._arrow import to_arrow_table
 from sygnify.connectors import CloudDataConnector
+from sygnify.io.arrow import to_arrow_table
 from sygnify.ml import RealTimeML
 from sygnify.processing import Aggregate, LargeDataHandler
 

@@ -11,7 +11,7 @@ import pytest
 
 from sygnify import CloudDataConnector
 from sygnify.connectors import CONNECTORS
-from sygnify.connectors.local import LocalConnector
+from sygnify.connectors.local.connector import LocalConnector
 from sygnify.errors import ConfigurationError, PluginNotFoundError
 from sygnify.plugins import GROUPS, Registry, discover
 

@@ -18,11 +18,11 @@ import polars as pl
 import pyarrow as pa
 from typing_extensions import Self
 
-from sygnify._arrow import DEFAULT_BATCH_SIZE
+from sygnify import events
 from sygnify.config import ConnectorConfig, validate_config
 from sygnify.connectors.pool import ClientPool
 from sygnify.errors import ConfigurationError, SygnifyError
-from sygnify.monitoring import hooks
+from sygnify.io.arrow import DEFAULT_BATCH_SIZE
 from sygnify.resilience import CircuitBreaker, Resilience
 
 __all__ = [
@@ -192,7 +192,7 @@ class BaseConnector(abc.ABC, Generic[ConfigT]):
             raise self._translate(exc, operation="stream", resource=source) from exc
 
     def _emit_call(self, operation: str, outcome: str, error: str | None, started: float) -> None:
-        hooks.emit(
+        events.emit(
             "connector.call",
             connector=self.type_name,
             name=self.name,

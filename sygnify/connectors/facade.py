@@ -18,7 +18,7 @@ from sygnify.connectors.registry import CONNECTORS
 from sygnify.errors import ConfigurationError, NotFoundError
 
 if TYPE_CHECKING:
-    from sygnify.connectors.local import LocalConnector
+    from sygnify.connectors.local.connector import LocalConnector
 
 __all__ = ["CloudDataConnector"]
 

@@ -10,8 +10,8 @@ from sygnify.ml.backends import MODEL_BACKENDS, BackendContext, BackendOutput, M
 from sygnify.ml.metrics import ModelMetrics
 from sygnify.ml.realtime import Prediction, RealTimeML
 from sygnify.ml.signature import Feature, Signature
-from sygnify.ml.streaming import PredictionStream
-from sygnify.ml.windows import Session, Sliding, Tumbling
+from sygnify.ml.stream import PredictionStream
+from sygnify.streams.windows import Session, Sliding, Tumbling
 
 __all__ = [
     "MODEL_BACKENDS",

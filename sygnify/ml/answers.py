@@ -27,8 +27,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from sygnify._arrow import to_arrow_table
 from sygnify.errors import ConfigurationError, ModelError
+from sygnify.io.arrow import to_arrow_table
 from sygnify.ml.backends import BackendOutput
 
 __all__ = ["Answers", "as_arrow_array", "to_table"]

@@ -2,7 +2,7 @@
 
 Kept in plain Python (a few increments per call) so the single-record path stays cheap;
 ``snapshot()`` computes percentiles from the histogram on demand. Every call is also sent
-to :mod:`sygnify.monitoring.hooks` as ``model.prediction`` for exporters such as Prometheus.
+to :mod:`sygnify.events` as ``model.prediction`` for exporters such as Prometheus.
 
     >>> now = [0.0]
     >>> m = ModelMetrics(clock=lambda: now[0])

@@ -26,7 +26,7 @@ import pyarrow as pa
 from sygnify.errors import CircuitOpenError, ConfigurationError, SchemaError, TransientError
 from sygnify.ml.answers import Answers, as_arrow_array, to_table
 from sygnify.ml.backends import BackendOutput, ModelBackend
-from sygnify.ml.registry import MISSING, ModelEntry
+from sygnify.ml.routing import MISSING, ModelEntry
 from sygnify.ml.versions import ModelVersions
 
 __all__ = ["OutputFormat", "Prediction", "RealTimeML"]
@@ -333,15 +333,15 @@ class RealTimeML(ModelVersions):
 
     # -- streaming ------------------------------------------------------------------------------
     def stream(self, source: Any, *, model: str, mode: str = "streaming", **options: Any) -> Any:
-        """Score a stream; returns a :class:`~sygnify.ml.streaming.PredictionStream`.
+        """Score a stream; returns a :class:`~sygnify.ml.stream.PredictionStream`.
 
-        ``source`` is a :class:`~sygnify.ml.sources.StreamSource`, or an (async) iterable of
+        ``source`` is a :class:`~sygnify.streams.StreamSource`, or an (async) iterable of
         Arrow batches/tables, Polars frames or dicts. Iterate it (``for`` or ``async for``)
         to get one prediction table per micro-batch or window; ``on("prediction", cb)``
         callbacks run before each is yielded, and source batches are acknowledged only
-        after that. See :mod:`sygnify.ml.streaming` for the modes and their options.
+        after that. See :mod:`sygnify.ml.stream` for the modes and their options.
         """
-        from sygnify.ml.streaming import PredictionStream
+        from sygnify.ml.stream import PredictionStream
 
         self._entry(model)
         return PredictionStream(self, source, model=model, mode=mode, clock=self._clock, **options)

@@ -20,12 +20,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sygnify import events
 from sygnify.errors import ConfigurationError, ModelError, NotFoundError
 from sygnify.ml.backends import MODEL_BACKENDS, BackendContext, HttpClients, ModelBackend
 from sygnify.ml.metrics import ModelMetrics
-from sygnify.ml.registry import MISSING, Fallback, ModelEntry, ShadowStats
+from sygnify.ml.routing import MISSING, Fallback, ModelEntry, ShadowStats
 from sygnify.ml.shadow import ShadowRunner
-from sygnify.monitoring import hooks
 
 __all__ = ["ModelVersions"]
 
@@ -263,9 +263,9 @@ class ModelVersions:
         metrics = self._metrics.get((name, version))
         if metrics is not None:
             metrics.record(rows=rows, latency_s=latency, ok=error is None)
-        if not hooks.listening():
+        if not events.listening():
             return
-        hooks.emit(
+        events.emit(
             "model.prediction",
             model=name,
             version=version,

@@ -1,6 +1,6 @@
 """Monitoring: metrics, drift, anomaly detection and alerts (hooks live in ``hooks``).
 
-Everything here is imported lazily: ``sygnify.monitoring.hooks`` is used by every layer and
+Everything here is imported lazily: ``sygnify.events`` is used by every layer and
 must stay free of optional dependencies, while metrics need ``prometheus-client`` and drift
 needs ``scipy`` (``pip install 'sygnify[monitoring]'``).
 

@@ -29,8 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sygnify import events
 from sygnify.errors import ConfigurationError
-from sygnify.monitoring import hooks
 
 __all__ = [
     "Alert",
@@ -317,7 +317,7 @@ class AlertManager:
             def listener(event: str, fields: Mapping[str, Any]) -> None:
                 self.observe({"event": event, **fields})
 
-            self._unsubscribe = hooks.subscribe(listener)
+            self._unsubscribe = events.subscribe(listener)
         return self
 
     def detach_hooks(self) -> None:

@@ -1,14 +1,14 @@
 """Prometheus metrics for connectors, LargeDataHandler, models and stream sources.
 
-:class:`PrometheusMetrics` subscribes to :mod:`sygnify.monitoring.hooks`, so nothing in the
+:class:`PrometheusMetrics` subscribes to :mod:`sygnify.events`, so nothing in the
 data path knows about Prometheus. Give it its own ``CollectorRegistry`` (as here) or let it
 use the process-wide default one, then expose it with :func:`serve_metrics` or
 :meth:`PrometheusMetrics.exposition`::
 
     >>> from prometheus_client import CollectorRegistry
-    >>> from sygnify.monitoring import hooks
+    >>> from sygnify import events
     >>> metrics = PrometheusMetrics(registry=CollectorRegistry()).install()
-    >>> hooks.emit("model.prediction", model="iris", version="v1", rows=3, latency_s=0.004, outcome="ok")
+    >>> events.emit("model.prediction", model="iris", version="v1", rows=3, latency_s=0.004, outcome="ok")
     >>> metrics.value("sygnify_model_predictions_total", model="iris", version="v1", outcome="ok")
     3.0
     >>> metrics.uninstall()
@@ -30,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra onl
         "sygnify.monitoring.metrics needs prometheus-client: pip install 'sygnify[monitoring]'"
     ) from exc
 
-from sygnify.monitoring import hooks
+from sygnify import events
 
 __all__ = ["BREAKER_STATE_VALUES", "MetricsServer", "PrometheusMetrics", "serve_metrics"]
 
@@ -158,7 +158,7 @@ class PrometheusMetrics:
         """Start listening to hook events (idempotent); returns self."""
         with self._lock:
             if self._unsubscribe is None:
-                self._unsubscribe = hooks.subscribe(self.handle)
+                self._unsubscribe = events.subscribe(self.handle)
         return self
 
     def uninstall(self) -> None:

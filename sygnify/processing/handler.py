@@ -20,21 +20,21 @@ from typing import Any, Literal, TypeAlias, get_args
 import polars as pl
 import pyarrow as pa
 
-from sygnify._arrow import DEFAULT_BATCH_SIZE
 from sygnify.errors import ConfigurationError
+from sygnify.io.arrow import DEFAULT_BATCH_SIZE
 from sygnify.processing.checkpoint import Checkpoint
 from sygnify.processing.chunk import ChunkProcessor, DeadLetter, ErrorPolicy
-from sygnify.processing.chunked import run_chunked
 from sygnify.processing.executors import Executor, make_executor
-from sygnify.processing.incremental import run_incremental
 from sygnify.processing.job import Job
 from sygnify.processing.memory import START, MemoryBudget, PeakMemory, parse_memory
-from sygnify.processing.parallel import run_parallel
+from sygnify.processing.modes.chunked import run_chunked
+from sygnify.processing.modes.incremental import run_incremental
+from sygnify.processing.modes.parallel import run_parallel
+from sygnify.processing.modes.streaming import run_streaming
 from sygnify.processing.plan import Plan
 from sygnify.processing.result import ProcessResult, ProgressCallback, Tracker
 from sygnify.processing.sinks import as_sink
 from sygnify.processing.sources import FileSource, as_source
-from sygnify.processing.streaming import run_streaming
 from sygnify.resilience import RetryPolicy
 
 __all__ = ["LargeDataHandler", "Mode"]

@@ -24,8 +24,8 @@ import pyarrow.ipc as pa_ipc
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-from sygnify.connectors.formats import FileFormat
 from sygnify.errors import DataQualityError, NotFoundError, SygnifyError
+from sygnify.io.formats import FileFormat
 
 __all__ = ["CSV_BLOCK", "BadRow", "FilePart", "Part", "TablePart", "open_input"]
 

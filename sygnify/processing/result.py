@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from sygnify.monitoring import hooks
+from sygnify import events
 
 __all__ = ["ChunkError", "ProcessResult", "Progress", "ProgressCallback"]
 
@@ -121,7 +121,7 @@ class ProcessResult:
 
 
 class Tracker:
-    """Counts rows and chunks, drives the progress bar/callback and emits monitoring hooks.
+    """Counts rows and chunks, drives the progress bar/callback and emits monitoring events.
 
     Thread-safe: parallel mode reports from completion callbacks.
     """
@@ -158,7 +158,7 @@ class Tracker:
             )
             if self._bar is not None:
                 self._bar.update(rows_in)
-        hooks.emit(
+        events.emit(
             "handler.chunk", mode=result.mode, rows_in=rows_in, rows_out=rows_out, duration_s=duration_s
         )
         if self._callback is not None:
@@ -178,7 +178,7 @@ class Tracker:
         result.duration_s = self.elapsed
         if self._bar is not None:
             self._bar.close()
-        hooks.emit(
+        events.emit(
             "handler.finish",
             mode=result.mode,
             rows_in=result.rows_in,

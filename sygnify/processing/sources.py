@@ -32,10 +32,10 @@ import pyarrow.csv as pa_csv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from sygnify._arrow import to_arrow_table
 from sygnify.connectors.base import Connector
-from sygnify.connectors.formats import FileFormat, detect_format, format_of_file, polars_scan
 from sygnify.errors import ConfigurationError, NotFoundError, SygnifyError
+from sygnify.io.arrow import to_arrow_table
+from sygnify.io.formats import FileFormat, detect_format, format_of_file, polars_scan
 from sygnify.processing.parts import CSV_BLOCK, BadRow, FilePart, Part, TablePart, open_input
 
 __all__ = ["BadRow", "ConnectorSource", "FileSource", "Part", "Source", "as_source"]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from sygnify import CloudDataConnector
-from sygnify.connectors.local import LocalConnector
+from sygnify.connectors.local.connector import LocalConnector
 from sygnify.errors import ConfigurationError, NotFoundError, PluginNotFoundError
 from tests.connectors.conformance import sample_table
 

@@ -9,9 +9,9 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
+from sygnify import events
 from sygnify.errors import CircuitOpenError, ConfigurationError, ModelError, NotFoundError, SchemaError
 from sygnify.ml import RealTimeML
-from sygnify.monitoring import hooks
 
 
 def _const(value: float) -> Any:
@@ -216,7 +216,7 @@ def test_ensemble_combines_models(ml: RealTimeML) -> None:
 
 def test_metrics_and_hooks(ml: RealTimeML) -> None:
     seen: list[tuple[str, Mapping[str, Any]]] = []
-    unsubscribe = hooks.subscribe(lambda event, fields: seen.append((event, fields)))
+    unsubscribe = events.subscribe(lambda event, fields: seen.append((event, fields)))
     try:
         ml.register("m", backend="callable", fn=_const(1.0), features=["x"])
         ml.predict("m", {"x": [0.0] * 5})
@@ -226,8 +226,8 @@ def test_metrics_and_hooks(ml: RealTimeML) -> None:
     snapshot = ml.metrics()["m:1"]
     assert (snapshot["calls"], snapshot["count"], snapshot["errors"]) == (2, 6, 0)
     assert sum(snapshot["latency_histogram"].values()) == 2
-    events = [fields for event, fields in seen if event == "model.prediction"]
-    assert [(e["model"], e["version"], e["rows"], e["outcome"]) for e in events] == [
+    predictions = [fields for event, fields in seen if event == "model.prediction"]
+    assert [(e["model"], e["version"], e["rows"], e["outcome"]) for e in predictions] == [
         ("m", "1", 5, "ok"),
         ("m", "1", 1, "ok"),
     ]

@@ -11,8 +11,8 @@ import pytest
 
 from sygnify.errors import ConfigurationError
 from sygnify.ml import RealTimeML, Session, Sliding, Tumbling
-from sygnify.ml.sources.base import SourceBatch, StreamSource
-from sygnify.ml.windows import WindowState
+from sygnify.streams.base import SourceBatch, StreamSource
+from sygnify.streams.windows import WindowState
 from tests.ml.conftest import FakeClock
 
 

@@ -4,7 +4,7 @@ import runpy
 from pathlib import Path
 
 from tests.services import require
-from tests.sources.backends import port_open
+from tests.streams.backends import port_open
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "iot_monitoring_example.py"
 

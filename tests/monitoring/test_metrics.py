@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry
 
 from sygnify.config import ConnectorConfig
 from sygnify.errors import ConnectionFailedError
-from sygnify.ml.sources.base import BaseSource, RawMessage
 from sygnify.monitoring import PrometheusMetrics, hooks, serve_metrics
+from sygnify.streams.base import BaseSource, RawMessage
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from polars.testing import assert_frame_equal
 
 from sygnify.demo import generate_transactions
 from sygnify.errors import DataQualityError
-from sygnify.processing import Aggregate, LargeDataHandler, fused
+from sygnify.processing import Aggregate, LargeDataHandler
+from sygnify.processing.modes import fused
 from tests.processing.conftest import convert
 from tests.processing.test_modes import AGG, frames, reference
 

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from sygnify import events
 from sygnify.config import BreakerSettings, RetrySettings, validate_config
 from sygnify.errors import (
     AuthenticationError,
@@ -31,7 +32,6 @@ from sygnify.errors import (
 )
 from sygnify.ml.backends.base import BackendContext, BackendOutput, ModelBackend
 from sygnify.ml.signature import Signature
-from sygnify.monitoring import hooks
 from sygnify.resilience import BreakerState, CircuitBreaker, Resilience, RetryPolicy
 
 __all__ = ["RemoteBackend", "RemoteConfig", "decode_predictions", "table_rows"]
@@ -128,12 +128,12 @@ class RemoteBackend(ModelBackend):
         label = f"model:{model_name}:{self.backend_name}"
 
         def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
-            hooks.emit(
+            events.emit(
                 "model.retry", model=model_name, attempt=attempt, error=type(exc).__name__, delay_s=delay
             )
 
         def on_state_change(old: BreakerState, new: BreakerState) -> None:
-            hooks.emit("breaker.state", breaker=label, old=old.value, new=new.value)
+            events.emit("breaker.state", breaker=label, old=old.value, new=new.value)
 
         self.breaker = CircuitBreaker(
             label, **config.breaker.model_dump(), clock=context.clock, on_state_change=on_state_change

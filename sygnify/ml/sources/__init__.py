@@ -1,40 +1,7 @@
-"""Stream sources (Kafka, Redis Streams, NATS JetStream, MQTT) yielding Arrow micro-batches.
+"""Deprecated path: moved to :mod:`sygnify.streams` (kept for one release)."""
 
-Each source is a plugin in the ``sygnify.sources`` entry-point group, loaded lazily (its
-client library is an extra: ``pip install 'sygnify[redis]'``)::
+from sygnify._moved import warn_moved
+from sygnify.streams import *  # noqa: F403
+from sygnify.streams import __all__ as __all__
 
-    source = open_source("redis", stream="sensors", group="ml")
-    for batch in source:          # SourceBatch: Arrow batch + ack() + dead letters
-        process(batch.batch)
-        batch.ack()
-
->>> "redis" in SOURCES
-True
-"""
-
-from sygnify.ml.sources.base import (
-    BaseSource,
-    DeadLetterTarget,
-    RawMessage,
-    SourceBatch,
-    StreamSource,
-    build_batch,
-)
-from sygnify.ml.sources.decoding import Decoder, avro_decoder, json_decoder, protobuf_decoder
-from sygnify.ml.sources.registry import SOURCES, SourceFactory, open_source
-
-__all__ = [
-    "SOURCES",
-    "BaseSource",
-    "DeadLetterTarget",
-    "Decoder",
-    "RawMessage",
-    "SourceBatch",
-    "SourceFactory",
-    "StreamSource",
-    "avro_decoder",
-    "build_batch",
-    "json_decoder",
-    "open_source",
-    "protobuf_decoder",
-]
+warn_moved("sygnify.ml.sources", "sygnify.streams")

@@ -1,0 +1,120 @@
+"""What a dataset source names: one object, a prefix read with hive partitions, or a glob.
+
+A source is listed once through the connector's SDK (with retries) into the files it
+names and their one file format; the listing keeps each object's size, so pyarrow needs
+no further listing or HEAD requests. Hive partition values of a prefix become typed
+columns::
+
+    >>> partitions = hive_partitions("sales/", ["sales/region=eu/year=2026/a.parquet"])
+    >>> [field.name for field in partitions.fields], str(partitions.fields[1].type)
+    (['region', 'year'], 'int32')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from sygnify.connectors._objectstore.keys import _GLOB_CHARS, glob_pattern
+from sygnify.connectors._objectstore.store import ObjectInfo, ObjectStore, _List
+from sygnify.errors import ConfigurationError, ObjectNotFoundError
+from sygnify.io.formats import FileFormat, detect_format, format_of_file
+
+__all__ = ["Partitions", "ResolvedSource", "hive_partitions", "resolve_source"]
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    """The listing of a source: its bucket, data objects and format (and prefix, for directories)."""
+
+    bucket: str
+    files: _List[ObjectInfo]
+    fmt: FileFormat
+    directory: str | None  # the prefix for hive partitions, for directory sources
+
+
+@dataclass(frozen=True)
+class Partitions:
+    """Hive partitions of a listing: one filter expression per file, and the partition fields."""
+
+    expressions: _List[ds.Expression]
+    fields: _List[pa.Field]
+
+
+def _is_data_key(key: str, fmt: FileFormat | None) -> bool:
+    name = key.rsplit("/", 1)[-1]
+    if not name or name.startswith((".", "_")):
+        return False
+    return fmt is not None or format_of_file(name) is not None
+
+
+def _hive_value(raw: str) -> tuple[pa.DataType, Any]:
+    try:
+        return pa.int32(), int(raw)
+    except ValueError:
+        return pa.string(), raw
+
+
+def hive_partitions(directory: str, keys: Sequence[str]) -> Partitions:
+    """Partition values of ``keys`` below ``directory`` (``col=value/`` segments).
+
+    A column whose every value is an integer is ``int32``, any other is ``string``.
+    """
+    values_per_file: _List[dict[str, str]] = []
+    for key in keys:
+        segments = key[len(directory) :].split("/")[:-1]
+        values_per_file.append(
+            dict(segment.split("=", 1) for segment in segments if "=" in segment and segment[0] != "=")
+        )
+    names = list(dict.fromkeys(name for values in values_per_file for name in values))
+    types: dict[str, pa.DataType] = {}
+    for name in names:
+        kinds = {_hive_value(values[name])[0] for values in values_per_file if name in values}
+        types[name] = pa.int32() if kinds == {pa.int32()} else pa.string()
+    expressions = []
+    for values in values_per_file:
+        expression = ds.scalar(True)
+        for name, raw in values.items():
+            value: Any = int(raw) if types[name] == pa.int32() else raw
+            expression = expression & (ds.field(name) == pa.scalar(value, types[name]))
+        expressions.append(expression)
+    return Partitions(expressions, [pa.field(name, types[name]) for name in names])
+
+
+def resolve_source(store: ObjectStore[Any], source: str, explicit: str | None) -> ResolvedSource:
+    """List ``source`` (an object, prefix or glob of ``store``) into its data objects and format.
+
+    ``explicit`` is the ``format=`` the caller passed; without it every object's extension
+    must name the same format.
+    """
+    bucket, key, _ = store._locate(source)
+    fmt_hint = detect_format(source, explicit) if explicit is not None else None
+    directory: str | None = None
+    if _GLOB_CHARS.search(key):
+        literal = _GLOB_CHARS.split(key, maxsplit=1)[0]
+        pattern = glob_pattern(key)
+        files = [
+            info
+            for info in store._iter_objects(bucket, literal)
+            if pattern.match(info.key) and _is_data_key(info.key, fmt_hint)
+        ]
+    elif key == "" or key.endswith("/") or format_of_file(key) is None:
+        directory = key.rstrip("/") + "/" if key.strip("/") else ""
+        files = [info for info in store._iter_objects(bucket, directory) if _is_data_key(info.key, fmt_hint)]
+    else:
+        files = [store._call("open", store._head, bucket, key, resource=store._url(bucket, key))]
+    if not files:
+        raise ObjectNotFoundError(f"{source!r} matches no data objects", resource=source)
+    if fmt_hint is not None:
+        return ResolvedSource(bucket, files, fmt_hint, directory)
+    formats = {format_of_file(info.key) for info in files}
+    if len(formats) != 1 or None in formats:
+        names = ", ".join(sorted(str(fmt) for fmt in formats))
+        raise ConfigurationError(
+            f"{source!r} mixes file formats ({names}); narrow the glob or pass format=", resource=source
+        )
+    return ResolvedSource(bucket, files, formats.pop(), directory)  # type: ignore[arg-type]

@@ -1,0 +1,365 @@
+"""The object half of what the S3 and Azure Blob connectors share: the object API over SDK primitives.
+
+A concrete store supplies a handful of SDK primitives (list one page, head, ranged get,
+put, delete, multipart upload, error translation); :class:`ObjectStore` builds the object
+API on them (list, get, put, metadata, streamed multipart upload and ranged download).
+Datasets, SQL and writes of tables live one layer up, in
+:mod:`sygnify.connectors._objectstore.datasets`. Every primitive call goes through
+``BaseConnector._call``: the retry policy (transient errors only), the circuit breaker and
+SDK-error translation.
+
+How sources name objects (URLs, relative keys, prefixes, globs) lives in
+:mod:`sygnify.connectors._objectstore.keys`, and the bounded-memory machinery of part uploads and
+ranged downloads in :mod:`sygnify.connectors._objectstore.transfers`. Listing and metadata
+describe each object with an :class:`ObjectInfo`::
+
+    >>> info = ObjectInfo(bucket="lake", key="raw/x.parquet", size=1024)
+    >>> info.key, info.size, dict(info.metadata)
+    ('raw/x.parquet', 1024, {})
+"""
+
+from __future__ import annotations
+
+import abc
+import io
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, Field, SecretStr
+
+from sygnify.config import ConnectorConfig, config_fingerprint
+from sygnify.connectors._objectstore.keys import glob_pattern, locate
+from sygnify.connectors._objectstore.transfers import (
+    copy_ranges,
+    read_parts,
+    upload_parts,
+    write_file_atomically,
+)
+from sygnify.connectors.base import BaseConnector
+from sygnify.connectors.pool import ClientPool
+from sygnify.errors import (
+    BucketNotFoundError,
+    ConfigurationError,
+    ConnectionFailedError,
+    NotFoundError,
+    ObjectNotFoundError,
+    SygnifyError,
+)
+
+__all__ = [
+    "BucketNotFoundError",
+    "ObjectInfo",
+    "ObjectNotFoundError",
+    "ObjectStore",
+    "ObjectStoreConfig",
+    "glob_pattern",
+]
+
+MiB = 1024 * 1024
+_List = list  # the connector's list() method shadows the builtin in its class body
+T = TypeVar("T")
+ConfigT = TypeVar("ConfigT", bound="ObjectStoreConfig")
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object's metadata: key, size in bytes, ETag, last change, content type, user metadata."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str | None = None
+    last_modified: datetime | None = None
+    content_type: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+class ObjectStoreConfig(ConnectorConfig):
+    """Options every object-store connector accepts."""
+
+    tables: dict[str, str] = Field(
+        default_factory=dict,
+        description="SQL table names mapped to prefixes or globs, e.g. {'tx': 'tx/*.parquet'}.",
+    )
+    part_size: int = Field(8 * MiB, ge=1 * MiB, le=4000 * MiB, description="Multipart/block size in bytes.")
+    max_concurrency: int = Field(
+        4, ge=1, le=64, description="Parts uploaded in parallel (memory: parts x size)."
+    )
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a connection.")
+    read_timeout: float = Field(60.0, gt=0, description="Seconds to wait for a response.")
+    verify_tls: bool = Field(True, description="Verify TLS certificates (leave on outside tests).")
+    duckdb_threads: int | None = Field(None, ge=1, description="DuckDB threads for query().")
+    list_page_size: int = Field(1000, ge=1, le=1000, description="Objects per list request.")
+
+
+class ObjectStore(BaseConnector[ConfigT]):
+    """The object operations of an object-store connector (see the module docstring)."""
+
+    schemes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: ConfigT, *, name: str | None = None, pool: ClientPool | None = None):
+        super().__init__(config, name=name, pool=pool)
+        self._pool_key = config_fingerprint(config, exclude=frozenset({"retry", "breaker", "tables"}))
+        self._clients: Any = self._pool.acquire(self._pool_key, self._open_clients, self._close_clients)
+
+    # -- what a concrete store provides ---------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def default_bucket(self) -> str | None:
+        """The bucket/container that relative keys refer to."""
+
+    @abc.abstractmethod
+    def _open_clients(self) -> Any:
+        """Build the pooled SDK client(s) for this configuration."""
+
+    @abc.abstractmethod
+    def _close_clients(self, clients: Any) -> None: ...
+
+    @abc.abstractmethod
+    def _list_page(self, bucket: str, prefix: str, token: str | None) -> tuple[list[ObjectInfo], str | None]:
+        """One page of objects under ``prefix`` and the token of the next page (None: last)."""
+
+    @abc.abstractmethod
+    def _head(self, bucket: str, key: str) -> ObjectInfo: ...
+
+    @abc.abstractmethod
+    def _get_range(self, bucket: str, key: str, start: int, length: int | None) -> bytes: ...
+
+    @abc.abstractmethod
+    def _put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str | None, metadata: Mapping[str, str] | None
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def _upload_chunks(
+        self,
+        bucket: str,
+        key: str,
+        chunks: Iterator[bytes],
+        content_type: str | None,
+        metadata: Mapping[str, str] | None,
+    ) -> None:
+        """Multipart/block upload of ``chunks`` (each part retried on its own)."""
+
+    @abc.abstractmethod
+    def _delete_keys(self, bucket: str, keys: Sequence[str]) -> None:
+        """Delete ``keys`` (at most 1000); missing ones are not an error."""
+
+    @abc.abstractmethod
+    def _create_bucket(self, bucket: str) -> None: ...
+
+    # -- locations --------------------------------------------------------------------------
+
+    def _locate(self, source: str) -> tuple[str, str, bool]:
+        """``(bucket, key, is_url)`` of a URL or a key relative to the default bucket."""
+        return locate(
+            source, schemes=self.schemes, type_name=self.type_name, default_bucket=self.default_bucket
+        )
+
+    def _url(self, bucket: str, key: str) -> str:
+        return f"{self.schemes[0]}://{bucket}/{key}"
+
+    def _display(self, bucket: str, key: str, as_url: bool) -> str:
+        return self._url(bucket, key) if as_url else key
+
+    # -- objects ------------------------------------------------------------------------------
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Objects whose key starts with ``prefix``, page by page (each page fetched with retries).
+
+        ::
+
+            for info in store.list_objects("raw/2026/"):
+                print(info.key, info.size)
+        """
+        bucket, key, _ = self._locate(prefix)
+        return self._iter_objects(bucket, key)
+
+    def _iter_objects(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
+        token: str | None = None
+        resource = self._url(bucket, prefix)
+        while True:
+            page, token = self._call("list", self._list_page, bucket, prefix, token, resource=resource)
+            yield from page
+            if token is None:
+                return
+
+    def list(self, prefix: str = "") -> _List[str]:
+        """Keys under ``prefix`` (full URLs if ``prefix`` is a URL), sorted."""
+        bucket, key, as_url = self._locate(prefix)
+        return sorted(self._display(bucket, info.key, as_url) for info in self._iter_objects(bucket, key))
+
+    def metadata(self, key: str) -> ObjectInfo:
+        """Size, ETag, last-modified time, content type and user metadata of one object."""
+        bucket, object_key, _ = self._locate(key)
+        return self._call("metadata", self._head, bucket, object_key, resource=self._url(bucket, object_key))
+
+    def exists(self, key: str) -> bool:
+        """Whether the object exists (a missing bucket is still an error)."""
+        try:
+            self.metadata(key)
+        except BucketNotFoundError:
+            raise
+        except ObjectNotFoundError:
+            return False
+        return True
+
+    def get(self, key: str, *, start: int = 0, end: int | None = None) -> bytes:
+        """The object's bytes, or the byte range ``[start, end)``.
+
+        For large objects use :meth:`download`, which streams to a file.
+        """
+        bucket, object_key, _ = self._locate(key)
+        if start < 0 or (end is not None and end < start):
+            raise ConfigurationError(f"bad byte range [{start}, {end})", resource=key)
+        length = None if end is None else end - start
+        if length == 0:
+            return b""
+        return self._call(
+            "get", self._get_range, bucket, object_key, start, length, resource=self._url(bucket, object_key)
+        )
+
+    def put(
+        self,
+        key: str,
+        data: bytes | IO[bytes],
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Store ``data`` (bytes or a binary file object) under ``key``; large data goes in parts."""
+        reader = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
+        return self.upload(reader, key, content_type=content_type, metadata=metadata)
+
+    def upload(
+        self,
+        source: str | os.PathLike[str] | IO[bytes],
+        key: str,
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Upload a local file or binary stream, in parts of ``part_size`` bytes when larger.
+
+        Memory stays bounded by ``part_size * (max_concurrency + 1)`` whatever the file size;
+        each part is retried on its own, and a failed upload leaves no partial object.
+        """
+        bucket, object_key, _ = self._locate(key)
+        if isinstance(source, str | os.PathLike):
+            path = Path(source)
+            if not path.is_file():
+                raise NotFoundError(f"local file {str(path)!r} does not exist", resource=str(path))
+            with path.open("rb") as handle:
+                self._upload_stream(bucket, object_key, handle, content_type, metadata)
+        else:
+            self._upload_stream(bucket, object_key, source, content_type, metadata)
+        return self.metadata(self._url(bucket, object_key))
+
+    def _upload_stream(
+        self,
+        bucket: str,
+        key: str,
+        reader: IO[bytes],
+        content_type: str | None,
+        metadata: Mapping[str, str] | None,
+    ) -> None:
+        parts = read_parts(reader, self.config.part_size)
+        if not isinstance(parts, Iterator):  # all of it fitted in one part
+            resource = self._url(bucket, key)
+            self._call("put", self._put_bytes, bucket, key, parts, content_type, metadata, resource=resource)
+            return
+        self._upload_chunks(bucket, key, parts, content_type, metadata)
+
+    def _upload_parts(self, chunks: Iterator[bytes], upload_part: Callable[[int, bytes], T]) -> _List[T]:
+        """Run ``upload_part(number, chunk)`` (numbers from 1) with at most ``max_concurrency`` in flight.
+
+        Returns the results in part order. Only the parts in flight are held in memory.
+        """
+        return upload_parts(chunks, upload_part, max_in_flight=self.config.max_concurrency)
+
+    def download(self, key: str, destination: str | os.PathLike[str] | IO[bytes]) -> int:
+        """Stream an object to a local file or binary stream in ranged reads; returns bytes written.
+
+        Memory stays bounded by ``part_size``; each range is retried on its own.
+        """
+        info = self.metadata(key)
+        if isinstance(destination, str | os.PathLike):
+            return write_file_atomically(Path(destination), lambda handle: self._download_to(info, handle))
+        return self._download_to(info, destination)
+
+    def _download_to(self, info: ObjectInfo, writer: IO[bytes]) -> int:
+        resource = self._url(info.bucket, info.key)
+
+        def read_range(start: int, length: int) -> bytes:
+            return self._call(
+                "download", self._get_range, info.bucket, info.key, start, length, resource=resource
+            )
+
+        return copy_ranges(read_range, info.size, self.config.part_size, writer, resource=resource)
+
+    def delete(self, *keys: str) -> None:
+        """Delete objects (in batches of 1000); deleting a missing object is not an error."""
+        by_bucket: dict[str, list[str]] = {}
+        for key in keys:
+            bucket, object_key, _ = self._locate(key)
+            by_bucket.setdefault(bucket, []).append(object_key)
+        for bucket, object_keys in by_bucket.items():
+            for start in range(0, len(object_keys), 1000):
+                batch = object_keys[start : start + 1000]
+                self._call("delete", self._delete_keys, bucket, batch, resource=self._url(bucket, batch[0]))
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def create_bucket(self, bucket: str | None = None, *, exist_ok: bool = True) -> None:
+        """Create the bucket/container (default: the connection's); ``exist_ok`` accepts an existing one."""
+        name = bucket or self.default_bucket
+        if name is None:
+            raise ConfigurationError("no bucket/container named and no default configured")
+        try:
+            self._call("create bucket", self._create_bucket, name, resource=self._url(name, ""))
+        except _AlreadyExistsError:
+            if not exist_ok:
+                raise ConfigurationError(f"{self._url(name, '')} already exists", resource=name) from None
+
+    def close(self) -> None:
+        if not self._closed:
+            self._pool.release(self._pool_key)
+        super().close()
+
+    # -- errors ---------------------------------------------------------------------------------
+
+    def _secrets(self) -> _List[str]:
+        found: _List[str] = []
+
+        def walk(model: BaseModel) -> None:
+            for name in type(model).model_fields:
+                value = getattr(model, name)
+                if isinstance(value, SecretStr) and value.get_secret_value():
+                    found.append(value.get_secret_value())
+                elif isinstance(value, BaseModel):
+                    walk(value)
+
+        walk(self.config)
+        return found
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with every configured secret (and SAS signatures) masked."""
+        for secret in self._secrets():
+            text = text.replace(secret, "***")
+        return re.sub(r"(sig=)[^&\s'\"]+", r"\1***", text)
+
+    def _translate_fallback(self, exc: Exception, message: str, resource: str | None) -> SygnifyError:
+        """The translation of errors no connector-specific rule matched."""
+        if isinstance(exc, TimeoutError | ConnectionError):
+            return ConnectionFailedError(message, resource=resource)
+        return SygnifyError(message, resource=resource)
+
+
+class _AlreadyExistsError(SygnifyError):
+    """Internal: create_bucket found the bucket already there (not retried, not a failure)."""

@@ -1,0 +1,249 @@
+"""The embedded default connector: files under a root directory, with SQL through DuckDB.
+
+Reads and writes Parquet, CSV, JSON lines and Arrow IPC files (and globs of them); SQL runs
+in an in-process DuckDB sandboxed to the root, so neither a path nor a query can reach a
+file outside it::
+
+    >>> import tempfile
+    >>> import polars as pl
+    >>> from sygnify import CloudDataConnector
+    >>> root = tempfile.mkdtemp()
+    >>> with CloudDataConnector() as connector:
+    ...     lake = connector.connect("local", name="lake", root=root, tables={"tx": "tx/*.parquet"})
+    ...     _ = lake.write(pl.DataFrame({"account": ["a", "b", "a"], "amount": [5, 7, 1]}), "tx/")
+    ...     lake.query("SELECT account, max(amount) AS top FROM tx WHERE amount > ? "
+    ...                "GROUP BY account ORDER BY account", [1]).to_pylist()
+    [{'account': 'a', 'top': 5}, {'account': 'b', 'top': 7}]
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as ds
+from pydantic import Field
+
+from sygnify.config import ConnectorConfig, config_fingerprint
+from sygnify.connectors.base import BaseConnector, QueryParams, WriteMode, WriteResult
+from sygnify.connectors.local.duckdb import open_sandboxed_database, table_sql, translate_local_error
+from sygnify.connectors.local.paths import data_files, list_files, resolve_under, single_format
+from sygnify.connectors.local.writes import write_dataset, write_file
+from sygnify.connectors.pool import ClientPool
+from sygnify.errors import ConfigurationError, NotFoundError, QueryError, SygnifyError
+from sygnify.io.arrow import DEFAULT_BATCH_SIZE, rebatch, to_arrow_table
+from sygnify.io.duckdb import check_table_names, looks_like_sql
+from sygnify.io.formats import detect_format, format_of_file, polars_scan, pyarrow_format
+
+__all__ = ["LocalConfig", "LocalConnector"]
+
+
+class LocalConfig(ConnectorConfig):
+    """Options of the ``local`` connector."""
+
+    root: Path = Field(Path("."), description="Directory every path is relative to and confined in.")
+    tables: dict[str, str] = Field(
+        default_factory=dict,
+        description="SQL table names mapped to paths or globs under root, e.g. {'tx': 'tx/*.parquet'}.",
+    )
+    create_root: bool = Field(True, description="Create root if it does not exist.")
+    threads: int | None = Field(None, ge=1, description="DuckDB worker threads (default: all cores).")
+    memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '2GB'.")
+
+
+class LocalConnector(BaseConnector[LocalConfig]):
+    """Files under ``root`` (Parquet, CSV, JSON lines, Arrow IPC) with SQL over them."""
+
+    type_name = "local"
+    config_model = LocalConfig
+
+    def __init__(self, config: LocalConfig, *, name: str | None = None, pool: ClientPool | None = None):
+        super().__init__(config, name=name, pool=pool)
+        root = config.root.expanduser().resolve()
+        if not root.exists():
+            if not config.create_root:
+                raise NotFoundError(f"root directory {root} does not exist", resource=str(root))
+            root.mkdir(parents=True)
+        if not root.is_dir():
+            raise ConfigurationError(f"root {root} is not a directory", resource=str(root))
+        check_table_names(config.tables)
+        self.root = root
+        self._pool_key = config_fingerprint(config, exclude=frozenset({"retry", "breaker"}))
+        self._database: duckdb.DuckDBPyConnection = self._pool.acquire(
+            self._pool_key, self._open_database, lambda db: db.close()
+        )
+        self._views_lock = threading.Lock()
+        self._views: set[str] = set()
+
+    # -- paths -------------------------------------------------------------------------
+
+    def resolve(self, path: str) -> Path:
+        """The absolute path of ``path`` under root; refuses anything that escapes it."""
+        return resolve_under(self.root, path)
+
+    # -- DuckDB --------------------------------------------------------------------------
+
+    def _open_database(self) -> duckdb.DuckDBPyConnection:
+        return open_sandboxed_database(
+            self.root, threads=self.config.threads, memory_limit=self.config.memory_limit
+        )
+
+    def _ensure_views(self) -> None:
+        """Register each configured table whose files exist (tables without files yet are retried)."""
+        with self._views_lock:
+            for table, source in self.config.tables.items():
+                if table in self._views:
+                    continue
+                try:
+                    view_sql = table_sql(self.root, source)
+                except NotFoundError:
+                    continue
+                except SygnifyError as exc:
+                    raise type(exc)(f"table {table!r}: {exc.message}", resource=table) from exc
+                try:
+                    self._database.execute(f'CREATE OR REPLACE VIEW "{table}" AS {view_sql}')
+                except duckdb.Error as exc:
+                    raise self._translate(exc, operation=f"register table {table!r}", resource=table) from exc
+                self._views.add(table)
+
+    def _relation(self, sql: str, params: QueryParams) -> duckdb.DuckDBPyRelation:
+        self._ensure_views()
+        cursor = self._database.cursor()
+        relation = cursor.sql(sql, params=params)
+        if relation is None:
+            raise QueryError("the statement returns no rows; query() and stream() need a query", resource=sql)
+        return relation
+
+    # -- protocol ------------------------------------------------------------------------
+
+    def query(self, sql: str, params: QueryParams = None) -> pa.Table:
+        """Run DuckDB SQL over the configured ``tables``; ``?`` or ``$name`` parameters.
+
+        Values are always passed as parameters, never formatted into the SQL.
+        """
+        return self._call("query", lambda: self._relation(sql, params).to_arrow_table(), resource=sql)
+
+    def stream(
+        self,
+        source: str,
+        *,
+        params: QueryParams = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        columns: Sequence[str] | None = None,
+        format: str | None = None,
+    ) -> Iterator[pa.RecordBatch]:
+        """Yield batches of exactly ``batch_size`` rows (the last may be shorter).
+
+        ``source`` is SQL (starting with SELECT/WITH/FROM...) or a path, directory or glob
+        under root; ``columns`` projects a file source.
+        """
+        if looks_like_sql(source):
+            reader = self._call(
+                "query", lambda: self._relation(source, params).to_arrow_reader(batch_size), resource=source
+            )
+            batches: Iterator[pa.RecordBatch] = iter(reader)
+        else:
+            if params:
+                raise ConfigurationError("params apply to SQL sources only", resource=source)
+            dataset = self._call("open dataset", self._dataset, source, format, resource=source)
+            batches = dataset.to_batches(columns=list(columns) if columns else None, batch_size=batch_size)
+        yield from self._translate_stream(rebatch(batches, batch_size), source)
+
+    def _dataset(self, source: str, fmt: str | None) -> ds.Dataset:
+        files, directory = data_files(self.root, source, fmt)
+        file_format = single_format(files, source, fmt)
+        if directory is not None:
+            return ds.dataset(
+                files,
+                format=pyarrow_format(file_format),
+                partitioning="hive",
+                partition_base_dir=str(directory),
+            )
+        return ds.dataset(files, format=pyarrow_format(file_format))
+
+    def scan(self, source: str, *, format: str | None = None, **options: Any) -> pl.LazyFrame:
+        """A Polars ``LazyFrame`` over a path, directory (hive-partitioned) or glob under root.
+
+        Missing files, unreadable headers and format mismatches raise here; errors inside
+        the data surface when the frame is collected.
+        """
+        if options:
+            raise ConfigurationError(f"unknown scan options: {', '.join(sorted(options))}", resource=source)
+
+        def open_scan() -> pl.LazyFrame:
+            files, directory = data_files(self.root, source, format)
+            file_format = single_format(files, source, format)
+            frame = polars_scan(file_format, files, hive_partitioning=directory is not None)
+            frame.collect_schema()
+            return frame
+
+        return self._call("scan", open_scan, resource=source)
+
+    def write(
+        self,
+        data: Any,
+        target: str,
+        *,
+        mode: WriteMode = "append",
+        format: str | None = None,
+        partition_by: Sequence[str] | None = None,
+    ) -> WriteResult:
+        """Write Arrow/Polars/pandas data under root.
+
+        A ``target`` with a file extension is one file, replaced atomically (``append`` to
+        an existing file is refused: use a directory). Any other target is a directory
+        dataset: ``append`` adds new part files, ``overwrite`` replaces its contents;
+        ``partition_by`` writes hive partitions (``col=value/``).
+        """
+        if mode not in ("append", "overwrite"):
+            raise ConfigurationError(f"mode must be 'append' or 'overwrite', got {mode!r}")
+        table = to_arrow_table(data)
+        path = self.resolve(target)
+        is_file = format_of_file(target) is not None and not target.endswith("/") and not partition_by
+        if is_file:
+            return self._call(
+                "write", write_file, self.root, table, path, target, mode, format, resource=target
+            )
+        fmt = detect_format(target, format or "parquet")
+        return self._call(
+            "write", write_dataset, self.root, table, path, target, mode, fmt, partition_by, resource=target
+        )
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Files under ``root/prefix`` as paths relative to root, sorted."""
+        return list_files(self.root, prefix)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._pool.release(self._pool_key)
+        super().close()
+
+    def _check_health(self) -> str:
+        if not os.access(self.root, os.R_OK | os.W_OK):
+            raise ConfigurationError(
+                f"root {self.root} is not readable and writable", resource=str(self.root)
+            )
+        self._database.cursor().sql("SELECT 1").fetchall()
+        return f"root {self.root}"
+
+    # -- errors --------------------------------------------------------------------------
+
+    def _translate(self, exc: Exception, *, operation: str, resource: str | None) -> SygnifyError:
+        message = f"{operation} failed for {resource!r}: {exc}"
+        if isinstance(exc, duckdb.CatalogException):
+            unregistered = [table for table in self.config.tables if table not in self._views]
+            for table in unregistered:
+                if f"name {table} does not exist" in str(exc):
+                    source = self.config.tables[table]
+                    return NotFoundError(
+                        f"table {table!r} is configured as {source!r}, but no data files match it under "
+                        f"{self.root}",
+                        resource=table,
+                    )
+        return translate_local_error(exc, message, resource)

@@ -1,0 +1,110 @@
+"""The ``local`` connector's DuckDB: sandboxed to the root, tables as views over its files.
+
+DuckDB may open files only under the root (``allowed_directories``), with external access
+off and the settings locked so SQL cannot lift the sandbox; each configured table is a view
+whose ``read_*`` call DuckDB re-expands per query, so new files show up::
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import pyarrow as pa
+    >>> import pyarrow.parquet as pq
+    >>> root = Path(tempfile.mkdtemp()).resolve()
+    >>> pq.write_table(pa.table({"x": [1, 2]}), root / "t.parquet")
+    >>> database = open_sandboxed_database(root, threads=1, memory_limit=None)
+    >>> database.sql(f"SELECT sum(x) AS s FROM ({table_sql(root, 't.parquet')})").fetchall()
+    [(3,)]
+    >>> try:
+    ...     database.sql("SELECT * FROM read_csv('/etc/passwd')")
+    ... except duckdb.Error as exc:
+    ...     type(translate_local_error(exc, "query failed", None)).__name__
+    'PathEscapeError'
+    >>> database.close()
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from sygnify.connectors.local.paths import data_files, resolve_under, single_format
+from sygnify.errors import (
+    DataQualityError,
+    MemoryBudgetError,
+    NotFoundError,
+    PathEscapeError,
+    QueryError,
+    SchemaError,
+    SygnifyError,
+)
+
+__all__ = ["open_sandboxed_database", "table_sql", "translate_local_error"]
+
+_READERS = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json_auto", "ipc": "read_arrow"}
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def open_sandboxed_database(
+    root: Path, *, threads: int | None, memory_limit: str | None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that can read files under ``root`` and nowhere else."""
+    database = duckdb.connect(":memory:")
+    if threads is not None:
+        database.execute(f"SET threads={int(threads)}")
+    if memory_limit is not None:
+        database.execute(f"SET memory_limit={_quote(memory_limit)}")
+    # The sandbox: files only under root, and the settings locked so SQL cannot undo it.
+    database.execute(f"SET allowed_directories=[{_quote(str(root) + os.sep)}]")
+    database.execute("SET enable_external_access=false")
+    database.execute("SET lock_configuration=true")
+    return database
+
+
+def table_sql(root: Path, source: str) -> str:
+    """A SELECT over ``source`` that DuckDB re-expands on every query (new files show up)."""
+    files, directory = data_files(root, source)
+    fmt = single_format(files, source, None)
+    reader = _READERS[fmt]
+    if directory is not None:
+        suffixes = {Path(path).suffix for path in files}
+        pattern = str(directory / "**" / f"*{suffixes.pop()}") if len(suffixes) == 1 else None
+        target = _quote(pattern) if pattern else "[" + ", ".join(map(_quote, files)) + "]"
+        options = ", hive_partitioning=true" if fmt in ("parquet", "csv") else ""
+    else:
+        target, options = _quote(str(resolve_under(root, source))), ""
+    return f"SELECT * FROM {reader}({target}{options})"
+
+
+def translate_local_error(exc: Exception, message: str, resource: str | None) -> SygnifyError:
+    """Map a DuckDB, Arrow, Polars or OS exception from local files onto the sygnify error tree."""
+    text = str(exc)
+    if isinstance(exc, duckdb.PermissionException):
+        return PathEscapeError(
+            f"{message} (only files under the connector root are reachable)", resource=resource
+        )
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return MemoryBudgetError(message, resource=resource)
+    if isinstance(exc, duckdb.CatalogException) and "does not exist" in text:
+        return NotFoundError(message, resource=resource)
+    if isinstance(exc, duckdb.IOException) and ("No files found" in text or "No such file" in text):
+        return NotFoundError(message, resource=resource)
+    if isinstance(exc, duckdb.IOException | duckdb.ConversionException) or (
+        isinstance(exc, duckdb.InvalidInputException)
+        and any(word in text for word in ("CSV", "sniffing", "magic bytes", "parquet", "JSON"))
+    ):
+        return DataQualityError(message, resource=resource)
+    if isinstance(exc, duckdb.Error):
+        return QueryError(message, resource=resource)
+    if isinstance(exc, FileNotFoundError):
+        return NotFoundError(message, resource=resource)
+    if isinstance(exc, pa.ArrowTypeError | pl.exceptions.SchemaError | pl.exceptions.ColumnNotFoundError):
+        return SchemaError(message, resource=resource)
+    if isinstance(exc, pa.ArrowInvalid | pl.exceptions.ComputeError | OSError):
+        return DataQualityError(message, resource=resource)
+    return SygnifyError(message, resource=resource)

@@ -1,0 +1,25 @@
+"""The ``snowflake`` connector: Snowflake through its Arrow result batches."""
+
+from sygnify.connectors.snowflake.connector import (
+    DIALECT,
+    SnowflakeConfig,
+    SnowflakeConnectionPool,
+    SnowflakeConnector,
+    connect_arguments,
+    named_to_qmark,
+    quote_identifier,
+    snowflake_type,
+    translate_snowflake_error,
+)
+
+__all__ = [
+    "DIALECT",
+    "SnowflakeConfig",
+    "SnowflakeConnectionPool",
+    "SnowflakeConnector",
+    "connect_arguments",
+    "named_to_qmark",
+    "quote_identifier",
+    "snowflake_type",
+    "translate_snowflake_error",
+]

@@ -1,0 +1,1 @@
+"""Files, formats, Arrow helpers and the sandboxed DuckDB that every connector and mode shares."""

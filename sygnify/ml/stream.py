@@ -1,0 +1,161 @@
+"""The four processing modes of :meth:`RealTimeML.stream`.
+
+- ``streaming``: per event, with adaptive micro-batching: events are gathered until the
+  batch reaches its target size or the oldest waited ``max_latency`` seconds; the target
+  grows while predicting stays well inside the latency budget and shrinks when it does not.
+- ``batch``: fixed ``batch_size`` batches (the last may be short).
+- ``windowing``: rows grouped in event-time windows per key (``window=Tumbling(...)``,
+  ``Sliding(...)`` or ``Session(...)``, ``time=``, ``key=``, ``allowed_lateness=``); every
+  row of a window is scored when the window closes, with ``window_start``/``window_end``.
+- ``aggregation``: features are aggregated per window (``aggregations={"name": ("column",
+  "mean"), ...}`` or Polars expressions) and the model scores one row per key and window.
+
+Source batches are acknowledged only once all their rows' predictions were yielded and the
+``on("prediction")`` callbacks ran (at-least-once). ::
+
+    >>> import pyarrow as pa
+    >>> from sygnify.ml.realtime import RealTimeML
+    >>> ml = RealTimeML()
+    >>> _ = ml.register("inc", backend="callable", fn=lambda X: X[:, 0] + 1, features=["x"])
+    >>> events = [{"x": float(i)} for i in range(5)]
+    >>> [t.num_rows for t in ml.stream(events, model="inc", mode="batch", batch_size=2)]
+    [2, 2, 1]
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from sygnify.errors import ConfigurationError
+from sygnify.ml.stream_processor import MODES, StreamProcessor
+
+if TYPE_CHECKING:
+    from sygnify.ml.realtime import RealTimeML
+
+# The mode logic lives in a private module; MODES is re-exported here, where it is documented.
+__all__ = ["MODES", "PredictionStream"]
+
+
+class PredictionStream:
+    """Predictions of a stream: iterate with ``for`` (sync) or ``async for`` (async sources too).
+
+    ``idle_timeout`` ends a :class:`~sygnify.streams.StreamSource` stream after that many
+    seconds without records (default: run until the consumer stops iterating);
+    ``poll_timeout`` bounds each ``read()`` wait; ``max_records`` is the read size.
+    """
+
+    def __init__(
+        self,
+        ml: RealTimeML,
+        source: Any,
+        *,
+        model: str,
+        mode: str,
+        clock: Callable[[], float],
+        idle_timeout: float | None = None,
+        poll_timeout: float = 1.0,
+        max_records: int = 1000,
+        **options: Any,
+    ) -> None:
+        self._ml = ml
+        self._source = source
+        self._clock = clock
+        self._idle_timeout = idle_timeout
+        self._poll_timeout = poll_timeout
+        self._max_records = max_records
+        self.processor = StreamProcessor(ml, model, mode, clock, **options)
+
+    @property
+    def late_rows(self) -> int:
+        """Rows dropped because their window had already been emitted."""
+        return self.processor.late_rows
+
+    def _emit(self, outputs: list[tuple[pa.Table, list[Callable[[], None]]]]) -> Iterator[pa.Table]:
+        for table, acks in outputs:
+            if table.num_columns:
+                self._ml._fire("prediction", table)
+                yield table
+            for ack in acks:  # only after the consumer took the predictions
+                ack()
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        processor = self.processor
+        if callable(getattr(self._source, "read", None)):
+            yield from self._iter_source()
+        else:
+            if isinstance(self._source, AsyncIterable):
+                raise ConfigurationError("this source is asynchronous: iterate the stream with 'async for'")
+            for item in self._source if isinstance(self._source, Iterable) else [self._source]:
+                yield from self._emit(processor.feed(item))
+                yield from self._emit(processor.tick())
+        yield from self._emit(processor.finish())
+
+    def _iter_source(self) -> Iterator[pa.Table]:
+        processor = self.processor
+        idle_since = self._clock()
+        while True:
+            due = processor.due_in()
+            timeout = self._poll_timeout if due is None else min(self._poll_timeout, due)
+            batch = self._source.read(max_records=self._max_records, timeout=timeout)
+            if batch is None:
+                yield from self._emit(processor.tick())
+                if self._idle_timeout is not None and self._clock() - idle_since >= self._idle_timeout:
+                    return
+                continue
+            idle_since = self._clock()
+            yield from self._emit(processor.feed(batch))
+            yield from self._emit(processor.tick())
+
+    def __aiter__(self) -> AsyncIterator[pa.Table]:
+        return self._aiter()
+
+    async def _aiter(self) -> AsyncIterator[pa.Table]:
+        processor = self.processor
+        source = self._source
+        if not isinstance(source, AsyncIterable):
+            # sync sources: blocking reads run in a worker thread so the event loop stays free
+            iterator = iter(self)
+            sentinel = object()
+            while True:
+                table = await asyncio.to_thread(next, iterator, sentinel)
+                if table is sentinel:
+                    return
+                yield table
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=64)
+        done = object()
+
+        async def produce() -> None:
+            try:
+                async for item in source:
+                    await queue.put(item)
+            finally:
+                await queue.put(done)
+
+        producer = asyncio.create_task(produce())
+        try:
+            while True:
+                due = processor.due_in()
+                try:
+                    item = (
+                        await asyncio.wait_for(queue.get(), timeout=due)
+                        if due is not None
+                        else await queue.get()
+                    )
+                except asyncio.TimeoutError:
+                    for table in self._emit(processor.tick()):
+                        yield table
+                    continue
+                if item is done:
+                    break
+                for table in self._emit(processor.feed(item)):
+                    yield table
+                for table in self._emit(processor.tick()):
+                    yield table
+            for table in self._emit(processor.finish()):
+                yield table
+        finally:
+            producer.cancel()

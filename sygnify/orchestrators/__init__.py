@@ -1,0 +1,1 @@
+"""Orchestrators: services that run pipelines rather than hold data (Azure Data Factory)."""

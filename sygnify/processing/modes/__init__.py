@@ -1,0 +1,1 @@
+"""The four ways LargeDataHandler runs a job: streaming, chunked, parallel, incremental."""

@@ -1,0 +1,242 @@
+"""Kafka topics through confluent-kafka (``pip install 'sygnify[kafka]'``).
+
+Offsets are committed only when a batch's ``ack()`` is called (auto-commit and automatic
+offset storing are off), so a consumer that dies mid-batch re-reads it: **at-least-once**.
+
+Exactly-once limits: Kafka offsets are cumulative per partition, so acknowledging a batch
+also acknowledges every earlier message of its partitions — ack batches in the order they
+were read. True exactly-once needs the transactional producer (``send_offsets_to_transaction``)
+and only holds for Kafka-to-Kafka pipelines; with any other sink make the writes idempotent
+(keyed upserts, deterministic file names) and treat redelivery as normal.
+
+``assign`` (explicit partitions, instant) or ``subscribe`` (consumer-group rebalancing)::
+
+    source = KafkaSource(bootstrap_servers="127.0.0.1:9092", topics=["sensors"],
+                         group_id="ml", assign=True, dead_letter_topic="sensors.dead")
+    for batch in source:
+        handle(batch.batch)
+        batch.ack()
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import confluent_kafka
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from sygnify.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectionFailedError,
+    NotFoundError,
+    SygnifyError,
+)
+from sygnify.streams.base import BaseSource, RawMessage
+
+__all__ = ["KafkaSource"]
+
+_TRANSIENT = {
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._TIMED_OUT,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+}
+_SECRET_KEYS = ("password", "secret", "sasl.oauthbearer", "ssl.key")
+
+
+def translate_kafka_error(error: KafkaError, resource: str) -> SygnifyError:
+    """The sygnify error for a Kafka error code."""
+    code = error.code()
+    message = f"{resource}: {error.str()}"
+    if code in _TRANSIENT or error.retriable():
+        return ConnectionFailedError(message, resource=resource)
+    if code in {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}:
+        return AuthenticationError(message, resource=resource)
+    if code in {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION}:
+        return NotFoundError(message, resource=resource)
+    return ConfigurationError(message, resource=resource)
+
+
+class KafkaSource(BaseSource):
+    """Consume Kafka topics, committing offsets after each batch is processed.
+
+    ``config`` passes extra librdkafka settings (security, SASL...); ``auto.offset.reset``
+    defaults to ``earliest``. ``partitions`` (with ``assign=True``) limits the assigned
+    partitions; by default every partition of every topic is assigned, starting from the
+    group's committed offsets.
+    """
+
+    name: ClassVar[str] = "kafka"
+
+    def __init__(
+        self,
+        *,
+        topics: Sequence[str],
+        bootstrap_servers: str,
+        group_id: str,
+        assign: bool = False,
+        partitions: Sequence[int] | None = None,
+        dead_letter_topic: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        if not topics:
+            raise ConfigurationError("KafkaSource needs at least one topic")
+        self.topics = list(topics)
+        self.group_id = group_id
+        self.dead_letter_topic = dead_letter_topic
+        self._bootstrap = bootstrap_servers
+        extra = dict(config or {})
+        self._consumer_config = {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            **extra,
+        }
+        self._producer_config = {
+            "bootstrap.servers": bootstrap_servers,
+            **{k: v for k, v in extra.items() if k.startswith(("security.", "sasl.", "ssl."))},
+        }
+        self._assign = assign
+        self._partitions = list(partitions) if partitions is not None else None
+        self._producer: Producer | None = None
+        self._consumer = self._connect()
+
+    @property
+    def resource(self) -> str:
+        return f"kafka {self._bootstrap} topics {','.join(self.topics)} group {self.group_id!r}"
+
+    def __repr__(self) -> str:
+        # librdkafka settings may hold secrets: only non-secret keys are shown
+        shown = sorted(k for k in self._consumer_config if not any(s in k for s in _SECRET_KEYS))
+        return f"KafkaSource({self.resource!r}, config_keys={shown})"
+
+    def _connect(self) -> Consumer:
+        try:
+            consumer = Consumer(self._consumer_config)
+        except KafkaException as exc:
+            raise translate_kafka_error(exc.args[0], self.resource) from exc
+        if not self._assign:
+            consumer.subscribe(self.topics)
+            return consumer
+        try:
+            assignment = []
+            for topic in self.topics:
+                if self._partitions is not None:
+                    numbers = self._partitions
+                else:
+                    metadata = consumer.list_topics(topic, timeout=10)
+                    info = metadata.topics.get(topic)
+                    if info is None or info.error is not None or not info.partitions:
+                        raise NotFoundError(
+                            f"{self.resource}: topic {topic!r} does not exist", resource=topic
+                        )
+                    numbers = sorted(info.partitions)
+                assignment += [TopicPartition(topic, p, confluent_kafka.OFFSET_STORED) for p in numbers]
+            consumer.assign(assignment)
+        except KafkaException as exc:
+            consumer.close()
+            raise translate_kafka_error(exc.args[0], self.resource) from exc
+        except BaseException:
+            consumer.close()
+            raise
+        return consumer
+
+    def _reconnect(self) -> None:
+        # librdkafka reconnects by itself; a fresh consumer resumes from committed offsets
+        old, self._consumer = self._consumer, self._connect()
+        with contextlib.suppress(KafkaException, RuntimeError):
+            old.close()
+
+    def _fetch(self, max_records: int, timeout: float) -> list[RawMessage]:
+        try:
+            polled = self._consumer.consume(num_messages=max_records, timeout=timeout)
+        except KafkaException as exc:
+            raise translate_kafka_error(exc.args[0], self.resource) from exc
+        messages: list[RawMessage] = []
+        for message in polled:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise translate_kafka_error(error, self.resource)
+            position = {
+                "topic": message.topic(),
+                "partition": message.partition(),
+                "offset": message.offset(),
+            }
+            payload = message.value()
+            if payload is None:
+                messages.append(RawMessage(b"", position, error="message has no value (tombstone)"))
+            else:
+                messages.append(RawMessage(payload, position))
+        return messages
+
+    def _acknowledge(self, messages: Sequence[RawMessage]) -> None:
+        offsets = self._next_offsets(messages)
+        try:
+            self._consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
+            )
+        except KafkaException as exc:
+            raise translate_kafka_error(exc.args[0], self.resource) from exc
+
+    @staticmethod
+    def _next_offsets(messages: Sequence[RawMessage]) -> dict[tuple[str, int], int]:
+        offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            key = (message.position["topic"], message.position["partition"])
+            offsets[key] = max(offsets.get(key, -1), message.position["offset"] + 1)
+        return offsets
+
+    def _send_dead_letters(self, letters: list[dict[str, Any]]) -> None:
+        if self.dead_letter_topic is None:
+            super()._send_dead_letters(letters)
+            return
+        if self._producer is None:
+            self._producer = Producer(self._producer_config)
+        failures: list[KafkaError] = []
+
+        def delivered(error: KafkaError | None, _message: Any) -> None:
+            if error is not None:
+                failures.append(error)
+
+        for letter in letters:
+            headers = {
+                "reason": letter["reason"].encode(),
+                "topic": str(letter["topic"]).encode(),
+                "partition": str(letter["partition"]).encode(),
+                "offset": str(letter["offset"]).encode(),
+            }
+            self._producer.produce(
+                self.dead_letter_topic, letter["payload"], headers=headers, on_delivery=delivered
+            )
+        remaining = self._producer.flush(30)
+        if remaining or failures:
+            error = failures[0] if failures else None
+            raise ConnectionFailedError(
+                f"{self.resource}: dead-letter topic {self.dead_letter_topic!r} did not take "
+                f"{len(failures) or remaining} message(s){f': {error.str()}' if error else ''}",
+                resource=self.dead_letter_topic,
+            )
+
+    def _batch_metadata(self, messages: Sequence[RawMessage]) -> dict[str, Any]:
+        return {"offsets": {f"{t}/{p}": o for (t, p), o in self._next_offsets(messages).items()}}
+
+    def _close(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(10)
+        with contextlib.suppress(KafkaException, RuntimeError):
+            self._consumer.close()

@@ -1,0 +1,235 @@
+"""NATS JetStream durable pull consumers (``pip install 'sygnify[nats]'``).
+
+Messages are fetched from a durable consumer and each is acknowledged (``+ACK``) only when the
+batch's ``ack()`` is called; a message not acknowledged within the consumer's ``ack_wait`` is
+redelivered, so delivery is at-least-once. nats-py is asyncio-only: the source runs its own
+event loop on a background thread and exposes the same blocking contract as every source::
+
+    source = NatsSource(servers="nats://127.0.0.1:4222", stream="SENSORS",
+                        subject="sensors.>", durable="ml", dead_letter_subject="dead.sensors")
+    for batch in source:
+        handle(batch.batch)
+        batch.ack()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Coroutine, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from sygnify.errors import ConfigurationError, ConnectionFailedError, NotFoundError, OperationTimeoutError
+from sygnify.streams.base import BaseSource, RawMessage
+
+__all__ = ["NatsSource"]
+
+T = TypeVar("T")
+
+
+def _redact(servers: str) -> str:
+    return ",".join(
+        f"{s.split('://', 1)[0]}://***@{s.split('@', 1)[1]}" if "@" in s else s for s in servers.split(",")
+    )
+
+
+class NatsSource(BaseSource):
+    """Consume a JetStream stream through a durable pull consumer.
+
+    The stream must exist (``create_stream=True`` creates it for ``subject`` if missing). The
+    durable consumer is created on first use with ``ack_wait`` seconds before redelivery and
+    ``max_deliver`` attempts; later starts reuse it and resume where it left off.
+    """
+
+    name: ClassVar[str] = "nats"
+
+    def __init__(
+        self,
+        *,
+        stream: str,
+        subject: str,
+        durable: str,
+        servers: str = "nats://127.0.0.1:4222",
+        ack_wait: float = 30.0,
+        max_deliver: int = -1,
+        create_stream: bool = False,
+        dead_letter_subject: str | None = None,
+        connect_options: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self.stream = stream
+        self.subject = subject
+        self.durable = durable
+        self.dead_letter_subject = dead_letter_subject
+        self._servers = servers
+        self._ack_wait = ack_wait
+        self._max_deliver = max_deliver
+        self._create_stream = create_stream
+        self._connect_options = dict(connect_options or {})
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"sygnify-nats-{durable}", daemon=True
+        )
+        self._thread.start()
+        self._nc: Client | None = None
+        self._sub: Any = None
+        try:
+            self._run(self._connect(), timeout=30)
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    @property
+    def resource(self) -> str:
+        return f"nats {_redact(self._servers)} stream {self.stream!r} durable {self.durable!r}"
+
+    def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError as exc:
+            future.cancel()
+            raise OperationTimeoutError(f"{self.resource}: no answer within {timeout} s") from exc
+
+    async def _connect(self) -> None:
+        try:
+            self._nc = await nats.connect(
+                self._servers,
+                connect_timeout=5,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1,
+                allow_reconnect=True,
+                **self._connect_options,
+            )
+        except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError) as exc:
+            raise ConnectionFailedError(
+                f"{self.resource}: cannot connect: {exc}", resource=self.stream
+            ) from exc
+        js = self._nc.jetstream()
+        try:
+            await js.stream_info(self.stream)
+        except nats.js.errors.NotFoundError as exc:
+            if not self._create_stream:
+                raise NotFoundError(
+                    f"{self.resource}: JetStream stream {self.stream!r} does not exist; create it or "
+                    "pass create_stream=True",
+                    resource=self.stream,
+                ) from exc
+            await js.add_stream(name=self.stream, subjects=[self.subject])
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self._ack_wait,
+            max_deliver=self._max_deliver,
+            filter_subject=self.subject,
+        )
+        self._sub = await js.pull_subscribe(
+            self.subject, durable=self.durable, stream=self.stream, config=config
+        )
+
+    async def _fetch_async(self, max_records: int, timeout: float) -> list[Any]:
+        try:
+            msgs: list[Any] = await self._sub.fetch(batch=max_records, timeout=timeout)
+            return msgs
+        except nats.errors.TimeoutError:
+            return []
+
+    def _fetch(self, max_records: int, timeout: float) -> list[RawMessage]:
+        if self._nc is None or self._nc.is_closed:
+            raise ConnectionFailedError(f"{self.resource}: connection is closed", resource=self.stream)
+        try:
+            msgs = self._run(self._fetch_async(max_records, max(timeout, 0.05)), timeout=timeout + 30)
+        except (nats.errors.ConnectionClosedError, nats.errors.NoRespondersError, OSError) as exc:
+            raise ConnectionFailedError(f"{self.resource}: {exc}", resource=self.stream) from exc
+        messages = []
+        for msg in msgs:
+            meta = msg.metadata
+            position = {
+                "subject": msg.subject,
+                "stream_seq": meta.sequence.stream,
+                "consumer_seq": meta.sequence.consumer,
+                "delivered": meta.num_delivered,
+            }
+            messages.append(RawMessage(msg.data, position, handle=msg))
+        return messages
+
+    def _reconnect(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            return  # nats-py reconnects an open connection by itself
+        self._run(self._connect(), timeout=30)
+
+    async def _ack_all(self, messages: Sequence[RawMessage]) -> None:
+        for message in messages:
+            await message.handle.ack()
+        assert self._nc is not None
+        await self._nc.flush()
+
+    def _acknowledge(self, messages: Sequence[RawMessage]) -> None:
+        try:
+            self._run(self._ack_all(messages), timeout=30)
+        except (nats.errors.ConnectionClosedError, nats.errors.Error, OSError) as exc:
+            raise ConnectionFailedError(f"{self.resource}: ack failed: {exc}", resource=self.stream) from exc
+
+    async def _publish_dead(self, letters: list[dict[str, Any]]) -> None:
+        assert self._nc is not None
+        assert self.dead_letter_subject is not None
+        js = self._nc.jetstream()
+        for letter in letters:
+            headers = {
+                "Sygnify-Reason": letter["reason"][:1000],
+                "Sygnify-Subject": letter["subject"],
+                "Sygnify-Stream-Seq": str(letter["stream_seq"]),
+            }
+            await js.publish(self.dead_letter_subject, letter["payload"], headers=headers)
+
+    def _send_dead_letters(self, letters: list[dict[str, Any]]) -> None:
+        if self.dead_letter_subject is None:
+            super()._send_dead_letters(letters)
+            return
+        try:
+            self._run(self._publish_dead(letters), timeout=30)
+        except nats.errors.NoRespondersError as exc:
+            raise ConfigurationError(
+                f"{self.resource}: no JetStream stream captures the dead-letter subject "
+                f"{self.dead_letter_subject!r}; add one",
+                resource=self.dead_letter_subject,
+            ) from exc
+
+    def _batch_metadata(self, messages: Sequence[RawMessage]) -> dict[str, Any]:
+        return {
+            "stream": self.stream,
+            "first_seq": messages[0].position["stream_seq"],
+            "last_seq": messages[-1].position["stream_seq"],
+        }
+
+    async def _shutdown(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            # closing must not raise: unacknowledged messages are redelivered anyway
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+        current = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks() if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _stop_loop(self) -> None:
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                self._run(self._shutdown(), timeout=10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    def _close(self) -> None:
+        self._stop_loop()

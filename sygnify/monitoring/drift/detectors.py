@@ -33,15 +33,15 @@ from sygnify.errors import ConfigurationError, SchemaError
 from sygnify.io.arrow import to_arrow_table
 from sygnify.monitoring.drift.report import DriftReport, FeatureDrift
 from sygnify.monitoring.drift.stats import (
-    _category_counts,
-    _chi2_from_counts,
-    _js_from_counts,
-    _psi_from_counts,
-    _quantile_edges,
+    category_counts,
+    chi2_from_counts,
     chi_square,
     jensen_shannon,
+    js_from_counts,
     ks_test,
     psi,
+    psi_from_counts,
+    quantile_edges,
 )
 
 __all__ = [
@@ -124,11 +124,16 @@ class DriftDetector:
                     raise SchemaError(f"reference column {name!r} has no non-null values", resource=name)
                 self._kinds[name] = "numeric"
                 self._numeric[name] = values
-                self._edges[name] = _quantile_edges(values, bins)
+                self._edges[name] = quantile_edges(values, bins)
 
     @property
     def features(self) -> list[str]:
         return list(self._kinds)
+
+    @property
+    def kinds(self) -> dict[str, Literal["numeric", "categorical"]]:
+        """Each reference feature's kind (``"numeric"`` or ``"categorical"``), in reference order."""
+        return dict(self._kinds)
 
     def compare(self, current: Any) -> DriftReport:
         """A :class:`DriftReport` of ``current`` (Arrow, Polars or pandas) against the reference."""
@@ -152,8 +157,8 @@ class DriftDetector:
         ref_counts = np.histogram(reference, edges)[0].astype(float)
         cur_counts = np.histogram(current, edges)[0].astype(float)
         stats = {
-            "psi": _psi_from_counts(ref_counts, cur_counts),
-            "js": _js_from_counts(ref_counts, cur_counts),
+            "psi": psi_from_counts(ref_counts, cur_counts),
+            "js": js_from_counts(ref_counts, cur_counts),
         }
         if current.size:
             stats["ks"], stats["ks_pvalue"] = ks_test(reference, current)
@@ -178,13 +183,13 @@ class DriftDetector:
         )
 
     def compare_categorical(self, name: str, current: Sequence[Any]) -> FeatureDrift:
-        ref_counts, cur_counts = _category_counts(self._categorical[name], current)
-        chi2, pvalue = _chi2_from_counts(ref_counts, cur_counts)
+        ref_counts, cur_counts = category_counts(self._categorical[name], current)
+        chi2, pvalue = chi2_from_counts(ref_counts, cur_counts)
         stats = {
             "chi2": chi2,
             "chi2_pvalue": pvalue,
-            "psi": _psi_from_counts(ref_counts, cur_counts),
-            "js": _js_from_counts(ref_counts, cur_counts),
+            "psi": psi_from_counts(ref_counts, cur_counts),
+            "js": js_from_counts(ref_counts, cur_counts),
         }
         drifted = pvalue < self.alpha and len(current) > 0
         return FeatureDrift(
@@ -222,9 +227,9 @@ class StreamingDrift:
             raise ConfigurationError(f"window must be >= 1, got {window}")
         self.detector = DriftDetector(reference, **options)
         self.window, self.every = window, every
-        self._numeric = {n: np.empty(window) for n, k in self.detector._kinds.items() if k == "numeric"}
+        self._numeric = {n: np.empty(window) for n, k in self.detector.kinds.items() if k == "numeric"}
         self._categorical: dict[str, list[Any]] = {
-            n: [None] * window for n, k in self.detector._kinds.items() if k == "categorical"
+            n: [None] * window for n, k in self.detector.kinds.items() if k == "categorical"
         }
         self._next = 0
         self._size = 0
@@ -256,7 +261,7 @@ class StreamingDrift:
     def report(self) -> DriftReport:
         """Compare the current window with the reference."""
         results = []
-        for name, kind in self.detector._kinds.items():
+        for name, kind in self.detector.kinds.items():
             if kind == "numeric":
                 values = (
                     self._numeric[name][: self._size] if self._size < self.window else self._numeric[name]

@@ -4,7 +4,7 @@ Each public statistic takes raw reference and current values; the ``_from_counts
 take already-binned counts so :class:`~sygnify.monitoring.drift.DriftDetector` can bin a
 reference once and reuse its edges for every comparison::
 
-    >>> ref, cur = _category_counts(["a", "b", "b"], ["b", "c"])
+    >>> ref, cur = category_counts(["a", "b", "b"], ["b", "c"])
     >>> ref.tolist(), cur.tolist()
     ([1.0, 2.0, 0.0], [0.0, 1.0, 1.0])
 """
@@ -17,12 +17,22 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-__all__ = ["chi_square", "jensen_shannon", "ks_test", "psi"]
+__all__ = [
+    "category_counts",
+    "chi2_from_counts",
+    "chi_square",
+    "jensen_shannon",
+    "js_from_counts",
+    "ks_test",
+    "psi",
+    "psi_from_counts",
+    "quantile_edges",
+]
 
 _EPS = 1e-6
 
 
-def _quantile_edges(reference: np.ndarray[Any, Any], bins: int) -> np.ndarray[Any, Any]:
+def quantile_edges(reference: np.ndarray[Any, Any], bins: int) -> np.ndarray[Any, Any]:
     edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
     if edges.size < 2:  # constant reference: one bin around the value
         edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
@@ -39,7 +49,7 @@ def _proportions(counts: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 def _histograms(
     reference: np.ndarray[Any, Any], current: np.ndarray[Any, Any], bins: int
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    edges = _quantile_edges(reference, bins)
+    edges = quantile_edges(reference, bins)
     ref_counts = np.histogram(reference, edges)[0].astype(float)
     cur_counts = np.histogram(current, edges)[0].astype(float)
     return ref_counts, cur_counts
@@ -58,10 +68,10 @@ def psi(
     True
     """
     ref_counts, cur_counts = _histograms(np.asarray(reference, float), np.asarray(current, float), bins)
-    return _psi_from_counts(ref_counts, cur_counts)
+    return psi_from_counts(ref_counts, cur_counts)
 
 
-def _psi_from_counts(ref_counts: np.ndarray[Any, Any], cur_counts: np.ndarray[Any, Any]) -> float:
+def psi_from_counts(ref_counts: np.ndarray[Any, Any], cur_counts: np.ndarray[Any, Any]) -> float:
     p, q = _proportions(ref_counts), _proportions(cur_counts)
     return float(np.sum((q - p) * np.log(q / p)))
 
@@ -81,7 +91,7 @@ def ks_test(
     return float(result.statistic), float(result.pvalue)
 
 
-def _js_from_counts(ref_counts: np.ndarray[Any, Any], cur_counts: np.ndarray[Any, Any]) -> float:
+def js_from_counts(ref_counts: np.ndarray[Any, Any], cur_counts: np.ndarray[Any, Any]) -> float:
     p, q = _proportions(ref_counts), _proportions(cur_counts)
     p, q = p / p.sum(), q / q.sum()
     m = (p + q) / 2
@@ -100,10 +110,10 @@ def jensen_shannon(
     True
     """
     ref_counts, cur_counts = _histograms(np.asarray(reference, float), np.asarray(current, float), bins)
-    return _js_from_counts(ref_counts, cur_counts)
+    return js_from_counts(ref_counts, cur_counts)
 
 
-def _category_counts(
+def category_counts(
     reference: Sequence[Any], current: Sequence[Any]
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     ref = pl.Series("v", list(reference), dtype=pl.String, strict=False).value_counts()
@@ -123,11 +133,11 @@ def chi_square(reference: Sequence[Any], current: Sequence[Any]) -> tuple[float,
     >>> p < 0.001
     True
     """
-    ref_counts, cur_counts = _category_counts(reference, current)
-    return _chi2_from_counts(ref_counts, cur_counts)
+    ref_counts, cur_counts = category_counts(reference, current)
+    return chi2_from_counts(ref_counts, cur_counts)
 
 
-def _chi2_from_counts(
+def chi2_from_counts(
     ref_counts: np.ndarray[Any, Any], cur_counts: np.ndarray[Any, Any]
 ) -> tuple[float, float]:
     from scipy.stats import chi2_contingency  # type: ignore[import-untyped, unused-ignore]

@@ -54,7 +54,7 @@ from tests.emulators.fakesnow import FakesnowServer, running_fakesnow
 
 pytestmark = pytest.mark.emulator
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 FAST_RETRY = {"max_attempts": 2, "initial_delay": 0.001, "max_delay": 0.001, "jitter": 0.0}
 
 

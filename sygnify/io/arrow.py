@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import polars as pl
 import pyarrow as pa
 
-from sygnify.errors import ConfigurationError
+from sygnify.errors import ConfigurationError, DataQualityError, NotFoundError, SchemaError, SygnifyError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DEFAULT_BATCH_SIZE", "TableLike", "rebatch", "to_arrow_table"]
+__all__ = ["DEFAULT_BATCH_SIZE", "TableLike", "rebatch", "to_arrow_table", "translate_read_error"]
 
 #: Rows per batch by default: per-batch overhead is ~1.5 ms, so much smaller wastes time.
 DEFAULT_BATCH_SIZE = 100_000
@@ -78,3 +78,22 @@ def _combine(parts: list[pa.RecordBatch]) -> pa.RecordBatch:
     if len(parts) == 1:
         return parts[0]
     return pa.concat_batches(parts)
+
+
+def translate_read_error(exc: Exception, message: str, resource: str | None) -> SygnifyError | None:
+    """Map an error pyarrow or Polars raised while reading data onto the sygnify error tree.
+
+    A missing file is a :class:`~sygnify.errors.NotFoundError`, a type or column mismatch a
+    :class:`~sygnify.errors.SchemaError`, data they cannot parse (or an I/O failure) a
+    :class:`~sygnify.errors.DataQualityError`; anything else returns ``None``.
+
+    >>> type(translate_read_error(pa.ArrowInvalid("bad row"), "read failed", "x.csv")).__name__
+    'DataQualityError'
+    """
+    if isinstance(exc, FileNotFoundError):
+        return NotFoundError(message, resource=resource)
+    if isinstance(exc, pa.ArrowTypeError | pl.exceptions.SchemaError | pl.exceptions.ColumnNotFoundError):
+        return SchemaError(message, resource=resource)
+    if isinstance(exc, pa.ArrowInvalid | pl.exceptions.ComputeError | OSError):
+        return DataQualityError(message, resource=resource)
+    return None

@@ -24,7 +24,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from sygnify.connectors.base import QueryParams
 from sygnify.errors import (
     ConfigurationError,
     DataQualityError,
@@ -33,16 +32,24 @@ from sygnify.errors import (
     QueryError,
     SygnifyError,
 )
+from sygnify.io.sql import QueryParams
+from sygnify.io.sql import looks_like_sql as _looks_like_any_sql
 
 __all__ = ["DatasetSQL", "check_table_names", "looks_like_sql", "translate_duckdb_error"]
 
-_SQL_START = re.compile(r"^\s*(\(|select\b|with\b|from\b|values\b|table\b|describe\b|show\b|pivot\b)", re.I)
+#: Statements DuckDB has beyond the shared ones (:data:`sygnify.io.sql.SQL_KEYWORDS`).
+DUCKDB_KEYWORDS = ("pivot", "unpivot", "summarize")
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def looks_like_sql(source: str) -> bool:
-    """Whether ``source`` is a query rather than a path (it starts with SELECT, WITH, FROM...)."""
-    return bool(_SQL_START.match(source))
+    """Whether ``source`` is a DuckDB query rather than a path (:func:`sygnify.io.sql.looks_like_sql`
+    with DuckDB's own statements).
+
+    >>> looks_like_sql("FROM tx SELECT max(amount)"), looks_like_sql("tx/*.parquet")
+    (True, False)
+    """
+    return _looks_like_any_sql(source, dialect_keywords=DUCKDB_KEYWORDS)
 
 
 def check_table_names(tables: Iterable[str]) -> None:
@@ -152,22 +159,36 @@ class DatasetSQL:
                 self._database = None
 
 
+#: Words in DuckDB's messages about data it cannot read (rather than SQL it cannot run).
+_DATA_WORDS = ("magic bytes", "Parquet", "parquet", "CSV", "sniffing", "JSON", "Invalid:", "IOError:")
+
+
 def translate_duckdb_error(exc: Exception, message: str, resource: str | None) -> SygnifyError:
-    """Map a DuckDB exception onto the sygnify error tree."""
+    """Map a DuckDB exception onto the sygnify error tree (the one map for every DuckDB).
+
+    Out of memory is a :class:`~sygnify.errors.MemoryBudgetError`; an unknown table or a
+    missing file a :class:`~sygnify.errors.NotFoundError`; data DuckDB cannot read or
+    convert a :class:`~sygnify.errors.DataQualityError`; the sandbox refusing a file or URL,
+    and any other failure, a :class:`~sygnify.errors.QueryError`.
+
+    >>> type(translate_duckdb_error(duckdb.ConversionException("bad date"), "query failed", None)).__name__
+    'DataQualityError'
+    """
     text = str(exc)
     if isinstance(exc, duckdb.OutOfMemoryException):
         return MemoryBudgetError(message, resource=resource)
     if isinstance(exc, duckdb.CatalogException) and "does not exist" in text:
         return NotFoundError(
-            f"{message} (object-store SQL sees only the tables named in the connection's `tables`)",
-            resource=resource,
+            f"{message} (check the name against the connection's `tables`)", resource=resource
         )
-    if isinstance(exc, duckdb.ConversionException | duckdb.IOException) or any(
-        word in text for word in ("magic bytes", "Parquet", "CSV", "JSON", "Invalid:")
-    ):
-        return DataQualityError(message, resource=resource)
+    if isinstance(exc, duckdb.IOException) and ("No files found" in text or "No such file" in text):
+        return NotFoundError(message, resource=resource)
     if isinstance(exc, duckdb.PermissionException):
         return QueryError(
             f"{message} (SQL cannot read files or URLs directly; declare them in `tables`)", resource=resource
         )
+    if isinstance(exc, duckdb.ConversionException | duckdb.IOException) or (
+        isinstance(exc, duckdb.InvalidInputException) and any(word in text for word in _DATA_WORDS)
+    ):
+        return DataQualityError(message, resource=resource)
     return QueryError(message, resource=resource)

@@ -30,8 +30,8 @@ import pyarrow.fs as pafs
 import pyarrow.ipc as pa_ipc
 
 from sygnify.errors import ConfigurationError, DataQualityError
+from sygnify.io.files import atomic_write, resolve_filesystem
 from sygnify.processing.run_lock import DEFAULT_LEASE_TTL, RunLock, acquire
-from sygnify.processing.sinks import _filesystem, atomic_write
 
 __all__ = ["Checkpoint", "decode_value", "encode_value", "literal"]
 
@@ -96,7 +96,7 @@ class Checkpoint:
         self.path = str(path)
         self.interval = interval
         self.lock_ttl = lock_ttl
-        self.filesystem, self.target = _filesystem(self.path, filesystem)
+        self.filesystem, self.target = resolve_filesystem(self.path, filesystem)
         self._lock: RunLock | None = None
 
     @contextmanager
@@ -139,7 +139,7 @@ class Checkpoint:
         """Commit ``state`` atomically (temporary file, fsync, rename, fsync directory)."""
         payload = json.dumps({**state, "version": VERSION}, sort_keys=True).encode()
         self.check_lock()
-        atomic_write(self.filesystem, self.target, lambda out: out.write(payload))
+        atomic_write(self.target, lambda out: out.write(payload), filesystem=self.filesystem)
 
     def side_path(self, tag: str) -> str:
         return f"{self.target}.{tag}.arrow"
@@ -155,7 +155,7 @@ class Checkpoint:
             with pa_ipc.new_file(out, table.schema) as writer:
                 writer.write_table(table)
 
-        atomic_write(self.filesystem, path, write)
+        atomic_write(path, write, filesystem=self.filesystem)
         return path
 
     def read_table(self, tag: str) -> pl.DataFrame:

@@ -27,11 +27,12 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from sygnify.errors import DataQualityError, SchemaError, SygnifyError
+from sygnify.io.files import atomic_write, resolve_filesystem
 from sygnify.processing.aggregate import Partial
 from sygnify.processing.parts import BadRow, Part
 from sygnify.processing.plan import Plan
 from sygnify.processing.result import ChunkError
-from sygnify.processing.sinks import Sink, _filesystem, atomic_write
+from sygnify.processing.sinks import Sink
 from sygnify.resilience import RetryPolicy
 
 __all__ = ["ChunkOutcome", "ChunkProcessor", "DeadLetter", "ErrorPolicy"]
@@ -66,7 +67,7 @@ class DeadLetter:
 
     def __init__(self, path: str, *, filesystem: pafs.FileSystem | None = None) -> None:
         self.path = path
-        self.filesystem, self.target = _filesystem(path, filesystem)
+        self.filesystem, self.target = resolve_filesystem(path, filesystem)
 
     def write(self, rows: pl.DataFrame, label: str, kind: str, origin: str, reason: str | pl.Series) -> str:
         text = rows.select(pl.all().cast(pl.String, strict=False)) if rows.width else rows
@@ -75,7 +76,7 @@ class DeadLetter:
             errors.alias("_error"), pl.lit(origin).alias("_origin"), pl.lit(label).alias("_chunk")
         ).to_arrow()
         path = f"{self.target.rstrip('/')}/dead-{label}-{kind}.parquet"
-        atomic_write(self.filesystem, path, lambda out: pq.write_table(table, out))
+        atomic_write(path, lambda out: pq.write_table(table, out), filesystem=self.filesystem)
         return path
 
 

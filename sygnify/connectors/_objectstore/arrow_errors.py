@@ -12,7 +12,6 @@ type and their text; a return of ``None`` leaves the error to the connector's fa
 
 from __future__ import annotations
 
-import polars as pl
 import pyarrow as pa
 
 from sygnify.errors import (
@@ -22,10 +21,10 @@ from sygnify.errors import (
     DataQualityError,
     ObjectNotFoundError,
     PermissionDeniedError,
-    SchemaError,
     SygnifyError,
     ThrottledError,
 )
+from sygnify.io.arrow import translate_read_error
 
 __all__ = ["translate_arrow_error"]
 
@@ -52,8 +51,4 @@ def translate_arrow_error(exc: Exception, message: str, resource: str | None) ->
         return ConnectionFailedError(message, resource=resource)
     if "RESOURCE_NOT_FOUND" in upper or "BLOBNOTFOUND" in upper or "NOT FOUND" in upper:
         return ObjectNotFoundError(message, resource=resource)
-    if isinstance(exc, pa.ArrowTypeError | pl.exceptions.SchemaError | pl.exceptions.ColumnNotFoundError):
-        return SchemaError(message, resource=resource)
-    if isinstance(exc, pa.ArrowInvalid | pl.exceptions.ComputeError | OSError):
-        return DataQualityError(message, resource=resource)
-    return None
+    return translate_read_error(exc, message, resource)

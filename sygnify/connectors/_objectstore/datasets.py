@@ -28,8 +28,8 @@ import pyarrow.fs as pafs
 from sygnify.connectors._objectstore.arrow_errors import translate_arrow_error
 from sygnify.connectors._objectstore.filesystem import ObjectStoreFileSystem
 from sygnify.connectors._objectstore.sources import Partitions, hive_partitions, resolve_source
-from sygnify.connectors._objectstore.store import ConfigT, ObjectStore, _List
-from sygnify.connectors.base import QueryParams, WriteMode, WriteResult
+from sygnify.connectors._objectstore.store import ConfigT, ObjectStore
+from sygnify.connectors.base import Capability, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.pool import ClientPool
 from sygnify.errors import ConfigurationError, SchemaError, SygnifyError
 from sygnify.io.arrow import DEFAULT_BATCH_SIZE, rebatch, to_arrow_table
@@ -51,6 +51,10 @@ __all__ = ["ObjectStoreConnector", "ObjectStoreFileSystem", "hive_partitions"]
 
 class ObjectStoreConnector(ObjectStore[ConfigT]):
     """An object store with datasets: ``dataset``, ``stream``, ``scan``, ``query``, ``write``."""
+
+    capabilities = frozenset(
+        {Capability.READABLE, Capability.QUERYABLE, Capability.WRITABLE, Capability.CATALOG}
+    )
 
     def __init__(self, config: ConfigT, *, name: str | None = None, pool: ClientPool | None = None):
         super().__init__(config, name=name, pool=pool)
@@ -153,14 +157,14 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
 
         def open_scan() -> pl.LazyFrame:
             resolved = resolve_source(self, source, format)
-            urls = [self._url(resolved.bucket, info.key) for info in resolved.files]
+            urls = [self.url(resolved.bucket, info.key) for info in resolved.files]
             frame = self._polars_scan(resolved.fmt, urls, hive=resolved.directory is not None)
             frame.collect_schema()
             return frame
 
         return self._call("scan", open_scan, resource=source)
 
-    def _polars_scan(self, fmt: FileFormat, urls: _List[str], *, hive: bool) -> pl.LazyFrame:
+    def _polars_scan(self, fmt: FileFormat, urls: list[str], *, hive: bool) -> pl.LazyFrame:
         options = self._polars_options()
         if fmt == "parquet":
             return pl.scan_parquet(urls, hive_partitioning=hive, **options)
@@ -204,12 +208,12 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
             raise ConfigurationError(f"mode must be 'append' or 'overwrite', got {mode!r}", resource=target)
         self._ensure_open()
         table = to_arrow_table(data)
-        bucket, key, as_url = self._locate(target)
+        bucket, key, as_url = self.locate(target)
         is_object = format_of_file(key) is not None and not key.endswith("/") and not partition_by
         with tempfile.TemporaryDirectory(prefix="sygnify-stage-") as staging:
             if is_object:
                 fmt = detect_format(key, format)
-                if mode == "append" and self.exists(self._url(bucket, key)):
+                if mode == "append" and self.exists(self.url(bucket, key)):
                     raise ConfigurationError(
                         f"cannot append to the single object {target!r}; write to a prefix "
                         "(a target without extension) to append part objects, or use mode='overwrite'",
@@ -224,9 +228,7 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
                 )
             fmt = detect_format(target, format or "parquet")
             prefix = key.rstrip("/") + "/" if key.strip("/") else ""
-            previous = (
-                [info.key for info in self._iter_objects(bucket, prefix)] if mode == "overwrite" else []
-            )
+            previous = [info.key for info in self.iter_objects(bucket, prefix)] if mode == "overwrite" else []
             written = self._stage_dataset(table, Path(staging), fmt, partition_by, target)
             new_keys = []
             for relative in written:
@@ -236,7 +238,7 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
                 new_keys.append(object_key)
         stale = sorted(set(previous) - set(new_keys))
         if stale:
-            self.delete(*(self._url(bucket, stale_key) for stale_key in stale))
+            self.delete(*(self.url(bucket, stale_key) for stale_key in stale))
         return WriteResult(
             target=target,
             rows=table.num_rows,
@@ -249,7 +251,7 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
 
     def _stage_dataset(
         self, table: pa.Table, staging: Path, fmt: FileFormat, partition_by: Sequence[str] | None, target: str
-    ) -> _List[str]:
+    ) -> list[str]:
         missing = [column for column in partition_by or [] if column not in table.column_names]
         if missing:
             raise SchemaError(f"partition columns not in the data: {', '.join(missing)}", resource=target)

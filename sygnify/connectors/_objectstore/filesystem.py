@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from sygnify.connectors._objectstore.store import ObjectStore, _List
+from sygnify.connectors._objectstore.store import ObjectStore
 from sygnify.errors import ObjectNotFoundError
 
 __all__ = ["ObjectStoreFileSystem"]
@@ -27,17 +27,14 @@ class _RangedObjectFile(io.RawIOBase):
     def __init__(self, store: ObjectStore[Any], bucket: str, key: str) -> None:
         super().__init__()
         self._store, self._bucket, self._key = store, bucket, key
-        self._resource = store._url(bucket, key)
+        self._resource = store.url(bucket, key)
         self._size: int | None = None
         self._position = 0
 
     @property
     def size(self) -> int:
         if self._size is None:
-            info = self._store._call(
-                "open", self._store._head, self._bucket, self._key, resource=self._resource
-            )
-            self._size = info.size
+            self._size = self._store.head(self._bucket, self._key, operation="open").size
         return self._size
 
     def readable(self) -> bool:
@@ -60,10 +57,9 @@ class _RangedObjectFile(io.RawIOBase):
         end = self.size if size is None or size < 0 else min(self.size, self._position + size)
         if end <= self._position:
             return b""
-        data: bytes = self._store._call(
-            "read", self._store._get_range, self._bucket, self._key, self._position, end - self._position,
-            resource=self._resource,
-        )  # fmt: skip
+        data = self._store.get_range(
+            self._bucket, self._key, self._position, end - self._position, operation="read"
+        )
         self._position += len(data)
         return data
 
@@ -112,7 +108,7 @@ class ObjectStoreFileSystem(pafs.FileSystemHandler):  # type: ignore[misc]  # py
         bucket, _, key = path.strip("/").partition("/")
         return bucket, key
 
-    def get_file_info(self, paths: Sequence[str]) -> _List[pafs.FileInfo]:
+    def get_file_info(self, paths: Sequence[str]) -> list[pafs.FileInfo]:
         infos = []
         for path in paths:
             bucket, key = self._split(path)
@@ -120,11 +116,9 @@ class ObjectStoreFileSystem(pafs.FileSystemHandler):  # type: ignore[misc]  # py
                 infos.append(pafs.FileInfo(path, pafs.FileType.Directory))
                 continue
             try:
-                info = self.store._call(
-                    "metadata", self.store._head, bucket, key, resource=self.store._url(bucket, key)
-                )
+                info = self.store.head(bucket, key)
             except ObjectNotFoundError:
-                below = next(self.store._iter_objects(bucket, key.rstrip("/") + "/"), None)
+                below = next(self.store.iter_objects(bucket, key.rstrip("/") + "/"), None)
                 kind = pafs.FileType.NotFound if below is None else pafs.FileType.Directory
                 infos.append(pafs.FileInfo(path, kind))
             else:
@@ -133,12 +127,12 @@ class ObjectStoreFileSystem(pafs.FileSystemHandler):  # type: ignore[misc]  # py
                 )
         return infos
 
-    def get_file_info_selector(self, selector: pafs.FileSelector) -> _List[pafs.FileInfo]:
+    def get_file_info_selector(self, selector: pafs.FileSelector) -> list[pafs.FileInfo]:
         bucket, key = self._split(selector.base_dir)
         prefix = key.rstrip("/") + "/" if key else ""
-        files: _List[pafs.FileInfo] = []
+        files: list[pafs.FileInfo] = []
         directories: set[str] = set()
-        for info in self.store._iter_objects(bucket, prefix):
+        for info in self.store.iter_objects(bucket, prefix):
             parts = info.key[len(prefix) :].split("/")
             depth = len(parts) if selector.recursive else 1
             directories.update(prefix + "/".join(parts[:i]) for i in range(1, min(depth, len(parts) - 1) + 1))

@@ -3,12 +3,9 @@
 Sources name objects as URLs (``s3://bucket/path/*.parquet``, ``az://container/path/``) or
 as keys relative to the connection's default bucket/container. A key ending in ``/`` (or
 without a file extension) is a prefix "directory", read with hive partitions; a key with
-``*``, ``?`` or ``[...]`` is a glob where ``*`` stays within one path segment and ``**``
-crosses them::
+``*``, ``?`` or ``[...]`` is a glob, matched by the one glob of :mod:`sygnify.io.files`
+(``*`` stays within one path segment, ``**`` crosses them)::
 
-    >>> pattern = glob_pattern("sales/**/2026-*.parquet")
-    >>> bool(pattern.match("sales/eu/x/2026-01.parquet")), bool(pattern.match("sales/2025-01.parquet"))
-    (True, False)
     >>> locate("s3://lake/raw/x.parquet", schemes=("s3",), type_name="s3", default_bucket=None)
     ('lake', 'raw/x.parquet', True)
     >>> locate("/raw/x.parquet", schemes=("s3",), type_name="s3", default_bucket="lake")
@@ -17,43 +14,11 @@ crosses them::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from sygnify.errors import ConfigurationError
 
-__all__ = ["glob_pattern", "locate"]
-
-_GLOB_CHARS = re.compile(r"[*?\[]")
-
-
-def glob_pattern(pattern: str) -> re.Pattern[str]:
-    """A regex for a key glob: ``*``/``?`` within a segment, ``**`` across segments, ``[...]`` sets."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) != -1:
-            inner = pattern[i + 1 : end]
-            out.append(
-                "[" + ("^" + re.escape(inner[1:]) if inner.startswith("!") else re.escape(inner)) + "]"
-            )
-            i = end + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
+__all__ = ["locate"]
 
 
 def locate(

@@ -19,9 +19,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from sygnify.connectors._objectstore.keys import _GLOB_CHARS, glob_pattern
-from sygnify.connectors._objectstore.store import ObjectInfo, ObjectStore, _List
+from sygnify.connectors._objectstore.store import ObjectInfo, ObjectStore
 from sygnify.errors import ConfigurationError, ObjectNotFoundError
+from sygnify.io.files import glob_matcher, glob_prefix, has_glob, is_data_file
 from sygnify.io.formats import FileFormat, detect_format, format_of_file
 
 __all__ = ["Partitions", "ResolvedSource", "hive_partitions", "resolve_source"]
@@ -32,7 +32,7 @@ class ResolvedSource:
     """The listing of a source: its bucket, data objects and format (and prefix, for directories)."""
 
     bucket: str
-    files: _List[ObjectInfo]
+    files: list[ObjectInfo]
     fmt: FileFormat
     directory: str | None  # the prefix for hive partitions, for directory sources
 
@@ -41,15 +41,8 @@ class ResolvedSource:
 class Partitions:
     """Hive partitions of a listing: one filter expression per file, and the partition fields."""
 
-    expressions: _List[ds.Expression]
-    fields: _List[pa.Field]
-
-
-def _is_data_key(key: str, fmt: FileFormat | None) -> bool:
-    name = key.rsplit("/", 1)[-1]
-    if not name or name.startswith((".", "_")):
-        return False
-    return fmt is not None or format_of_file(name) is not None
+    expressions: list[ds.Expression]
+    fields: list[pa.Field]
 
 
 def _hive_value(raw: str) -> tuple[pa.DataType, Any]:
@@ -64,7 +57,7 @@ def hive_partitions(directory: str, keys: Sequence[str]) -> Partitions:
 
     A column whose every value is an integer is ``int32``, any other is ``string``.
     """
-    values_per_file: _List[dict[str, str]] = []
+    values_per_file: list[dict[str, str]] = []
     for key in keys:
         segments = key[len(directory) :].split("/")[:-1]
         values_per_file.append(
@@ -91,22 +84,23 @@ def resolve_source(store: ObjectStore[Any], source: str, explicit: str | None) -
     ``explicit`` is the ``format=`` the caller passed; without it every object's extension
     must name the same format.
     """
-    bucket, key, _ = store._locate(source)
+    bucket, key, _ = store.locate(source)
     fmt_hint = detect_format(source, explicit) if explicit is not None else None
+    any_format = fmt_hint is not None
     directory: str | None = None
-    if _GLOB_CHARS.search(key):
-        literal = _GLOB_CHARS.split(key, maxsplit=1)[0]
-        pattern = glob_pattern(key)
-        files = [
-            info
-            for info in store._iter_objects(bucket, literal)
-            if pattern.match(info.key) and _is_data_key(info.key, fmt_hint)
-        ]
+    if has_glob(key):
+        # The one glob (sygnify.io.files): what a local path or LargeDataHandler matches too.
+        matches = glob_matcher(key, any_format=any_format)
+        files = [info for info in store.iter_objects(bucket, glob_prefix(key)) if matches(info.key)]
     elif key == "" or key.endswith("/") or format_of_file(key) is None:
         directory = key.rstrip("/") + "/" if key.strip("/") else ""
-        files = [info for info in store._iter_objects(bucket, directory) if _is_data_key(info.key, fmt_hint)]
+        files = [
+            info
+            for info in store.iter_objects(bucket, directory)
+            if is_data_file(info.key[len(directory) :], any_format=any_format)
+        ]
     else:
-        files = [store._call("open", store._head, bucket, key, resource=store._url(bucket, key))]
+        files = [store.head(bucket, key, operation="open")]
     if not files:
         raise ObjectNotFoundError(f"{source!r} matches no data objects", resource=source)
     if fmt_hint is not None:

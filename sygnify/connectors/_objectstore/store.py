@@ -21,6 +21,7 @@ describe each object with an :class:`ObjectInfo`::
 from __future__ import annotations
 
 import abc
+import builtins
 import io
 import os
 import re
@@ -33,13 +34,8 @@ from typing import IO, Any, ClassVar, TypeVar
 from pydantic import BaseModel, Field, SecretStr
 
 from sygnify.config import ConnectorConfig, config_fingerprint
-from sygnify.connectors._objectstore.keys import glob_pattern, locate
-from sygnify.connectors._objectstore.transfers import (
-    copy_ranges,
-    read_parts,
-    upload_parts,
-    write_file_atomically,
-)
+from sygnify.connectors._objectstore.keys import locate
+from sygnify.connectors._objectstore.transfers import copy_ranges, read_parts, upload_parts
 from sygnify.connectors.base import BaseConnector
 from sygnify.connectors.pool import ClientPool
 from sygnify.errors import (
@@ -50,18 +46,18 @@ from sygnify.errors import (
     ObjectNotFoundError,
     SygnifyError,
 )
+from sygnify.io.files import atomic_write
 
 __all__ = [
+    "BucketExistsError",
     "BucketNotFoundError",
     "ObjectInfo",
     "ObjectNotFoundError",
     "ObjectStore",
     "ObjectStoreConfig",
-    "glob_pattern",
 ]
 
 MiB = 1024 * 1024
-_List = list  # the connector's list() method shadows the builtin in its class body
 T = TypeVar("T")
 ConfigT = TypeVar("ConfigT", bound="ObjectStoreConfig")
 
@@ -156,17 +152,43 @@ class ObjectStore(BaseConnector[ConfigT]):
 
     # -- locations --------------------------------------------------------------------------
 
-    def _locate(self, source: str) -> tuple[str, str, bool]:
+    def locate(self, source: str) -> tuple[str, str, bool]:
         """``(bucket, key, is_url)`` of a URL or a key relative to the default bucket."""
         return locate(
             source, schemes=self.schemes, type_name=self.type_name, default_bucket=self.default_bucket
         )
 
-    def _url(self, bucket: str, key: str) -> str:
+    def url(self, bucket: str, key: str) -> str:
+        """The URL of ``key`` in ``bucket`` (``s3://bucket/key``, ``az://container/key``)."""
         return f"{self.schemes[0]}://{bucket}/{key}"
 
     def _display(self, bucket: str, key: str, as_url: bool) -> str:
-        return self._url(bucket, key) if as_url else key
+        return self.url(bucket, key) if as_url else key
+
+    # -- the seam for helpers (datasets, sources, the SDK filesystem): bucket and key apart,
+    # -- every call retried and translated ---------------------------------------------------
+
+    def iter_objects(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
+        """Objects of ``bucket`` whose key starts with ``prefix``, page by page."""
+        token: str | None = None
+        resource = self.url(bucket, prefix)
+        while True:
+            page, token = self._call("list", self._list_page, bucket, prefix, token, resource=resource)
+            yield from page
+            if token is None:
+                return
+
+    def head(self, bucket: str, key: str, *, operation: str = "metadata") -> ObjectInfo:
+        """The metadata of one object (``operation`` names the call in errors and events)."""
+        return self._call(operation, self._head, bucket, key, resource=self.url(bucket, key))
+
+    def get_range(
+        self, bucket: str, key: str, start: int, length: int | None, *, operation: str = "get"
+    ) -> bytes:
+        """``length`` bytes of one object from ``start`` (to its end for ``None``)."""
+        return self._call(
+            operation, self._get_range, bucket, key, start, length, resource=self.url(bucket, key)
+        )
 
     # -- objects ------------------------------------------------------------------------------
 
@@ -178,27 +200,18 @@ class ObjectStore(BaseConnector[ConfigT]):
             for info in store.list_objects("raw/2026/"):
                 print(info.key, info.size)
         """
-        bucket, key, _ = self._locate(prefix)
-        return self._iter_objects(bucket, key)
+        bucket, key, _ = self.locate(prefix)
+        return self.iter_objects(bucket, key)
 
-    def _iter_objects(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
-        token: str | None = None
-        resource = self._url(bucket, prefix)
-        while True:
-            page, token = self._call("list", self._list_page, bucket, prefix, token, resource=resource)
-            yield from page
-            if token is None:
-                return
-
-    def list(self, prefix: str = "") -> _List[str]:
+    def list(self, prefix: str = "") -> builtins.list[str]:
         """Keys under ``prefix`` (full URLs if ``prefix`` is a URL), sorted."""
-        bucket, key, as_url = self._locate(prefix)
-        return sorted(self._display(bucket, info.key, as_url) for info in self._iter_objects(bucket, key))
+        bucket, key, as_url = self.locate(prefix)
+        return sorted(self._display(bucket, info.key, as_url) for info in self.iter_objects(bucket, key))
 
     def metadata(self, key: str) -> ObjectInfo:
         """Size, ETag, last-modified time, content type and user metadata of one object."""
-        bucket, object_key, _ = self._locate(key)
-        return self._call("metadata", self._head, bucket, object_key, resource=self._url(bucket, object_key))
+        bucket, object_key, _ = self.locate(key)
+        return self.head(bucket, object_key)
 
     def exists(self, key: str) -> bool:
         """Whether the object exists (a missing bucket is still an error)."""
@@ -215,15 +228,13 @@ class ObjectStore(BaseConnector[ConfigT]):
 
         For large objects use :meth:`download`, which streams to a file.
         """
-        bucket, object_key, _ = self._locate(key)
+        bucket, object_key, _ = self.locate(key)
         if start < 0 or (end is not None and end < start):
             raise ConfigurationError(f"bad byte range [{start}, {end})", resource=key)
         length = None if end is None else end - start
         if length == 0:
             return b""
-        return self._call(
-            "get", self._get_range, bucket, object_key, start, length, resource=self._url(bucket, object_key)
-        )
+        return self.get_range(bucket, object_key, start, length)
 
     def put(
         self,
@@ -250,7 +261,7 @@ class ObjectStore(BaseConnector[ConfigT]):
         Memory stays bounded by ``part_size * (max_concurrency + 1)`` whatever the file size;
         each part is retried on its own, and a failed upload leaves no partial object.
         """
-        bucket, object_key, _ = self._locate(key)
+        bucket, object_key, _ = self.locate(key)
         if isinstance(source, str | os.PathLike):
             path = Path(source)
             if not path.is_file():
@@ -259,7 +270,7 @@ class ObjectStore(BaseConnector[ConfigT]):
                 self._upload_stream(bucket, object_key, handle, content_type, metadata)
         else:
             self._upload_stream(bucket, object_key, source, content_type, metadata)
-        return self.metadata(self._url(bucket, object_key))
+        return self.head(bucket, object_key)
 
     def _upload_stream(
         self,
@@ -271,12 +282,14 @@ class ObjectStore(BaseConnector[ConfigT]):
     ) -> None:
         parts = read_parts(reader, self.config.part_size)
         if not isinstance(parts, Iterator):  # all of it fitted in one part
-            resource = self._url(bucket, key)
+            resource = self.url(bucket, key)
             self._call("put", self._put_bytes, bucket, key, parts, content_type, metadata, resource=resource)
             return
         self._upload_chunks(bucket, key, parts, content_type, metadata)
 
-    def _upload_parts(self, chunks: Iterator[bytes], upload_part: Callable[[int, bytes], T]) -> _List[T]:
+    def _upload_parts(
+        self, chunks: Iterator[bytes], upload_part: Callable[[int, bytes], T]
+    ) -> builtins.list[T]:
         """Run ``upload_part(number, chunk)`` (numbers from 1) with at most ``max_concurrency`` in flight.
 
         Returns the results in part order. Only the parts in flight are held in memory.
@@ -290,29 +303,26 @@ class ObjectStore(BaseConnector[ConfigT]):
         """
         info = self.metadata(key)
         if isinstance(destination, str | os.PathLike):
-            return write_file_atomically(Path(destination), lambda handle: self._download_to(info, handle))
+            return atomic_write(destination, lambda handle: self._download_to(info, handle))
         return self._download_to(info, destination)
 
     def _download_to(self, info: ObjectInfo, writer: IO[bytes]) -> int:
-        resource = self._url(info.bucket, info.key)
-
         def read_range(start: int, length: int) -> bytes:
-            return self._call(
-                "download", self._get_range, info.bucket, info.key, start, length, resource=resource
-            )
+            return self.get_range(info.bucket, info.key, start, length, operation="download")
 
+        resource = self.url(info.bucket, info.key)
         return copy_ranges(read_range, info.size, self.config.part_size, writer, resource=resource)
 
     def delete(self, *keys: str) -> None:
         """Delete objects (in batches of 1000); deleting a missing object is not an error."""
         by_bucket: dict[str, list[str]] = {}
         for key in keys:
-            bucket, object_key, _ = self._locate(key)
+            bucket, object_key, _ = self.locate(key)
             by_bucket.setdefault(bucket, []).append(object_key)
         for bucket, object_keys in by_bucket.items():
             for start in range(0, len(object_keys), 1000):
                 batch = object_keys[start : start + 1000]
-                self._call("delete", self._delete_keys, bucket, batch, resource=self._url(bucket, batch[0]))
+                self._call("delete", self._delete_keys, bucket, batch, resource=self.url(bucket, batch[0]))
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -322,10 +332,12 @@ class ObjectStore(BaseConnector[ConfigT]):
         if name is None:
             raise ConfigurationError("no bucket/container named and no default configured")
         try:
-            self._call("create bucket", self._create_bucket, name, resource=self._url(name, ""))
-        except _AlreadyExistsError:
+            self._call("create bucket", self._create_bucket, name, resource=self.url(name, ""))
+        except BucketExistsError:
             if not exist_ok:
-                raise ConfigurationError(f"{self._url(name, '')} already exists", resource=name) from None
+                raise ConfigurationError(
+                    f"{self.url(name, '')} already exists; pass exist_ok=True to accept it", resource=name
+                ) from None
 
     def close(self) -> None:
         if not self._closed:
@@ -334,8 +346,8 @@ class ObjectStore(BaseConnector[ConfigT]):
 
     # -- errors ---------------------------------------------------------------------------------
 
-    def _secrets(self) -> _List[str]:
-        found: _List[str] = []
+    def _secrets(self) -> builtins.list[str]:
+        found: builtins.list[str] = []
 
         def walk(model: BaseModel) -> None:
             for name in type(model).model_fields:
@@ -361,5 +373,6 @@ class ObjectStore(BaseConnector[ConfigT]):
         return SygnifyError(message, resource=resource)
 
 
-class _AlreadyExistsError(SygnifyError):
-    """Internal: create_bucket found the bucket already there (not retried, not a failure)."""
+class BucketExistsError(SygnifyError):
+    """A store's ``_create_bucket`` found the bucket already there; :meth:`ObjectStore.create_bucket`
+    turns it into success (``exist_ok``) or a :class:`~sygnify.errors.ConfigurationError`."""

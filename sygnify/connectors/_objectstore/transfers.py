@@ -23,15 +23,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
-import os
-import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import IO, TypeVar
 
 from sygnify.errors import ConnectionFailedError
 
-__all__ = ["copy_ranges", "read_exactly", "read_parts", "upload_parts", "write_file_atomically"]
+__all__ = ["copy_ranges", "read_exactly", "read_parts", "upload_parts"]
 
 T = TypeVar("T")
 
@@ -115,20 +112,4 @@ def copy_ranges(
             )
         writer.write(chunk)
         written += len(chunk)
-    return written
-
-
-def write_file_atomically(path: Path, write: Callable[[IO[bytes]], int]) -> int:
-    """Run ``write`` on a hidden partial file beside ``path``, then move it into place.
-
-    A failed write leaves neither a partial file nor a changed ``path``; returns what ``write`` returns.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-    try:
-        with partial.open("wb") as handle:
-            written = write(handle)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return written

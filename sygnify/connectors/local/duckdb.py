@@ -27,19 +27,11 @@ import os
 from pathlib import Path
 
 import duckdb
-import polars as pl
-import pyarrow as pa
 
 from sygnify.connectors.local.paths import data_files, resolve_under, single_format
-from sygnify.errors import (
-    DataQualityError,
-    MemoryBudgetError,
-    NotFoundError,
-    PathEscapeError,
-    QueryError,
-    SchemaError,
-    SygnifyError,
-)
+from sygnify.errors import PathEscapeError, SygnifyError
+from sygnify.io.arrow import translate_read_error
+from sygnify.io.duckdb import translate_duckdb_error
 
 __all__ = ["open_sandboxed_database", "table_sql", "translate_local_error"]
 
@@ -82,29 +74,16 @@ def table_sql(root: Path, source: str) -> str:
 
 
 def translate_local_error(exc: Exception, message: str, resource: str | None) -> SygnifyError:
-    """Map a DuckDB, Arrow, Polars or OS exception from local files onto the sygnify error tree."""
-    text = str(exc)
+    """Map a DuckDB, Arrow, Polars or OS exception from local files onto the sygnify error tree.
+
+    DuckDB's own map (:func:`sygnify.io.duckdb.translate_duckdb_error`) and Arrow's
+    (:func:`sygnify.io.arrow.translate_read_error`), plus what only a local root has: the
+    sandbox refusing a path is a :class:`~sygnify.errors.PathEscapeError`.
+    """
     if isinstance(exc, duckdb.PermissionException):
         return PathEscapeError(
             f"{message} (only files under the connector root are reachable)", resource=resource
         )
-    if isinstance(exc, duckdb.OutOfMemoryException):
-        return MemoryBudgetError(message, resource=resource)
-    if isinstance(exc, duckdb.CatalogException) and "does not exist" in text:
-        return NotFoundError(message, resource=resource)
-    if isinstance(exc, duckdb.IOException) and ("No files found" in text or "No such file" in text):
-        return NotFoundError(message, resource=resource)
-    if isinstance(exc, duckdb.IOException | duckdb.ConversionException) or (
-        isinstance(exc, duckdb.InvalidInputException)
-        and any(word in text for word in ("CSV", "sniffing", "magic bytes", "parquet", "JSON"))
-    ):
-        return DataQualityError(message, resource=resource)
     if isinstance(exc, duckdb.Error):
-        return QueryError(message, resource=resource)
-    if isinstance(exc, FileNotFoundError):
-        return NotFoundError(message, resource=resource)
-    if isinstance(exc, pa.ArrowTypeError | pl.exceptions.SchemaError | pl.exceptions.ColumnNotFoundError):
-        return SchemaError(message, resource=resource)
-    if isinstance(exc, pa.ArrowInvalid | pl.exceptions.ComputeError | OSError):
-        return DataQualityError(message, resource=resource)
-    return SygnifyError(message, resource=resource)
+        return translate_duckdb_error(exc, message, resource)
+    return translate_read_error(exc, message, resource) or SygnifyError(message, resource=resource)

@@ -20,19 +20,14 @@ are expanded by :func:`data_files`, whose every match is checked the same way::
 
 from __future__ import annotations
 
-import glob
 import os
-import re
 from pathlib import Path
 
 from sygnify.errors import ConfigurationError, NotFoundError, PathEscapeError
+from sygnify.io.files import TEMP_PREFIX, find_files, has_glob
 from sygnify.io.formats import FileFormat, detect_format, format_of_file
 
 __all__ = ["TEMP_PREFIX", "data_files", "list_files", "relative_to_root", "resolve_under", "single_format"]
-
-_GLOB_CHARS = re.compile(r"[*?\[]")
-#: Names of in-flight writes (temporary files and staging directories), hidden from list().
-TEMP_PREFIX = ".sygnify-tmp-"
 
 
 def resolve_under(root: Path, path: str) -> Path:
@@ -56,26 +51,15 @@ def relative_to_root(root: Path, path: Path) -> str:
 def data_files(root: Path, source: str, fmt: str | None = None) -> tuple[list[str], Path | None]:
     """Data files named by a path, directory or glob, each checked to be under root.
 
-    Returns the files and, for a directory, the directory (hive partitions live there).
+    Globs and directories follow the one glob of :mod:`sygnify.io.files` (hidden names
+    skipped; without ``fmt``, files whose extension names no format too). Returns the files
+    and, for a directory, the directory (hive partitions live there).
     """
     base = resolve_under(root, source)
-    if _GLOB_CHARS.search(source):
-        matches = sorted(glob.glob(str(base), recursive=True))
-        files = [resolve_under(root, match) for match in matches if os.path.isfile(match)]
-        directory = None
-    elif base.is_dir():
-        files = sorted(
-            resolve_under(root, str(path))
-            for path in base.rglob("*")
-            if path.is_file()
-            and not path.name.startswith((".", "_"))
-            and (fmt is not None or format_of_file(path.name) is not None)
-        )
-        directory = base
-    elif base.is_file():
-        files, directory = [base], None
-    else:
+    if not has_glob(source) and not base.exists():
         raise NotFoundError(f"no file or directory {source!r} under {root}", resource=source)
+    files = [resolve_under(root, match) for match in find_files(str(base), any_format=fmt is not None)]
+    directory = base if not has_glob(source) and base.is_dir() else None
     if not files:
         raise NotFoundError(f"{source!r} matches no data files under {root}", resource=source)
     return [str(path) for path in files], directory

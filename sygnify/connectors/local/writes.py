@@ -2,7 +2,9 @@
 
 A single file is written to a temporary name beside it and renamed over the target; a
 directory dataset (plain part files or hive partitions) is written to a staging directory
-next to it and its files moved in only once all of them are complete::
+next to it and its files moved in only once all of them are complete. Both go through the
+one atomic write of :mod:`sygnify.io.files` (fsync of the file, rename, fsync of the
+directory), so a crash leaves the old file or the new one, never a torn one::
 
     >>> import tempfile
     >>> from pathlib import Path
@@ -17,7 +19,6 @@ next to it and its files moved in only once all of them are complete::
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ import pyarrow as pa
 from sygnify.connectors.base import WriteMode, WriteResult
 from sygnify.connectors.local.paths import TEMP_PREFIX, relative_to_root
 from sygnify.errors import ConfigurationError, SchemaError
+from sygnify.io.files import atomic_write, publish
 from sygnify.io.formats import FileFormat, detect_format, write_parts, write_table
 
 __all__ = ["write_dataset", "write_file"]
@@ -43,13 +45,8 @@ def write_file(
             "(a target without extension) to append part files, or use mode='overwrite'",
             resource=target,
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}{path.suffix}")
-    try:
-        write_table(table, str(temporary), detect_format(target, format))
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    fmt = detect_format(target, format)
+    atomic_write(path, lambda out: write_table(table, out, fmt))
     return WriteResult(target=target, rows=table.num_rows, paths=[relative_to_root(root, path)])
 
 
@@ -81,8 +78,7 @@ def write_dataset(
         for staged in written:
             relative = staged.relative_to(staging)
             destination = directory / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, destination)
+            publish(staged, destination)
             final_paths.append(relative_to_root(root, destination))
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -13,8 +13,6 @@ after the last batch that was fully handled and may repeat the one in flight::
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -25,6 +23,7 @@ from typing_extensions import Self
 
 from sygnify.connectors.mongodb.schema import to_json
 from sygnify.errors import ConfigurationError, SygnifyError, TransientError
+from sygnify.io.files import atomic_write
 
 __all__ = [
     "CHANGE_SCHEMA",
@@ -77,7 +76,7 @@ class MemoryResumeTokenStore:
 
 
 class FileResumeTokenStore:
-    """A resume token in a JSON file, replaced atomically (write, fsync, rename)."""
+    """A resume token in a JSON file, replaced atomically (:func:`sygnify.io.files.atomic_write`)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -99,17 +98,8 @@ class FileResumeTokenStore:
         return token
 
     def save(self, token: Mapping[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".sygnify-token-", dir=self.path.parent)
-        try:
-            with os.fdopen(handle, "w") as file:
-                file.write(json_util.dumps(token, json_options=json_util.CANONICAL_JSON_OPTIONS))
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, self.path)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
+        payload = json_util.dumps(token, json_options=json_util.CANONICAL_JSON_OPTIONS).encode()
+        atomic_write(self.path, lambda out: out.write(payload))
 
 
 def _text(value: Any) -> str | None:

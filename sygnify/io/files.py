@@ -1,0 +1,300 @@
+"""Files: the one glob and the one atomic write that every connector, sink and store shares.
+
+**Globs.** One set of rules, wherever a pattern is matched (local paths, object-store keys,
+``LargeDataHandler`` file sources): ``*``, ``?`` and ``[...]`` never cross ``/``; a whole
+``**`` segment matches zero or more directories; and a wildcard never matches a hidden
+name (a file or directory starting with ``.`` or ``_``: in-flight writes, ``_SUCCESS``,
+``_delta_log``), which only a pattern naming it literally reaches::
+
+    >>> pattern = glob_regex("sales/**/2026-*.parquet")
+    >>> [bool(pattern.match(key)) for key in (
+    ...     "sales/2026-01.parquet", "sales/eu/x/2026-02.parquet", "sales/eu/2025-01.parquet",
+    ...     "sales/_tmp/2026-03.parquet", "sales/eu/.2026-04.parquet")]
+    [True, True, False, False, False]
+    >>> bool(glob_regex("a/*.parquet").match("a/x/y.parquet"))
+    False
+    >>> glob_prefix("s3-bucket/raw/2026-*/x.parquet")
+    's3-bucket/raw/2026-'
+
+**Atomic writes.** :func:`atomic_write` makes readers see all of a file or none of it:
+locally it writes a temporary sibling, flushes and fsyncs it, renames it over the target
+and fsyncs the directory (:func:`publish` is that last step, for files already written);
+on an object store (a pyarrow filesystem) an object appears only once its upload
+completes, so a direct write is already atomic::
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> root = Path(tempfile.mkdtemp())
+    >>> atomic_write(root / "a" / "state.json", lambda out: out.write(b"{}"))
+    2
+    >>> (root / "a" / "state.json").read_bytes(), find_files(str(root / "**"), any_format=True)
+    (b'{}', ['.../a/state.json'])
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+import pyarrow.fs as pafs
+
+from sygnify.errors import NotFoundError
+from sygnify.io.formats import format_of_file
+
+__all__ = [
+    "GLOB_CHARS",
+    "HIDDEN_PREFIXES",
+    "TEMP_PREFIX",
+    "atomic_write",
+    "expand_glob",
+    "find_files",
+    "glob_matcher",
+    "glob_prefix",
+    "glob_regex",
+    "has_glob",
+    "is_data_file",
+    "publish",
+    "resolve_filesystem",
+]
+
+T = TypeVar("T")
+
+#: The characters that make a path a glob.
+GLOB_CHARS = re.compile(r"[*?\[]")
+#: Names starting with these are hidden: no wildcard and no directory listing yields them.
+HIDDEN_PREFIXES = (".", "_")
+#: Names of in-flight writes (temporary files and staging directories); hidden, as above.
+TEMP_PREFIX = ".sygnify-tmp-"
+
+# A wildcard at the start of a segment must not begin a hidden name.
+_VISIBLE = "(?![._])"
+
+
+def has_glob(text: str) -> bool:
+    """Whether ``text`` holds a glob character (``*``, ``?`` or ``[``).
+
+    >>> has_glob("raw/*.csv"), has_glob("raw/x.csv")
+    (True, False)
+    """
+    return GLOB_CHARS.search(text) is not None
+
+
+def glob_prefix(pattern: str) -> str:
+    """The literal text of ``pattern`` before its first glob character (all of it if none).
+
+    An object store lists keys under this prefix and matches them with :func:`glob_regex`.
+
+    >>> glob_prefix("raw/2026-*.parquet"), glob_prefix("raw/")
+    ('raw/2026-', 'raw/')
+    """
+    return GLOB_CHARS.split(pattern, maxsplit=1)[0]
+
+
+def _char_class(inner: str) -> str:
+    negate = inner.startswith("!")
+    body = inner[1:] if negate else inner
+    # Keep ranges (a-z); escape what a regex set would read differently ("\\", "^", nested "[", "&&"...).
+    body = re.sub(r"([\\\[&~|^])", r"\\\1", body)
+    return f"[^/{body}]" if negate else f"(?!/)[{body}]"
+
+
+def glob_regex(pattern: str, *, hidden: bool = False) -> re.Pattern[str]:
+    """A compiled regex that matches exactly the paths ``pattern`` names (see the module docstring).
+
+    ``hidden=True`` lets wildcards match hidden names too.
+
+    >>> regex = glob_regex("logs/[a-c]?/*.csv")
+    >>> [bool(regex.match(p)) for p in ("logs/b1/x.csv", "logs/d1/x.csv", "logs/b1/y/x.csv")]
+    [True, False, False]
+    """
+    visible = "" if hidden else _VISIBLE
+    segment = f"{visible}[^/]+"
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        at_segment_start = i == 0 or pattern[i - 1] == "/"
+        if at_segment_start and pattern.startswith("**", i) and pattern[i + 2 : i + 3] in ("", "/"):
+            if i + 2 == len(pattern):  # a trailing "**": everything below, at any depth
+                out.append(f"(?:{segment}/)*{visible}[^/]*")
+                i += 2
+            else:  # "**/": zero or more directories
+                out.append(f"(?:{segment}/)*")
+                i += 3
+            continue
+        char = pattern[i]
+        start = visible if at_segment_start else ""
+        if char == "*":
+            while pattern.startswith("*", i + 1):  # "**" inside a segment is one "*"
+                i += 1
+            out.append(f"{start}[^/]*")
+        elif char == "?":
+            out.append(f"{start}[^/]")
+        elif char == "[" and (end := pattern.find("]", i + 2)) != -1:
+            out.append(start + _char_class(pattern[i + 1 : end]))
+            i = end
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def glob_matcher(pattern: str, *, any_format: bool = False) -> Callable[[str], bool]:
+    """Whether a path is a data file that ``pattern`` names: it matches :func:`glob_regex` and,
+    unless ``any_format`` (the caller named the format), its extension names a format.
+
+    >>> matches = glob_matcher("raw/*")
+    >>> matches("raw/a.csv"), matches("raw/README"), matches("raw/_SUCCESS")
+    (True, False, False)
+    """
+    regex = glob_regex(pattern)
+    return lambda path: regex.match(path) is not None and (any_format or format_of_file(path) is not None)
+
+
+def is_data_file(relative: str, *, any_format: bool = False) -> bool:
+    """Whether ``relative`` (a path below a listed directory) is a data file.
+
+    No segment may be hidden, and unless ``any_format`` (the caller named the format) the
+    extension must name a format.
+
+    >>> is_data_file("day=1/part-0.parquet"), is_data_file("_delta_log/0.json"), is_data_file("README")
+    (True, False, False)
+    """
+    segments = relative.strip("/").split("/")
+    if any(not name or name.startswith(HIDDEN_PREFIXES) for name in segments):
+        return False
+    return any_format or format_of_file(segments[-1]) is not None
+
+
+def _walk(top: str, *, max_depth: int | None, prune_hidden: bool) -> Iterator[str]:
+    """Files below the local directory ``top`` as relative POSIX paths (symlinked directories
+    are not followed; ``max_depth`` directories deep at most; hidden directories pruned)."""
+    for directory, subdirectories, names in os.walk(top):
+        relative = os.path.relpath(directory, top)
+        depth = 0 if relative == "." else relative.count(os.sep) + 1
+        if max_depth is not None and depth >= max_depth:
+            subdirectories.clear()
+        elif prune_hidden:
+            subdirectories[:] = [name for name in subdirectories if not name.startswith(HIDDEN_PREFIXES)]
+        prefix = "" if relative == "." else Path(relative).as_posix() + "/"
+        yield from (prefix + name for name in names)
+
+
+def expand_glob(pattern: str, *, hidden: bool = False) -> list[str]:
+    """The local files ``pattern`` matches, sorted (the local counterpart of listing a prefix).
+
+    Directories are walked from the literal part of the pattern, and only as deep as the
+    pattern reaches (all the way for ``**``); symlinked files match, symlinked directories
+    are not followed.
+    """
+    regex = glob_regex(pattern, hidden=hidden)
+    literal = glob_prefix(pattern)
+    head = literal[: literal.rfind("/") + 1]  # the directory part, with its "/" ("" for none)
+    rest = pattern[len(head) :]
+    # Hidden directories can hold a match only where the pattern names one literally.
+    prune = not hidden and re.search(r"(?:^|/)[._]", rest) is None
+    files = _walk(head or ".", max_depth=None if "**" in rest else rest.count("/"), prune_hidden=prune)
+    return sorted(head + name for name in files if regex.match(head + name))
+
+
+def find_files(path: str, *, any_format: bool = False) -> list[str]:
+    """The local data files named by a file, a directory (walked) or a glob, sorted.
+
+    Hidden names are skipped, and so, unless ``any_format``, are files whose extension names
+    no format; a file named directly is returned as it is. A missing file or directory is a
+    :class:`~sygnify.errors.NotFoundError`; a glob that matches nothing returns ``[]``.
+    """
+    if has_glob(path):
+        return list(filter(glob_matcher(path, any_format=any_format), expand_glob(path)))
+    if os.path.isdir(path):
+        files = _walk(path, max_depth=None, prune_hidden=True)
+        return sorted(os.path.join(path, name) for name in files if is_data_file(name, any_format=any_format))
+    if os.path.isfile(path):
+        return [path]
+    raise NotFoundError(f"no file or directory {path!r}; check the path", resource=path)
+
+
+_URI_QUERY = re.compile(r"\?(?=[A-Za-z_]\w*=)")  # "?region=..." (a glob "?" is not followed by "name=")
+
+
+def resolve_filesystem(path: str, filesystem: pafs.FileSystem | None = None) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem of ``path`` and the path (or glob) within it.
+
+    ``filesystem`` given: used as is. A URL (``s3://``, ``gs://``...): pyarrow's filesystem
+    for it (credentials from the environment, options as URL query parameters); a glob in
+    it stays a glob, ``?`` included. Anything else is a local path, made absolute.
+
+    >>> filesystem, local = resolve_filesystem("file:///tmp/x.parquet")
+    >>> type(filesystem).__name__, local
+    ('LocalFileSystem', '/tmp/x.parquet')
+    """
+    if filesystem is not None:
+        return filesystem, path
+    if "://" not in path or path.startswith("file://"):
+        return pafs.LocalFileSystem(), os.path.abspath(path.removeprefix("file://"))
+    query_mark = _URI_QUERY.search(path)
+    split = query_mark.start() if query_mark else len(path)
+    location, query = path[:split], path[split:]
+    if not has_glob(location):
+        return pafs.FileSystem.from_uri(location + query)  # type: ignore[no-any-return]
+    # pyarrow would read a glob's "?" as a query: open the directory before the glob instead.
+    head = location[: glob_prefix(location).rfind("/") + 1]
+    found, directory = pafs.FileSystem.from_uri(head + query)
+    return found, f"{directory.rstrip('/')}/{location[len(head) :]}"
+
+
+def _fsync(path: str) -> None:
+    descriptor = os.open(path or ".", os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def publish(staged: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Move the complete local file ``staged`` over ``path`` durably.
+
+    The file's data is fsynced before the rename and the directory after it, so after a
+    crash ``path`` holds the old file or the new one, never a torn one. Both must be on one
+    file system (a sibling or a staging directory next to the target).
+    """
+    target = os.fspath(path)
+    _fsync(os.fspath(staged))
+    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+    os.replace(staged, target)
+    _fsync(os.path.dirname(target))
+
+
+def atomic_write(
+    path: str | os.PathLike[str],
+    write: Callable[[BinaryIO], T],
+    *,
+    filesystem: pafs.FileSystem | None = None,
+) -> T:
+    """Write a file through ``write(stream)`` so that readers see all of it or none of it.
+
+    Without ``filesystem`` (or with a ``LocalFileSystem``) ``path`` is local: ``write`` fills
+    a hidden temporary sibling, which is flushed, fsynced and renamed over ``path``, and the
+    directory is fsynced (:func:`publish`); a failure leaves ``path`` as it was and no
+    temporary file behind. On any other pyarrow filesystem (object stores) ``write`` writes
+    the object directly: it appears only once complete. Returns what ``write`` returns.
+    """
+    target = os.fspath(path)
+    if filesystem is not None and not isinstance(filesystem, pafs.LocalFileSystem):
+        stream: Any
+        with filesystem.open_output_stream(target) as stream:
+            return write(stream)
+    directory = os.path.dirname(target)
+    os.makedirs(directory or ".", exist_ok=True)
+    temporary = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+    try:
+        with open(temporary, "wb") as handle:
+            result = write(handle)
+        publish(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return result

@@ -96,8 +96,8 @@ def _options(backend: str, url: str) -> dict[str, Any]:
             "endpoint_name": "ep",
             "endpoint_url": url,
             "region": "us-east-1",
-            "aws_access_key_id": "AKIDTEST",
-            "aws_secret_access_key": "secret",
+            "access_key_id": "AKIDTEST",
+            "secret_access_key": "secret",
         },
     }[backend]
 

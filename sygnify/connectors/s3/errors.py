@@ -1,9 +1,12 @@
-"""How boto3 / botocore exceptions become :mod:`sygnify.errors` types.
+"""How boto3 / botocore exceptions become :mod:`sygnify.errors` types for the ``s3`` connector.
 
-S3 error codes and HTTP statuses pick the kind; throttling keeps the server's
-``Retry-After`` so the retry policy waits at least that long::
+AWS's one error map (:func:`sygnify.clouds.aws.translate_aws_error`) does the work; S3 adds
+the codes only it has (a missing bucket, key, upload or version, S3's own bad-input codes)::
 
     >>> from botocore.exceptions import ClientError
+    >>> missing = ClientError({"Error": {"Code": "NoSuchBucket"}}, "GetObject")
+    >>> type(translate_s3_error(missing, "s3 get failed", "s3://lake/x")).__name__
+    'BucketNotFoundError'
     >>> metadata = {"HTTPStatusCode": 503, "HTTPHeaders": {"retry-after": "2"}}
     >>> throttled = ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": metadata}, "GetObject")
     >>> error = translate_s3_error(throttled, "s3 get failed", "s3://lake/x")
@@ -15,133 +18,28 @@ S3 error codes and HTTP statuses pick the kind; throttling keeps the server's
 
 from __future__ import annotations
 
-import contextlib
-from datetime import datetime, timezone
-
-import botocore.exceptions
-
-from sygnify.errors import (
-    AuthenticationError,
-    BucketNotFoundError,
-    ConfigurationError,
-    ConnectionFailedError,
-    ObjectNotFoundError,
-    OperationTimeoutError,
-    PermissionDeniedError,
-    SygnifyError,
-    ThrottledError,
-    TransientError,
-)
+from sygnify.clouds.aws import error_code, translate_aws_error
+from sygnify.errors import BucketNotFoundError, ConfigurationError, ObjectNotFoundError, SygnifyError
 
 __all__ = ["error_code", "translate_s3_error"]
 
-_AUTH_CODES = frozenset(
-    {
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "InvalidToken",
-        "InvalidClientTokenId",
-        "TokenRefreshRequired",
-        "AuthFailure",
-        "UnrecognizedClientException",
-    }
-)
-_THROTTLE_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "RequestThrottled",
-        "ServiceUnavailable",
-        "503",
-    }
-)
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchUpload", "NoSuchVersion"})
 _BAD_INPUT_CODES = frozenset(
-    {
-        "InvalidBucketName",
-        "InvalidArgument",
-        "InvalidRange",
-        "EntityTooSmall",
-        "InvalidPart",
-        "KeyTooLongError",
-    }
+    {"InvalidBucketName", "InvalidRange", "EntityTooSmall", "InvalidPart", "KeyTooLongError"}
 )
 
 
-def translate_s3_error(exc: Exception, message: str, resource: str | None) -> SygnifyError | None:
-    """Map a boto3 / botocore exception onto the sygnify error tree (``None``: not a botocore error)."""
-    if isinstance(exc, botocore.exceptions.ClientError):
-        return _translate_client_error(exc, message, resource)
-    if isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
-        return AuthenticationError(
-            f"{message} (configure the AWS credential chain, or pass keys or a profile)",
-            resource=resource,
-        )
-    if isinstance(exc, botocore.exceptions.ProfileNotFound):
-        return ConfigurationError(message, resource=resource)
-    if isinstance(exc, botocore.exceptions.SSLError):
-        return ConfigurationError(
-            f"{message} (TLS verification failed: trust the server's CA with ca_bundle)",
-            resource=resource,
-        )
-    if isinstance(exc, botocore.exceptions.ReadTimeoutError | botocore.exceptions.ConnectTimeoutError):
-        return OperationTimeoutError(message, resource=resource)
-    if isinstance(
-        exc,
-        botocore.exceptions.HTTPClientError
-        | botocore.exceptions.ResponseStreamingError
-        | botocore.exceptions.IncompleteReadError,
-    ):
-        return ConnectionFailedError(message, resource=resource)
-    if isinstance(exc, botocore.exceptions.ParamValidationError):
-        return ConfigurationError(message, resource=resource)
-    return None
-
-
-def error_code(exc: botocore.exceptions.ClientError) -> str:
-    """The S3 error code of ``exc`` (``NoSuchKey``, ``SlowDown``...; ``""`` if it has none)."""
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _retry_after(exc: botocore.exceptions.ClientError) -> float | None:
-    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        with contextlib.suppress(TypeError, ValueError):
-            from email.utils import parsedate_to_datetime
-
-            return max(0.0, (parsedate_to_datetime(raw) - datetime.now(timezone.utc)).total_seconds())
-    return None
-
-
-def _translate_client_error(
-    exc: botocore.exceptions.ClientError, message: str, resource: str | None
-) -> SygnifyError:
+def _refine_s3(exc: BaseException, message: str, resource: str | None) -> SygnifyError | None:
     code = error_code(exc)
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     if code == "NoSuchBucket":
         return BucketNotFoundError(f"{message} (create the bucket or check its name)", resource=resource)
     if code in _NOT_FOUND_CODES:
         return ObjectNotFoundError(message, resource=resource)
-    if code in _AUTH_CODES or status == 401:
-        return AuthenticationError(f"{message} (check the access key, secret and token)", resource=resource)
-    if code in ("AccessDenied", "AllAccessDisabled", "AccessDeniedException", "403") or status == 403:
-        return PermissionDeniedError(
-            f"{message} (the credentials are valid but not allowed to do this)", resource=resource
-        )
-    if code in _THROTTLE_CODES or status in (429, 503):
-        return ThrottledError(message, resource=resource, retry_after=_retry_after(exc))
-    if status >= 500 or code in ("InternalError", "RequestTimeout", "RequestTimeTooSkewed"):
-        return TransientError(message, resource=resource)
-    if code in _BAD_INPUT_CODES or status == 400:
+    if code in _BAD_INPUT_CODES:
         return ConfigurationError(message, resource=resource)
-    return SygnifyError(message, resource=resource)
+    return None
+
+
+def translate_s3_error(exc: Exception, message: str, resource: str | None) -> SygnifyError | None:
+    """Map a boto3 / botocore exception onto the sygnify error tree (``None``: no rule matched)."""
+    return translate_aws_error(exc, message, resource, refine=_refine_s3)

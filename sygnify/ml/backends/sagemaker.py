@@ -1,49 +1,45 @@
 """AWS SageMaker real-time endpoints through the ``sagemaker-runtime`` ``InvokeEndpoint`` API.
 
-Uses boto3 (credentials from the usual AWS chain, or ``aws_access_key_id=`` /
-``aws_secret_access_key=``); boto3's own retries are off so sygnify's retry policy and
-circuit breaker are the only ones. Example (needs AWS, so not run)::
+Uses boto3 with AWS's shared credential options (:class:`sygnify.clouds.aws.AwsCredentials`,
+the same names as the ``s3`` connector's: the default AWS chain, ``access_key_id`` /
+``secret_access_key`` / ``session_token``, ``profile``, ``role_arn``...; the old
+``aws_access_key_id`` / ``aws_secret_access_key`` / ``aws_session_token`` still work and warn).
+boto3's own retries are off so sygnify's retry policy and circuit breaker are the only ones.
+Example (needs AWS, so not run)::
 
     ml.register("churn", backend="sagemaker", endpoint_name="churn-prod", region="eu-west-1",
-                features=["age", "spend"])
+                role_arn="arn:aws:iam::123456789012:role/scorer", features=["age", "spend"])
 """
 
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
-from pydantic import SecretStr
 
-from sygnify.errors import (
-    AuthenticationError,
-    ConnectionFailedError,
-    ModelError,
-    NotFoundError,
-    OperationTimeoutError,
-    PermissionDeniedError,
-    ThrottledError,
-    TransientError,
-)
+from sygnify.clouds.aws import AwsCredentials, aws_client, aws_session, error_code, translate_aws_error
+from sygnify.errors import ModelError, SygnifyError, TransientError
 from sygnify.ml.backends._remote import RemoteBackend, RemoteConfig, decode_predictions, table_rows
-from sygnify.ml.backends.base import BackendContext, BackendOutput
+from sygnify.ml.backends.base import BackendOutput
+from sygnify.plugins import PluginContext
 
 __all__ = ["SageMakerBackend", "SageMakerConfig"]
 
 
-class SageMakerConfig(RemoteConfig):
+class SageMakerConfig(RemoteConfig, AwsCredentials):
+    """Options of the ``sagemaker`` backend: the endpoint, its payload, and AWS credentials."""
+
+    deprecated_options: ClassVar[Mapping[str, str]] = {
+        "aws_access_key_id": "access_key_id",
+        "aws_secret_access_key": "secret_access_key",
+        "aws_session_token": "session_token",
+    }
+
     endpoint_name: str
-    region: str | None = None
-    endpoint_url: str | None = None
-    aws_access_key_id: str | None = None
-    aws_secret_access_key: SecretStr | None = None
-    aws_session_token: SecretStr | None = None
-    profile: str | None = None
     content_type: Literal["application/json", "text/csv"] = "application/json"
     payload: Literal["instances", "rows", "records"] = "instances"
     target_variant: str | None = None
@@ -58,39 +54,16 @@ class SageMakerBackend(RemoteBackend):
     config_model = SageMakerConfig
     config: SageMakerConfig
 
-    def __init__(self, config: SageMakerConfig, *, model_name: str, context: BackendContext) -> None:
+    def __init__(self, config: SageMakerConfig, *, model_name: str, context: PluginContext) -> None:
         super().__init__(config, model_name=model_name, context=context)
-        boto3: Any = importlib.import_module("boto3")
-        botocore_config: Any = importlib.import_module("botocore.config")
-        session = boto3.Session(
-            aws_access_key_id=config.aws_access_key_id,
-            aws_secret_access_key=(
-                config.aws_secret_access_key.get_secret_value() if config.aws_secret_access_key else None
-            ),
-            aws_session_token=config.aws_session_token.get_secret_value()
-            if config.aws_session_token
-            else None,
-            profile_name=config.profile,
-            region_name=config.region,
-        )
-        self._client: Any = session.client(
+        self._client: Any = aws_client(
+            aws_session(config, verify=config.verify),
             "sagemaker-runtime",
-            endpoint_url=config.endpoint_url,
+            config,
             verify=config.verify,
-            config=botocore_config.Config(
-                connect_timeout=config.connect_timeout,
-                read_timeout=config.timeout,
-                retries={"total_max_attempts": 1, "mode": "standard"},
-            ),
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.timeout,
         )
-
-    @classmethod
-    def from_options(
-        cls, options: Mapping[str, Any], *, name: str, context: BackendContext
-    ) -> SageMakerBackend:
-        config = cls.parse_config(options, name=name)
-        assert isinstance(config, SageMakerConfig)
-        return cls(config, model_name=name, context=context)
 
     def _body(self, features: pa.Table) -> bytes:
         cfg = self.config
@@ -108,7 +81,6 @@ class SageMakerBackend(RemoteBackend):
         return json.dumps(payload).encode()
 
     def _invoke(self, body: bytes) -> bytes:
-        botocore_exceptions: Any = importlib.import_module("botocore.exceptions")
         cfg = self.config
         kwargs: dict[str, Any] = {
             "EndpointName": cfg.endpoint_name,
@@ -125,16 +97,14 @@ class SageMakerBackend(RemoteBackend):
             response = self._client.invoke_endpoint(**kwargs)
             data: bytes = response["Body"].read()
             return data
-        except botocore_exceptions.ClientError as exc:
-            raise _client_error(exc, where, self.model_name) from exc
-        except (botocore_exceptions.ReadTimeoutError, botocore_exceptions.ConnectTimeoutError) as exc:
-            raise OperationTimeoutError(f"{where} timed out", resource=self.model_name) from exc
-        except botocore_exceptions.NoCredentialsError as exc:
-            raise AuthenticationError(f"{where}: no AWS credentials found", resource=self.model_name) from exc
-        except botocore_exceptions.BotoCoreError as exc:
-            raise ConnectionFailedError(
-                f"{where} failed: {type(exc).__name__}", resource=self.model_name
-            ) from exc
+        except Exception as exc:
+            message = f"{where} failed: {type(exc).__name__}: {str(exc)[:300]}"
+            error = translate_aws_error(exc, message, self.model_name, refine=_refine_sagemaker)
+            if error is None and type(exc).__module__.startswith("botocore"):
+                error = ModelError(message, resource=self.model_name)
+            if error is None:
+                raise
+            raise error from exc
 
     def predict(self, features: pa.Table) -> BackendOutput:
         raw = self.resilience.call(self._invoke, self._body(features))
@@ -155,19 +125,10 @@ class SageMakerBackend(RemoteBackend):
         return {"backend": "sagemaker", "endpoint": self.config.endpoint_name}
 
 
-def _client_error(exc: Any, where: str, model: str) -> Exception:
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    message = f"{where} failed with {code or status}: {str(error.get('Message', ''))[:200]}"
-    if code in ("ThrottlingException", "TooManyRequestsException") or status == 429:
-        return ThrottledError(message, resource=model)
-    if code in ("ServiceUnavailable", "InternalFailure", "ModelNotReadyException") or status >= 500:
-        return TransientError(message, resource=model)
-    if code in ("UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException"):
-        return AuthenticationError(message, resource=model)
-    if code in ("AccessDeniedException",) or status == 403:
-        return PermissionDeniedError(message, resource=model)
-    if status == 404:
-        return NotFoundError(message, resource=model)
-    return ModelError(message, resource=model)
+def _refine_sagemaker(exc: BaseException, message: str, resource: str | None) -> SygnifyError | None:
+    code = error_code(exc)
+    if code == "ModelNotReadyException":
+        return TransientError(f"{message} (the endpoint is still starting)", resource=resource)
+    if code == "ModelError":  # the model container answered with an error of its own
+        return ModelError(message, resource=resource)
+    return None

@@ -1,38 +1,48 @@
 """Vertex AI online prediction endpoints.
 
 ``POST {base}/v1/projects/P/locations/L/endpoints/E:predict`` with ``{"instances": [...]}``,
-authenticated with a bearer token from google-auth (application default credentials,
-or ``credentials=`` / ``access_token=``). Example (needs Google Cloud, so not run)::
+authenticated with a bearer token from google-auth. The credentials come from
+``credentials=`` (a google-auth credentials object) or from Google Cloud's shared options
+(:class:`sygnify.clouds.gcp.GcpCredentials`, the same names as the ``bigquery``
+connector's: ``credentials_file``, ``credentials_json``, ``access_token``,
+``impersonate_service_account``...), else application default credentials. Example (needs
+Google Cloud, so not run)::
 
     ml.register("ltv", backend="vertex", project="my-proj", location="europe-west4",
-                endpoint_id="1234567890", features=["age", "spend"])
+                endpoint_id="1234567890", features=["age", "spend"],
+                impersonate_service_account="scorer@my-proj.iam.gserviceaccount.com")
 """
 
 from __future__ import annotations
 
-import importlib
 import threading
 from typing import Any, Literal
 
 import pyarrow as pa
-from pydantic import SecretStr
+from pydantic import Field
 
-from sygnify.errors import AuthenticationError, ModelError
+from sygnify.clouds.gcp import (
+    GcpCredentials,
+    bearer_token,
+    describe_gcp_error,
+    gcp_credentials,
+    translate_gcp_error,
+)
+from sygnify.errors import AuthenticationError, ModelError, SygnifyError
 from sygnify.ml.backends._remote import RemoteBackend, RemoteConfig, decode_predictions, table_rows
 from sygnify.ml.backends.base import BackendOutput
 
 __all__ = ["VertexBackend", "VertexConfig"]
 
-_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
+class VertexConfig(RemoteConfig, GcpCredentials):
+    """Options of the ``vertex`` backend: the endpoint, its payload, and Google Cloud credentials."""
 
-class VertexConfig(RemoteConfig):
     project: str
     location: str
     endpoint_id: str
     base_url: str | None = None
-    access_token: SecretStr | None = None
-    credentials: Any = None
+    credentials: Any = Field(None, description="google-auth credentials to use instead of the options.")
     parameters: dict[str, Any] | None = None
     instance: Literal["list", "dict"] = "list"
     output_key: str | None = None
@@ -57,24 +67,25 @@ class VertexBackend(RemoteBackend):
         return base.rstrip("/") + path
 
     def auth_headers(self) -> dict[str, str]:
-        if self.config.access_token is not None:
-            return {"Authorization": f"Bearer {self.config.access_token.get_secret_value()}"}
+        if self.config.anonymous and self._credentials is None:
+            return {}
         with self._lock:
             try:
                 if self._credentials is None:
-                    google_auth: Any = importlib.import_module("google.auth")
-                    self._credentials, _ = google_auth.default(scopes=_SCOPES)
-                if not self._credentials.valid:
-                    requests_transport: Any = importlib.import_module("google.auth.transport.requests")
-                    self._credentials.refresh(requests_transport.Request())
+                    self._credentials, _ = gcp_credentials(self.config)
+                token = bearer_token(self._credentials)
+            except SygnifyError:
+                raise
             except Exception as exc:
-                raise AuthenticationError(
+                message = (
                     f"no usable Google credentials for Vertex model {self.model_name!r}: "
-                    f"{type(exc).__name__}; "
-                    "set up application default credentials or pass credentials=/access_token=",
-                    resource=self.model_name,
+                    f"{describe_gcp_error(exc)}; "
+                    "set up application default credentials or pass credentials=/access_token="
+                )
+                raise translate_gcp_error(exc, message, self.model_name) or AuthenticationError(
+                    message, resource=self.model_name
                 ) from None
-            return {"Authorization": f"Bearer {self._credentials.token}"}
+            return {"Authorization": f"Bearer {token}"}
 
     def predict(self, features: pa.Table) -> BackendOutput:
         cfg = self.config

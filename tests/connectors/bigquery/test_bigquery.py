@@ -11,11 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import gc
-import http.server
 import json
 import runpy
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +23,6 @@ import polars as pl
 import psutil
 import pyarrow as pa
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sygnify import CloudDataConnector
 from sygnify.connectors._sql.scan import translate_predicate
@@ -44,8 +40,9 @@ from sygnify.errors import (
     QueryError,
     SchemaError,
 )
+from sygnify.testing.connectors import ConnectorConformance, sample_table
+from tests.clouds.google_token import TokenEndpoint, service_account_key, token_endpoint
 from tests.connectors._emulated import optional_emulator, required
-from tests.connectors.conformance import ConnectorConformance, sample_table
 from tests.emulators.bqemulator import BigQueryEmulator, running_bqemulator
 
 pytestmark = pytest.mark.emulator
@@ -376,60 +373,17 @@ def test_unreachable_endpoint_opens_the_breaker(connector: CloudDataConnector) -
 # -- authentication --------------------------------------------------------------------------
 
 
-class _TokenServer(http.server.BaseHTTPRequestHandler):
-    accept = True
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        if type(self).accept:
-            body, status = {"access_token": "token-from-local-server", "expires_in": 3600}, 200
-        else:
-            body, status = {"error": "invalid_grant", "error_description": "bad key"}, 400
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def token_server() -> Iterator[tuple[str, type[_TokenServer]]]:
-    handler = type("Handler", (_TokenServer,), {"accept": True})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/token", handler
-    server.shutdown()
-    server.server_close()
-
-
-def service_account_json(token_uri: str) -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return json.dumps(
-        {
-            "type": "service_account",
-            "project_id": "test-proj",
-            "private_key_id": "1",
-            "private_key": pem,
-            "client_email": "sa@test-proj.iam.gserviceaccount.com",
-            "client_id": "1",
-            "token_uri": token_uri,
-        }
-    )
+def token_server() -> Iterator[tuple[str, type[TokenEndpoint]]]:
+    with token_endpoint() as running:
+        yield running
 
 
 def test_service_account_key_file_and_json_authenticate(
     connector: CloudDataConnector, emulator: BigQueryEmulator, token_server: Any, tmp_path: Any
 ) -> None:
     token_uri, _ = token_server
-    key_json = service_account_json(token_uri)
+    key_json = service_account_key(token_uri)
     key_file = tmp_path / "key.json"
     key_file.write_text(key_json)
     base = emulator_options(emulator)
@@ -449,7 +403,7 @@ def test_rejected_service_account_is_an_authentication_error(
     handler.accept = False
     base = emulator_options(emulator)
     base.pop("anonymous")
-    bq = connector.connect("bigquery", credentials_json=service_account_json(token_uri), **base)
+    bq = connector.connect("bigquery", credentials_json=service_account_key(token_uri), **base)
     assert isinstance(bq, BigQueryConnector)
     with pytest.raises(AuthenticationError) as info:
         bq.query("SELECT 1")

@@ -67,11 +67,14 @@ class SqlDialect:
 
     ``quote(column)`` returns a quoted identifier; ``placeholder(name, index)`` the
     placeholder of the parameter called ``name`` at position ``index`` (``@p0`` for
-    BigQuery, ``?`` for qmark-style drivers).
+    BigQuery, ``?`` for qmark-style drivers, ``$1`` for PostgreSQL); ``fold(name)`` what
+    the database makes of an unquoted identifier (PostgreSQL lower-cases it, Snowflake
+    upper-cases it).
     """
 
     quote: Callable[[str], str]
     placeholder: Callable[[str, int], str]
+    fold: Callable[[str], str] = str
 
 
 @dataclass

@@ -7,6 +7,14 @@ server's ``STATEMENT_TIMEOUT_IN_SECONDS`` (errno 630) is an ``OperationTimeoutEr
     >>> timeout = ProgrammingError(msg="Statement reached its statement or warehouse timeout", errno=630)
     >>> type(translate_snowflake_error(timeout, "snowflake query failed", None)).__name__
     'OperationTimeoutError'
+
+A network-level failure (``OperationalError``, ``InterfaceError``) means the connection is
+broken: the pool closes it instead of handing it out again.
+
+    >>> from snowflake.connector.errors import OperationalError
+    >>> reset = OperationalError(msg="connection reset by peer")
+    >>> is_connection_failure(reset), is_connection_failure(timeout)
+    (True, False)
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from sygnify.errors import (
     ThrottledError,
 )
 
-__all__ = ["translate_snowflake_error"]
+__all__ = ["is_connection_failure", "translate_snowflake_error"]
 
 
 # Snowflake error numbers (documented in the connector's errorcode module and server docs).
@@ -37,9 +45,19 @@ _NOT_FOUND_ERRNOS = {2003, 2043, 2140, 2151}
 _TIMEOUT_ERRNOS = {604, 630, 250007, 251011, 253001}
 
 
+def _errors() -> Any:
+    return importlib.import_module("snowflake.connector.errors")
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """Whether a snowflake-connector exception means the connection is broken (closed, not reused)."""
+    errors = _errors()
+    return isinstance(exc, errors.OperationalError | errors.InterfaceError)
+
+
 def translate_snowflake_error(exc: Exception, context: str, resource: str | None) -> SygnifyError:
     """Map a snowflake-connector exception onto the sygnify error tree (the SQL is not echoed)."""
-    errors: Any = importlib.import_module("snowflake.connector.errors")
+    errors = _errors()
     message = f"{context}: {getattr(exc, 'msg', None) or exc}"
     errno = getattr(exc, "errno", None)
     sqlstate = str(getattr(exc, "sqlstate", "") or "")

@@ -2,28 +2,22 @@
 
 >>> snowflake_type("tags", pa.list_(pa.string())), snowflake_type("point", pa.struct({"x": pa.int8()}))
 ('ARRAY', 'OBJECT')
->>> result_arrow_type(0, 12, 2), quote_identifier("order")
-(Decimal128Type(decimal128(12, 2)), '"order"')
+>>> result_arrow_type(0, 12, 2), widen_integers(pa.table({"n": pa.array([1], pa.int8())})).schema.types
+(Decimal128Type(decimal128(12, 2)), [DataType(int64)])
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
 from sygnify.errors import SchemaError
 
-__all__ = ["quote_identifier", "result_arrow_type", "snowflake_type", "widen_integers"]
+__all__ = ["described_schema", "result_arrow_type", "snowflake_type", "widen_integers"]
 
-
-def quote_identifier(name: str) -> str:
-    """A double-quoted, case-preserving Snowflake identifier.
-
-    >>> quote_identifier('a"b')
-    '"a""b"'
-    """
-    return '"' + name.replace('"', '""') + '"'
+Data = TypeVar("Data", pa.Table, pa.RecordBatch)
 
 
 _SNOWFLAKE_TYPES: list[tuple[Callable[[pa.DataType], bool], str]] = [
@@ -81,11 +75,23 @@ def result_arrow_type(code: int, precision: int | None, scale: int | None) -> pa
     return mapping.get(code, pa.string())
 
 
-def widen_integers(batch: pa.RecordBatch) -> pa.RecordBatch:
+def described_schema(description: Sequence[Any] | None) -> pa.Schema:
+    """The Arrow schema of a result, from the connector's column metadata (``cursor.description``
+    or ``cursor.describe(sql)``), as :func:`widen_integers` leaves it."""
+    return pa.schema(
+        [
+            (column.name, result_arrow_type(column.type_code, column.precision, column.scale))
+            for column in description or []
+        ]
+    )
+
+
+def widen_integers(data: Data) -> Data:
+    """``data`` with every integer column as ``int64``; free when there is none."""
     # Snowflake sends each NUMBER(p,0) chunk in the narrowest int that fits; users get int64.
-    if not any(pa.types.is_integer(t) and t != pa.int64() for t in batch.schema.types):
-        return batch
+    if not any(pa.types.is_integer(t) and t != pa.int64() for t in data.schema.types):
+        return data
     columns = [
-        column.cast(pa.int64()) if pa.types.is_integer(column.type) else column for column in batch.columns
+        column.cast(pa.int64()) if pa.types.is_integer(column.type) else column for column in data.columns
     ]
-    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+    return type(data).from_arrays(columns, names=data.schema.names)

@@ -19,7 +19,7 @@ import runpy
 import sys
 import threading
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,13 +31,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sygnify import CloudDataConnector
+from sygnify.connectors._sql.params import bind_params
+from sygnify.connectors._sql.pool import ConnectionPool
+from sygnify.connectors.snowflake import SnowflakeConnectionPool, named_to_qmark
 from sygnify.connectors.snowflake.connector import (
     SnowflakeConfig,
-    SnowflakeConnectionPool,
     SnowflakeConnector,
     connect_arguments,
-    named_to_qmark,
 )
+from sygnify.connectors.snowflake.errors import is_connection_failure
 from sygnify.errors import (
     AuthenticationError,
     CircuitOpenError,
@@ -147,14 +149,37 @@ def test_sql_injection_through_parameters_matches_only_the_literal(
     assert sf.query("SELECT count(*) AS n FROM people").column(0).to_pylist() == [3]
 
 
+def snowflake_bind(sql: str, params: Any) -> tuple[str, list[Any] | None]:
+    """Parameters as the connector binds them (its declared style and string rules)."""
+    return bind_params(
+        sql, params, SnowflakeConnector.param_style, backslash_escapes=SnowflakeConnector.backslash_escapes
+    )
+
+
 def test_named_placeholders_skip_strings_comments_and_casts() -> None:
-    sql, values = named_to_qmark(
+    sql, values = snowflake_bind(
         "SELECT ':a', \"x:a\", $$:a$$, v::int /* :a */ FROM t WHERE c = :a AND d=:b", {"a": 1, "b": 2}
     )
     assert sql == "SELECT ':a', \"x:a\", $$:a$$, v::int /* :a */ FROM t WHERE c = ? AND d=?"
     assert values == [1, 2]
+    # Snowflake reads \' as a quote inside any string: the :b after it is still inside the string.
+    assert snowflake_bind("SELECT 'it\\'s :b' WHERE x = :a", {"a": 1}) == (
+        "SELECT 'it\\'s :b' WHERE x = ?",
+        [1],
+    )
     with pytest.raises(QueryError, match="not used"):
-        named_to_qmark("SELECT 1", {"a": 1})
+        snowflake_bind("SELECT 1", {"a": 1})
+
+
+def test_old_names_still_work_with_a_deprecation_warning() -> None:
+    with pytest.warns(DeprecationWarning, match="named_to_qmark"):
+        assert named_to_qmark("SELECT :a, :a", {"a": 1}) == ("SELECT ?, ?", [1, 1])
+    with pytest.warns(DeprecationWarning, match="SnowflakeConnectionPool"):
+        pool = SnowflakeConnectionPool(FakeConnection, size=1, checkout_timeout=0.01)
+    assert isinstance(pool, ConnectionPool)
+    assert pool.kind == "snowflake"
+    assert pool.is_failure is is_connection_failure
+    pool.close()
 
 
 # -- types ----------------------------------------------------------------------------------
@@ -239,7 +264,7 @@ def test_one_million_rows_stream_with_bounded_memory(sf: SnowflakeConnector) -> 
 
 
 def test_abandoned_stream_returns_its_connection(sf: SnowflakeConnector, people: str) -> None:
-    stream = cast(Generator[pa.RecordBatch, None, None], sf.stream(people, batch_size=1))
+    stream = sf.stream(people, batch_size=1)
     next(stream)
     stream.close()
     results = []
@@ -273,19 +298,19 @@ def test_scan_pushes_columns_filters_and_limits(
     sf: SnowflakeConnector, people: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[str, Any]] = []
-    original = SnowflakeConnector._execute
+    original = SnowflakeConnector._open_reader
 
-    def spy(self: SnowflakeConnector, sql: str, params: Any) -> Any:
+    def spy(self: SnowflakeConnector, connection: Any, sql: str, params: Any) -> Any:
         seen.append((sql, params))
-        return original(self, sql, params)
+        return original(self, connection, sql, params)
 
-    monkeypatch.setattr(SnowflakeConnector, "_execute", spy)
+    monkeypatch.setattr(SnowflakeConnector, "_open_reader", spy)
     frame = sf.scan(people)
     assert frame.collect_schema()["id"] == pl.Int64
     result = frame.filter((pl.col("id") >= 2) & pl.col("name").is_in(["bob", "zed"])).select("name").collect()
     assert result.to_dicts() == [{"name": "bob"}]
     sql, params = seen[-1]
-    assert sql == 'SELECT "id", "name" FROM people WHERE ("id" >= ?) AND ("name" IN (?, ?))'
+    assert sql == 'SELECT "id", "name" FROM "PEOPLE" WHERE ("id" >= ?) AND ("name" IN (?, ?))'
     assert params == [2, "bob", "zed"]
     assert frame.filter(pl.col("score").is_null()).collect()["id"].to_list() == [3]
     assert frame.filter(pl.col("name").str.len_chars() == 3).sort("id").collect()["id"].to_list() == [1, 2]
@@ -402,32 +427,41 @@ class FakeConnection:
         self.closed = True
 
 
-def test_pool_reuses_replaces_and_times_out() -> None:
-    made: list[FakeConnection] = []
-    now = [0.0]
+def fail_on(pool: ConnectionPool, error: Exception) -> None:
+    with pool.connection():
+        raise error
 
-    def factory() -> FakeConnection:
+
+def test_the_pool_is_the_shared_one_and_drops_connections_snowflake_reports_broken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from snowflake.connector.errors import OperationalError, ProgrammingError
+
+    made: list[FakeConnection] = []
+
+    def connect(self: SnowflakeConnector) -> FakeConnection:
         made.append(FakeConnection())
         return made[-1]
 
-    def clock() -> float:
-        now[0] += 10.0  # every look at the clock jumps past the checkout timeout
-        return now[0]
-
-    pool = SnowflakeConnectionPool(factory, size=1, checkout_timeout=5.0, clock=clock)
-    first = pool.checkout()
-    with pytest.raises(OperationTimeoutError, match="pool_size=1"):
-        pool.checkout()
-    pool.checkin(first)
-    assert pool.checkout() is first
-    pool.checkin(first, discard=True)
-    assert first.closed
-    second = pool.checkout()
-    assert second is not first
-    assert len(made) == 2
-    pool.checkin(second)
-    pool.close()
-    assert second.closed
+    monkeypatch.setattr(SnowflakeConnector, "_connect", connect)
+    sf = SnowflakeConnector(
+        SnowflakeConfig(account="a", user="u", password="p", pool_size=1, checkout_timeout=5.0)
+    )
+    try:
+        pool = sf.pool
+        assert isinstance(pool, ConnectionPool)
+        assert (pool.kind, pool.size, pool.checkout_timeout) == ("snowflake", 1, 5.0)
+        with pytest.raises(ProgrammingError):
+            fail_on(pool, ProgrammingError(msg="syntax error"))  # a statement failed: the session is fine
+        assert not made[0].closed
+        with pytest.raises(OperationalError):
+            fail_on(pool, OperationalError(msg="connection reset by peer"))
+        assert made[0].closed
+        with pool.connection() as connection:
+            assert connection is made[1]
+        assert len(made) == 2
+    finally:
+        sf.close()
 
 
 def test_example_runs_against_fakesnow(
@@ -453,15 +487,15 @@ def test_transient_errors_are_retried_and_user_errors_are_not(
 
     attempts: list[str] = []
     failures = [OperationalError(msg="connection reset by peer", errno=250003)]
-    original = SnowflakeConnectionPool.checkout
+    original = ConnectionPool.checkout
 
-    def flaky(self: SnowflakeConnectionPool) -> Any:
+    def flaky(self: ConnectionPool) -> Any:
         attempts.append("checkout")
         if failures:
             raise failures.pop()
         return original(self)
 
-    monkeypatch.setattr(SnowflakeConnectionPool, "checkout", flaky)
+    monkeypatch.setattr(ConnectionPool, "checkout", flaky)
     assert sf.query("SELECT 1 AS one").column(0).to_pylist() == [1]
     assert len(attempts) == 2
     attempts.clear()
@@ -532,13 +566,13 @@ class FaultyConnection:
 
 def inject(monkeypatch: pytest.MonkeyPatch, hook: Any) -> None:
     """Route every cursor of every pooled connection through ``hook``."""
-    original = SnowflakeConnectionPool.checkout
+    original = ConnectionPool.checkout
 
-    def checkout(self: SnowflakeConnectionPool) -> Any:
+    def checkout(self: ConnectionPool) -> Any:
         connection = original(self)
         return connection if isinstance(connection, FaultyConnection) else FaultyConnection(connection, hook)
 
-    monkeypatch.setattr(SnowflakeConnectionPool, "checkout", checkout)
+    monkeypatch.setattr(ConnectionPool, "checkout", checkout)
 
 
 def test_query_timeout_reaches_the_server_and_the_cursor(

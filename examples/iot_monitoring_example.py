@@ -26,8 +26,8 @@ from sygnify.monitoring import (
     Alert,
     AlertManager,
     AnomalyScore,
-    CallbackSink,
-    LogSink,
+    CallbackAlertSink,
+    LogAlertSink,
     PrometheusMetrics,
     RollingZScore,
     Threshold,
@@ -98,7 +98,7 @@ def main(url: str = "redis://127.0.0.1:6379/0") -> dict[str, Any]:
             AnomalyScore("temperature-anomaly", field="temperature_score", threshold=6.0, labels=("sensor",)),
             Threshold("overpressure", field="pressure", above=104.0, labels=("sensor",)),
         ],
-        sinks=[LogSink(), CallbackSink(alerts.append)],
+        sinks=[LogAlertSink(), CallbackAlertSink(alerts.append)],
         cooldown=600,  # seconds of event time: one alert per sensor per incident
         clock=lambda: current_time[0],
     )

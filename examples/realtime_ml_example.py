@@ -1,4 +1,8 @@
-"""RealTimeML in one file: an ONNX model, an A/B split, a shadow, and a windowed stream."""
+"""RealTimeML in one file: an ONNX model, an A/B split, a shadow, and windowed streams.
+
+The aggregation stream uses ``sygnify.processing.Aggregate``, the same aggregation
+vocabulary (and numbers) as ``LargeDataHandler.process``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from skl2onnx import to_onnx
 from sklearn.linear_model import LogisticRegression
 
 from sygnify.ml import RealTimeML, Tumbling
+from sygnify.processing import Aggregate
 
 
 def main() -> None:
@@ -31,6 +36,12 @@ def main() -> None:
             events, model="risk", mode="windowing", window=Tumbling(10), time="t", key="user"
         ):
             print("window rows:", table.num_rows, "predictions:", table.column("prediction").to_pylist()[:3])
+        # one prediction per user and window, on the window's mean features
+        per_window = Aggregate(by="user", a=("a", "mean"), b=("b", "mean"))
+        for table in ml.stream(
+            events, model="risk", mode="aggregation", window=Tumbling(10), time="t", aggregate=per_window
+        ):
+            print("aggregated:", table.select(["user", "window_start", "a", "b", "prediction"]).to_pylist())
         print("shadow:", ml.shadow_report("risk"))
 
 

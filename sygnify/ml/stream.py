@@ -7,8 +7,12 @@
 - ``windowing``: rows grouped in event-time windows per key (``window=Tumbling(...)``,
   ``Sliding(...)`` or ``Session(...)``, ``time=``, ``key=``, ``allowed_lateness=``); every
   row of a window is scored when the window closes, with ``window_start``/``window_end``.
-- ``aggregation``: features are aggregated per window (``aggregations={"name": ("column",
-  "mean"), ...}`` or Polars expressions) and the model scores one row per key and window.
+- ``aggregation``: features are aggregated per window and key with
+  ``aggregate=Aggregate(by=KEY, name=(column, how), ...)`` (:class:`sygnify.processing.Aggregate`,
+  the same vocabulary and numbers as ``LargeDataHandler``; ``by`` keys the windows, so
+  ``key=`` is not needed) and the model scores one row per key and window. The old
+  ``aggregations={"name": ("column", "mean"), ...}`` spelling (or Polars expressions) still
+  works for this release, with a ``DeprecationWarning``.
 
 Source batches are acknowledged only once all their rows' predictions were yielded and the
 ``on("prediction")`` callbacks ran (at-least-once). ::
@@ -20,54 +24,68 @@ Source batches are acknowledged only once all their rows' predictions were yield
     >>> events = [{"x": float(i)} for i in range(5)]
     >>> [t.num_rows for t in ml.stream(events, model="inc", mode="batch", batch_size=2)]
     [2, 2, 1]
+
+and one prediction per user and 10-second window, on features aggregated by an
+:class:`~sygnify.processing.Aggregate`::
+
+    >>> from sygnify.processing import Aggregate
+    >>> from sygnify.streams.windows import Tumbling
+    >>> _ = ml.register("spend", backend="callable", fn=lambda X: X[:, 0], features=["total"])
+    >>> clicks = [{"user": "a", "t": 1.0, "amount": 5.0}, {"user": "a", "t": 4.0, "amount": 2.0},
+    ...           {"user": "b", "t": 12.0, "amount": 1.0}]
+    >>> stream = ml.stream(clicks, model="spend", mode="aggregation", window=Tumbling(10), time="t",
+    ...                    aggregate=Aggregate(by="user", total=("amount", "sum")))
+    >>> [(r["user"], r["window_start"], r["total"]) for t in stream for r in t.to_pylist()]
+    [('a', 0.0, 7.0), ('b', 10.0, 1.0)]
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
 from sygnify.errors import ConfigurationError
-from sygnify.ml.stream_processor import MODES, StreamProcessor
+from sygnify.ml.stream_processor import MODES, Notify, Score, StreamProcessor
 
-if TYPE_CHECKING:
-    from sygnify.ml.realtime import RealTimeML
-
-# The mode logic lives in a private module; MODES is re-exported here, where it is documented.
+# The mode logic lives in its own module; MODES is re-exported here, where it is documented.
 __all__ = ["MODES", "PredictionStream"]
 
 
 class PredictionStream:
     """Predictions of a stream: iterate with ``for`` (sync) or ``async for`` (async sources too).
 
-    ``idle_timeout`` ends a :class:`~sygnify.streams.StreamSource` stream after that many
-    seconds without records (default: run until the consumer stops iterating);
-    ``poll_timeout`` bounds each ``read()`` wait; ``max_records`` is the read size.
+    Built by :meth:`RealTimeML.stream <sygnify.ml.realtime.RealTimeML.stream>`, which passes
+    ``score`` (its model's scorer) and ``notify`` (its ``on()`` callbacks): each result is
+    notified as ``"prediction"`` before it is yielded. ``idle_timeout`` ends a
+    :class:`~sygnify.streams.StreamSource` stream after that many seconds without records
+    (default: run until the consumer stops iterating); ``poll_timeout`` bounds each
+    ``read()`` wait; ``max_records`` is the read size.
     """
 
     def __init__(
         self,
-        ml: RealTimeML,
         source: Any,
         *,
         model: str,
         mode: str,
+        score: Score,
+        notify: Notify,
         clock: Callable[[], float],
         idle_timeout: float | None = None,
         poll_timeout: float = 1.0,
         max_records: int = 1000,
         **options: Any,
     ) -> None:
-        self._ml = ml
+        self._notify = notify
         self._source = source
         self._clock = clock
         self._idle_timeout = idle_timeout
         self._poll_timeout = poll_timeout
         self._max_records = max_records
-        self.processor = StreamProcessor(ml, model, mode, clock, **options)
+        self.processor = StreamProcessor(score, model, mode, clock, notify=notify, **options)
 
     @property
     def late_rows(self) -> int:
@@ -77,7 +95,7 @@ class PredictionStream:
     def _emit(self, outputs: list[tuple[pa.Table, list[Callable[[], None]]]]) -> Iterator[pa.Table]:
         for table, acks in outputs:
             if table.num_columns:
-                self._ml._fire("prediction", table)
+                self._notify("prediction", table)
                 yield table
             for ack in acks:  # only after the consumer took the predictions
                 ack()

@@ -2,16 +2,18 @@
 
 A :class:`StreamProcessor` is fed source items and answers with ``(predictions, acks)``
 pairs: it gathers rows into micro-batches (adaptive in ``streaming`` mode, fixed in
-``batch`` mode) or event-time windows (``windowing``, ``aggregation``), calls the model,
+``batch`` mode) or event-time windows (``windowing``, ``aggregation``), calls ``score``,
 and hands back a source item's ack only once every row of it was scored. The sync and async
 drivers in :mod:`sygnify.ml.stream` decide when to feed, tick and finish; time comes
-from the injected clock, so nothing here waits:
+from the injected clock, so nothing here waits. ``score`` is any ``(features, keys) ->
+answers`` callable (:meth:`RealTimeML.score <sygnify.ml.realtime.RealTimeML.score>` bound
+to one model, in a real stream):
 
-    >>> from sygnify.ml.realtime import RealTimeML
-    >>> ml = RealTimeML()
-    >>> _ = ml.register("inc", backend="callable", fn=lambda X: X[:, 0] + 1, features=["x"])
+    >>> import pyarrow as pa
+    >>> def score(features, keys):
+    ...     return pa.table({"prediction": pa.compute.add(features.column("x"), 1.0)})
     >>> now = [0.0]
-    >>> processor = StreamProcessor(ml, "inc", "streaming", lambda: now[0], max_latency=0.5)
+    >>> processor = StreamProcessor(score, "inc", "streaming", lambda: now[0], max_latency=0.5)
     >>> processor.feed({"x": 1.0}), processor.due_in()
     ([], 0.5)
     >>> now[0] = 0.5  # the oldest event has waited max_latency: score what is buffered
@@ -22,17 +24,19 @@ from the injected clock, so nothing here waits:
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, TypeAlias, get_args
 
 import polars as pl
 import pyarrow as pa
 
 from sygnify.errors import ConfigurationError
 from sygnify.io.arrow import to_arrow_table
+from sygnify.processing.aggregate import Aggregate, AggregateHow
 from sygnify.streams.windows import (
     TAG_COLUMN,
     ClosedWindow,
@@ -43,13 +47,20 @@ from sygnify.streams.windows import (
     WindowState,
 )
 
-if TYPE_CHECKING:
-    from sygnify.ml.realtime import RealTimeML
-
-__all__ = ["MODES", "StreamProcessor"]
+__all__ = ["MODES", "Notify", "Score", "StreamEvent", "StreamProcessor"]
 
 MODES = ("streaming", "batch", "windowing", "aggregation")
-_AGGREGATES = {"mean", "sum", "min", "max", "count", "std", "var", "median", "first", "last", "n_unique"}
+
+#: Scores a features table for one model; ``keys`` (one per row, or None) route A/B splits.
+Score: TypeAlias = Callable[[pa.Table, Sequence[Hashable] | None], pa.Table]
+#: What a stream tells its owner: each result table, or rows dropped as late.
+StreamEvent: TypeAlias = Literal["prediction", "late"]
+#: Receives a stream's notifications (:meth:`RealTimeML.notify` in a real stream).
+Notify: TypeAlias = Callable[[StreamEvent, Any], None]
+
+# The deprecated ``aggregations=`` spelling also took these, which have no mergeable partial.
+_LEGACY_ONLY = {"median", "first", "last"}
+_WINDOW = "__sygnify_window"
 
 
 def _normalize(item: Any) -> tuple[pa.Table, Callable[[], None] | None]:
@@ -77,14 +88,25 @@ class _Pending:
 
 
 class StreamProcessor:
-    """Mode logic shared by the sync and async drivers; pure apart from calling the model."""
+    """Mode logic shared by the sync and async drivers; pure apart from calling ``score``.
+
+    ``notify("late", {"model": model, "rows": n})`` reports rows dropped as late.
+    """
 
     def __init__(
-        self, ml: RealTimeML, model: str, mode: str, clock: Callable[[], float], **options: Any
+        self,
+        score: Score,
+        model: str,
+        mode: str,
+        clock: Callable[[], float],
+        *,
+        notify: Notify | None = None,
+        **options: Any,
     ) -> None:
         if mode not in MODES:
             raise ConfigurationError(f"unknown stream mode {mode!r}; use one of {', '.join(MODES)}")
-        self.ml, self.model, self.mode, self.clock = ml, model, mode, clock
+        self.score, self.model, self.mode, self.clock = score, model, mode, clock
+        self.notify = notify
         self.include_input = bool(options.pop("include_input", True))
         self.batch_size = int(options.pop("batch_size", 1000))
         self.max_batch_size = int(options.pop("max_batch_size", 4096))
@@ -94,13 +116,20 @@ class StreamProcessor:
         self.time_column: str | None = options.pop("time", None)
         window: WindowSpec | None = options.pop("window", None)
         lateness = options.pop("allowed_lateness", 0.0)
+        aggregate = options.pop("aggregate", None)
         aggregations = options.pop("aggregations", None)
         if options:
             raise ConfigurationError(f"stream() does not take option(s) {', '.join(sorted(options))}")
         if self.batch_size < 1 or self.max_batch_size < 1 or self.max_latency < 0:
             raise ConfigurationError("batch sizes must be >= 1 and max_latency >= 0")
         self.window_state: WindowState | None = None
-        self.aggregations: list[pl.Expr] = []
+        self.aggregate: Aggregate | None = None
+        self.legacy_exprs: list[pl.Expr] = []  # the deprecated aggregations= spelling only
+        self.legacy_float = False
+        if mode == "aggregation":
+            self._configure_aggregation(aggregate, aggregations)
+        elif aggregate is not None or aggregations is not None:
+            raise ConfigurationError(f"aggregate= applies to mode='aggregation' only, not {mode!r}")
         if mode in ("windowing", "aggregation"):
             if not isinstance(window, Tumbling | Sliding | Session) or not self.time_column:
                 raise ConfigurationError(
@@ -111,8 +140,6 @@ class StreamProcessor:
             self.window_state = WindowState(
                 window, time_column=self.time_column, key_columns=self.key_columns, allowed_lateness=lateness
             )
-        if mode == "aggregation":
-            self.aggregations = _aggregation_exprs(aggregations)
         self.target = min(32, self.max_batch_size)  # adaptive micro-batch size (streaming mode)
         self.buffer: list[pa.Table] = []
         self.buffered_rows = 0
@@ -136,7 +163,8 @@ class StreamProcessor:
             entry.remaining = sum(result.assigned.values())
             if result.late:
                 self.late_rows += result.late
-                self.ml._fire("late", {"model": self.model, "rows": result.late})
+                if self.notify is not None:
+                    self.notify("late", {"model": self.model, "rows": result.late})
             return self._score_windows(result.closed)
         entry.remaining = table.num_rows
         if table.num_rows == 0:
@@ -214,7 +242,7 @@ class StreamProcessor:
         exclude = [*self.key_columns, *([self.time_column] if self.time_column else [])]
         keys = table.column(self.key_columns[0]).to_pylist() if self.key_columns else None
         start = time.perf_counter()
-        result = self.ml._score(self.model, self._features(table, exclude), keys=keys)
+        result = self.score(self._features(table, exclude), keys)
         elapsed = time.perf_counter() - start
         if self.mode == "streaming":
             self._adapt(elapsed, table.num_rows)
@@ -263,7 +291,7 @@ class StreamProcessor:
             table = self._aggregate(windows)
             features = table.drop_columns([*self.key_columns, "window_start", "window_end"])
             keys = [w.key for w in windows] if self.key_columns else None
-            result = self.ml._score(self.model, features, keys=keys)
+            result = self.score(features, keys)
             passthrough = (
                 table
                 if self.include_input
@@ -285,47 +313,104 @@ class StreamProcessor:
         starts, ends = self._bounds([window], [rows.num_rows])
         exclude = [*self.key_columns, self.time_column or ""]
         keys = [window.key] * rows.num_rows if self.key_columns else None
-        result = self.ml._score(self.model, self._features(rows, exclude), keys=keys)
+        result = self.score(self._features(rows, exclude), keys)
         base = rows.drop_columns([TAG_COLUMN]) if self.include_input else rows.select(self.key_columns)
         passthrough = base.append_column("window_start", starts).append_column("window_end", ends)
         for index, name in enumerate(passthrough.column_names):
             result = result.add_column(index, name, passthrough.column(name))
         return result
 
+    # -- aggregation mode -------------------------------------------------------------------
+    def _configure_aggregation(self, aggregate: Any, aggregations: Any) -> None:
+        if aggregate is not None and aggregations is not None:
+            raise ConfigurationError("give aggregate=Aggregate(...) or the old aggregations=..., not both")
+        if aggregations is not None:
+            aggregate = self._from_legacy(aggregations)
+            if aggregate is None:
+                return
+        if not isinstance(aggregate, Aggregate):
+            raise ConfigurationError(
+                "mode 'aggregation' needs aggregate=Aggregate(...) (sygnify.processing.Aggregate), "
+                f"e.g. Aggregate(by='user', total=('amount', 'sum')); got {aggregate!r}"
+            )
+        by = list(aggregate.by)
+        if by and self.key_columns and by != self.key_columns:
+            raise ConfigurationError(
+                f"key={self.key_columns!r} and Aggregate(by={by!r}) disagree: the windows are "
+                "per aggregation group, so give the keys once (Aggregate(by=...) is enough)"
+            )
+        self.key_columns = self.key_columns or by
+        self.aggregate = aggregate
+
+    def _from_legacy(self, aggregations: Any) -> Aggregate | None:
+        """The old ``aggregations={"name": ("column", "how")}`` as an :class:`Aggregate`.
+
+        Specs an ``Aggregate`` cannot express (Polars expressions, median/first/last) keep
+        the old per-window Polars path for this release. ``(column, how)`` outputs stay
+        Float64 either way, as they were.
+        """
+        warnings.warn(
+            "ml.stream(mode='aggregation', aggregations={...}) is deprecated and goes in the next "
+            "release: pass aggregate=sygnify.processing.Aggregate(by=KEY, name=(column, how), ...), "
+            "the aggregation vocabulary LargeDataHandler uses",
+            DeprecationWarning,
+            stacklevel=6,  # the caller of RealTimeML.stream
+        )
+        if not aggregations:
+            raise ConfigurationError(
+                "mode 'aggregation' needs aggregate=Aggregate(by=..., name=(column, how))"
+            )
+        specs = dict(aggregations) if isinstance(aggregations, Mapping) else None
+        if specs is None or any(isinstance(spec, pl.Expr) for spec in specs.values()):
+            self.legacy_exprs = _legacy_exprs(aggregations)
+            return None
+        hows = (*get_args(AggregateHow), *_LEGACY_ONLY)
+        for name, spec in specs.items():
+            if not (isinstance(spec, tuple) and len(spec) == 2 and spec[1] in hows):
+                raise ConfigurationError(
+                    f"aggregation {name}={spec!r} must be (column, how) with how one of {', '.join(hows)}",
+                    resource=name,
+                )
+        if any(how in _LEGACY_ONLY for _, how in specs.values()):
+            self.legacy_exprs = _legacy_exprs(specs)
+            return None
+        self.legacy_float = True
+        return Aggregate(**specs)
+
     def _aggregate(self, windows: list[ClosedWindow]) -> pa.Table:
+        """One row per closed window, in the order they closed: keys, bounds, aggregates."""
         frames = []
-        for window in windows:
+        for index, window in enumerate(windows):
             frame = pl.from_arrow(window.rows.drop_columns([TAG_COLUMN]))
             assert isinstance(frame, pl.DataFrame)
-            row = frame.select(self.aggregations)
-            extra = {name: [value] for name, value in zip(self.key_columns, window.key)}
-            row = row.with_columns(
-                *(pl.Series(name, values) for name, values in extra.items()),
-                pl.lit(window.start).alias("window_start"),
-                pl.lit(window.end).alias("window_end"),
-            )
-            frames.append(
-                row.select(
-                    [*self.key_columns, "window_start", "window_end", *row.columns[: len(self.aggregations)]]
-                )
-            )
-        return pl.concat(frames, how="vertical_relaxed").to_arrow()
+            frames.append(frame.with_columns(pl.lit(index, pl.UInt32).alias(_WINDOW)))
+        rows = pl.concat(frames, how="vertical_relaxed")
+        # A window holds one key, so grouping by (window, *keys) gives one row per window.
+        groups = [_WINDOW, *self.key_columns]
+        if self.aggregate is not None:
+            spec = Aggregate(groups, hll_precision=self.aggregate.hll_precision, **self.aggregate.aggs)
+            table = spec.finalize(spec.partial(rows))  # sorted by the window index first
+        else:
+            table = rows.group_by(groups, maintain_order=True).agg(self.legacy_exprs)
+        values = table.drop(groups)
+        if self.legacy_float:
+            values = values.cast(pl.Float64)
+        bounds = pl.DataFrame(
+            {"window_start": [w.start for w in windows], "window_end": [w.end for w in windows]},
+            schema={"window_start": pl.Float64, "window_end": pl.Float64},
+        )
+        return pl.concat([table.select(self.key_columns), bounds, values], how="horizontal").to_arrow()
 
 
-def _aggregation_exprs(aggregations: Any) -> list[pl.Expr]:
-    if not aggregations:
-        raise ConfigurationError("mode 'aggregation' needs aggregations={'name': ('column', 'mean'), ...}")
-    if isinstance(aggregations, Mapping):
-        exprs = []
-        for name, spec in aggregations.items():
-            if isinstance(spec, pl.Expr):
-                exprs.append(spec.alias(name))
-                continue
+def _legacy_exprs(aggregations: Any) -> list[pl.Expr]:
+    """Polars expressions of the deprecated ``aggregations=`` spelling (goes next release)."""
+    if not isinstance(aggregations, Mapping):
+        return list(aggregations)
+    exprs = []
+    for name, spec in aggregations.items():
+        if isinstance(spec, pl.Expr):
+            exprs.append(spec.alias(name))
+        else:
             column, how = spec
-            if how not in _AGGREGATES:
-                raise ConfigurationError(
-                    f"unknown aggregate {how!r} for {name!r}; use one of {sorted(_AGGREGATES)}"
-                )
             exprs.append(getattr(pl.col(column), how)().cast(pl.Float64).alias(name))
-        return exprs
-    return list(aggregations)
+    return exprs

@@ -1,4 +1,4 @@
-"""Monitoring: metrics, drift, anomaly detection and alerts (hooks live in ``hooks``).
+"""Monitoring: metrics, drift, anomaly detection and alerts, fed by :mod:`sygnify.events`.
 
 Everything here is imported lazily: ``sygnify.events`` is used by every layer and
 must stay free of optional dependencies, while metrics need ``prometheus-client`` and drift
@@ -18,16 +18,16 @@ if TYPE_CHECKING:
     from sygnify.monitoring.alerts import (
         Alert,
         AlertManager,
+        AlertSink,
         AnomalyScore,
         BreakerOpen,
-        CallbackSink,
+        CallbackAlertSink,
         DriftDetected,
-        LogSink,
+        LogAlertSink,
         RateOfChange,
         Rule,
-        Sink,
         Threshold,
-        WebhookSink,
+        WebhookAlertSink,
     )
     from sygnify.monitoring.anomaly import EWMA, IQR, AnomalyDetector, IsolationForestDetector, RollingZScore
     from sygnify.monitoring.drift import (
@@ -48,14 +48,14 @@ _EXPORTS = {
         "AlertManager",
         "AnomalyScore",
         "BreakerOpen",
-        "CallbackSink",
+        "CallbackAlertSink",
         "DriftDetected",
-        "LogSink",
+        "LogAlertSink",
         "RateOfChange",
         "Rule",
-        "Sink",
+        "AlertSink",
         "Threshold",
-        "WebhookSink",
+        "WebhookAlertSink",
     ],
     "anomaly": ["EWMA", "IQR", "AnomalyDetector", "IsolationForestDetector", "RollingZScore"],
     "drift": [
@@ -71,6 +71,8 @@ _EXPORTS = {
     "metrics": ["MetricsServer", "PrometheusMetrics", "serve_metrics"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+# Old alert-sink names: sygnify.monitoring.alerts resolves them with a DeprecationWarning.
+_WHERE.update(dict.fromkeys(("Sink", "LogSink", "CallbackSink", "WebhookSink"), "alerts"))
 
 __all__ = [
     "Alert",
@@ -78,7 +80,7 @@ __all__ = [
     "AnomalyDetector",
     "AnomalyScore",
     "BreakerOpen",
-    "CallbackSink",
+    "CallbackAlertSink",
     "DriftDetected",
     "DriftDetector",
     "DriftReport",
@@ -86,16 +88,16 @@ __all__ = [
     "FeatureDrift",
     "IQR",
     "IsolationForestDetector",
-    "LogSink",
+    "LogAlertSink",
     "MetricsServer",
     "PrometheusMetrics",
     "RateOfChange",
     "RollingZScore",
     "Rule",
-    "Sink",
+    "AlertSink",
     "StreamingDrift",
     "Threshold",
-    "WebhookSink",
+    "WebhookAlertSink",
     "chi_square",
     "jensen_shannon",
     "ks_test",

@@ -1,4 +1,4 @@
-"""Alert rules evaluated on observations and hook events, sent to sinks with de-duplication.
+"""Alert rules evaluated on observations and declared events, sent to sinks with de-duplication.
 
 An *observation* is a mapping of values (a sensor reading, an anomaly score, a drift report).
 Each :class:`Rule` looks at it and may fire an :class:`Alert`; the :class:`AlertManager`
@@ -9,7 +9,7 @@ and sends the rest to every sink::
     >>> fired: list[Alert] = []
     >>> manager = AlertManager(
     ...     [Threshold("overheat", field="temperature", above=80, labels=("sensor",))],
-    ...     sinks=[CallbackSink(fired.append)], cooldown=60, clock=lambda: now[0])
+    ...     sinks=[CallbackAlertSink(fired.append)], cooldown=60, clock=lambda: now[0])
     >>> [len(manager.observe({"sensor": "t1", "temperature": t})) for t in (75, 85, 90)]
     [0, 1, 0]
     >>> now[0] = 61.0; len(manager.observe({"sensor": "t1", "temperature": 91}))
@@ -25,26 +25,27 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sygnify import events
 from sygnify.errors import ConfigurationError
+from sygnify.events import EventName, subscribe
 
 __all__ = [
     "Alert",
     "AlertManager",
     "AnomalyScore",
     "BreakerOpen",
-    "CallbackSink",
+    "CallbackAlertSink",
     "DriftDetected",
-    "LogSink",
+    "LogAlertSink",
     "RateOfChange",
     "Rule",
-    "Sink",
+    "AlertSink",
     "Threshold",
-    "WebhookSink",
+    "WebhookAlertSink",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ class AnomalyScore(Rule):
 
 
 class BreakerOpen(Rule):
-    """Fires on a ``breaker.state`` hook event whose new state is ``open``."""
+    """Fires on a ``breaker.state`` event (:mod:`sygnify.events`) whose new state is ``open``."""
 
     def __init__(self, name: str = "breaker-open", *, severity: Severity = "critical", **kw: Any) -> None:
         super().__init__(name, severity=severity, labels=("breaker",), **kw)
@@ -206,14 +207,14 @@ class BreakerOpen(Rule):
 
 
 # -- sinks ------------------------------------------------------------------------------------
-class Sink(abc.ABC):
+class AlertSink(abc.ABC):
     """Where alerts go."""
 
     @abc.abstractmethod
     def send(self, alert: Alert) -> None: ...
 
 
-class LogSink(Sink):
+class LogAlertSink(AlertSink):
     """Log each alert (warning for info/warning, error for critical)."""
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
@@ -224,7 +225,7 @@ class LogSink(Sink):
         self.logger.log(level, "alert %s [%s]: %s", alert.rule, alert.severity, alert.message)
 
 
-class CallbackSink(Sink):
+class CallbackAlertSink(AlertSink):
     """Call a function with each alert."""
 
     def __init__(self, callback: Callable[[Alert], None]) -> None:
@@ -234,7 +235,7 @@ class CallbackSink(Sink):
         self.callback(alert)
 
 
-class WebhookSink(Sink):
+class WebhookAlertSink(AlertSink):
     """POST each alert as JSON to ``url`` (httpx; TLS verified; the URL is never logged in full).
 
     ``client`` may be an ``httpx.Client`` (e.g. with a ``MockTransport`` in tests).
@@ -246,12 +247,12 @@ class WebhookSink(Sink):
         try:
             import httpx
         except ImportError as exc:
-            raise ConfigurationError("WebhookSink needs httpx: pip install httpx") from exc
+            raise ConfigurationError("WebhookAlertSink needs httpx: pip install httpx") from exc
         self.url = url
         self._client = client or httpx.Client(timeout=timeout, headers=dict(headers or {}))
 
     def __repr__(self) -> str:
-        return f"WebhookSink({self.url.split('?', 1)[0].rsplit('/', 1)[0]}/...)"
+        return f"WebhookAlertSink({self.url.split('?', 1)[0].rsplit('/', 1)[0]}/...)"
 
     def send(self, alert: Alert) -> None:
         response = self._client.post(
@@ -264,21 +265,21 @@ class AlertManager:
     """Evaluates rules, de-duplicates within ``cooldown`` seconds and fans out to sinks.
 
     A failing sink is logged and does not stop the others. :meth:`attach_hooks` evaluates the
-    rules on every sygnify hook event too (``event`` is added to the observation), which is how
-    :class:`BreakerOpen` sees breakers open.
+    rules on sygnify's declared events too (``event`` is added to the observation), which is
+    how :class:`BreakerOpen` sees breakers open.
     """
 
     def __init__(
         self,
         rules: Sequence[Rule],
         *,
-        sinks: Sequence[Sink] = (),
+        sinks: Sequence[AlertSink] = (),
         cooldown: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if cooldown < 0:
             raise ConfigurationError(f"cooldown must be >= 0, got {cooldown}")
-        self.rules, self.sinks = list(rules), list(sinks) or [LogSink()]
+        self.rules, self.sinks = list(rules), list(sinks) or [LogAlertSink()]
         self.cooldown, self._clock = cooldown, clock
         self._last_sent: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self.suppressed = 0
@@ -310,17 +311,42 @@ class AlertManager:
                     _logger.exception("alert sink %r failed for %s", sink, alert.rule)
         return sent
 
-    def attach_hooks(self) -> AlertManager:
-        """Also evaluate the rules on every hook event; returns self."""
+    def attach_hooks(self, events: Iterable[EventName] | None = None) -> AlertManager:
+        """Also evaluate the rules on declared events (all, or those in ``events``); returns self.
+
+        An undeclared name in ``events`` raises :class:`~sygnify.errors.ConfigurationError`.
+        """
         if self._unsubscribe is None:
 
             def listener(event: str, fields: Mapping[str, Any]) -> None:
                 self.observe({"event": event, **fields})
 
-            self._unsubscribe = events.subscribe(listener)
+            self._unsubscribe = subscribe(listener, events=events)
         return self
 
     def detach_hooks(self) -> None:
+        """Stop evaluating the rules on events."""
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+
+
+#: Names of the alert sinks before they were told apart from processing's sinks (kept one release).
+_RENAMED = {
+    "Sink": "AlertSink",
+    "LogSink": "LogAlertSink",
+    "CallbackSink": "CallbackAlertSink",
+    "WebhookSink": "WebhookAlertSink",
+}
+
+
+def __getattr__(name: str) -> Any:
+    new = _RENAMED.get(name)
+    if new is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"sygnify.monitoring.{name} is now {new} (the old name goes in the next release)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return globals()[new]

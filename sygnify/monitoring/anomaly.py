@@ -2,7 +2,8 @@
 
 Each detector scores ``x`` against what it has seen *before* ``x``, then learns ``x``.
 ``update`` returns the score (0.0 until ``min_samples`` values were seen); ``is_anomaly`` tells
-whether that score crossed the detector's ``threshold``::
+whether that score crossed the detector's ``threshold``. A missing value (``None`` or NaN)
+scores 0.0 and is not learned, so one gap in a sensor feed never corrupts the state::
 
     >>> detector = RollingZScore(window=50, threshold=4.0)
     >>> for value in [10.0, 10.5, 9.5, 10.2, 9.8] * 10:
@@ -51,6 +52,19 @@ class _Base:
     def is_anomaly(self) -> bool:
         return self.score >= self.threshold
 
+    def _missing(self, x: Any) -> bool:
+        """True, with the score reset to 0.0, when ``x`` is None or holds a NaN (not learned)."""
+        if x is None:
+            missing = True
+        else:
+            try:
+                missing = bool(np.isnan(np.asarray(x, dtype=float)).any())
+            except (TypeError, ValueError):
+                missing = False
+        if missing:
+            self.score = 0.0
+        return missing
+
     def _check(self, **positive: float) -> None:
         for name, value in positive.items():
             if not value > 0:
@@ -77,8 +91,10 @@ class RollingZScore(_Base):
         self._mean = 0.0
         self._m2 = 0.0
 
-    def update(self, x: float) -> float:
-        x = float(x)
+    def update(self, x: float | None) -> float:
+        if self._missing(x):
+            return self.score
+        x = float(x)  # type: ignore[arg-type]  # None was ruled out by _missing
         count = len(self._values)
         if count >= self.min_samples:
             std = math.sqrt(max(self._m2, 0.0) / (count - 1))
@@ -122,8 +138,10 @@ class EWMA(_Base):
         self.mean = 0.0
         self.variance = 0.0
 
-    def update(self, x: float) -> float:
-        x = float(x)
+    def update(self, x: float | None) -> float:
+        if self._missing(x):
+            return self.score
+        x = float(x)  # type: ignore[arg-type]  # None was ruled out by _missing
         if self.n >= self.min_samples:
             std = math.sqrt(self.variance)
             self.score = abs(x - self.mean) / std if std > 0 else (0.0 if x == self.mean else math.inf)
@@ -211,8 +229,10 @@ class IQR(_Base):
     def quartiles(self) -> tuple[float, float]:
         return self._q1.value(), self._q3.value()
 
-    def update(self, x: float) -> float:
-        x = float(x)
+    def update(self, x: float | None) -> float:
+        if self._missing(x):
+            return self.score
+        x = float(x)  # type: ignore[arg-type]  # None was ruled out by _missing
         if self.n >= self.min_samples:
             q1, q3 = self.quartiles
             iqr = q3 - q1
@@ -265,7 +285,9 @@ class IsolationForestDetector(_Base):
         self._forest: Any = None
         self._since_fit = 0
 
-    def update(self, x: float | Sequence[float] | np.ndarray[Any, Any]) -> float:
+    def update(self, x: float | Sequence[float] | np.ndarray[Any, Any] | None) -> float:
+        if self._missing(x):
+            return self.score
         point = np.atleast_1d(np.asarray(x, dtype=float))
         if self._forest is not None:
             self.score = float(-self._forest.score_samples(point.reshape(1, -1))[0])

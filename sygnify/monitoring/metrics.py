@@ -8,7 +8,8 @@ use the process-wide default one, then expose it with :func:`serve_metrics` or
     >>> from prometheus_client import CollectorRegistry
     >>> from sygnify import events
     >>> metrics = PrometheusMetrics(registry=CollectorRegistry()).install()
-    >>> events.emit("model.prediction", model="iris", version="v1", rows=3, latency_s=0.004, outcome="ok")
+    >>> events.emit("model.prediction", model="iris", version="v1", rows=3, latency_s=0.004,
+    ...             outcome="ok", error=None)
     >>> metrics.value("sygnify_model_predictions_total", model="iris", version="v1", outcome="ok")
     3.0
     >>> metrics.uninstall()
@@ -45,14 +46,14 @@ def _text(value: Any, default: str = "") -> str:
 
 
 class PrometheusMetrics:
-    """Prometheus counters, gauges and histograms fed by sygnify's hook events.
+    """Prometheus counters, gauges and histograms fed by sygnify's declared events (:mod:`sygnify.events`).
 
     Metrics (all prefixed ``sygnify_``): ``connector_calls_total``, ``connector_errors_total``,
     ``connector_call_duration_seconds``, ``connector_retries_total``, ``breaker_state``
     (0 closed, 1 half-open, 2 open); ``handler_rows_total`` (direction in/out),
     ``handler_chunks_total``, ``handler_throughput_rows_per_second``,
     ``handler_peak_memory_bytes``; ``model_predictions_total`` (rows), ``model_requests_total``,
-    ``model_errors_total``, ``model_latency_seconds``; ``source_records_total``,
+    ``model_errors_total``, ``model_latency_seconds``, ``model_retries_total``; ``source_records_total``,
     ``source_dead_letters_total``, ``source_reconnects_total``, ``source_acks_total``.
     """
 
@@ -138,27 +139,30 @@ class PrometheusMetrics:
         self.source_acks = Counter(
             "source_acks", "Messages acknowledged", ["source"], namespace=ns, registry=r
         )
-        self._handlers: dict[str, Callable[[Mapping[str, Any]], None]] = {
+        self.model_retries = Counter(
+            "model_retries", "Retried remote model calls", ["model", "error"], namespace=ns, registry=r
+        )
+        self._handlers: dict[events.EventName, Callable[[Mapping[str, Any]], None]] = {
             "connector.call": self._connector_call,
             "connector.retry": self._connector_retry,
             "breaker.state": self._breaker_state,
             "handler.chunk": self._handler_chunk,
             "handler.finish": self._handler_finish,
             "model.prediction": self._model_prediction,
+            "model.retry": lambda f: self.model_retries.labels(f["model"], _text(f["error"])).inc(),
             "source.read": self._source_read,
-            "source.dead_letter": self._source_dead_letter,
-            "source.reconnect": lambda f: self.source_reconnects.labels(_text(f.get("source"))).inc(),
-            "source.ack": lambda f: self.source_acks.labels(_text(f.get("source"))).inc(f.get("messages", 1)),
+            "source.reconnect": lambda f: self.source_reconnects.labels(f["source"]).inc(),
+            "source.ack": lambda f: self.source_acks.labels(f["source"]).inc(f["messages"]),
         }
         self._unsubscribe: Callable[[], None] | None = None
         self._lock = threading.Lock()
 
-    # -- hook wiring ------------------------------------------------------------------------
+    # -- event wiring -----------------------------------------------------------------------
     def install(self) -> PrometheusMetrics:
-        """Start listening to hook events (idempotent); returns self."""
+        """Start listening to its events (idempotent); returns self."""
         with self._lock:
             if self._unsubscribe is None:
-                self._unsubscribe = events.subscribe(self.handle)
+                self._unsubscribe = events.subscribe(self.handle, events=list(self._handlers))
         return self
 
     def uninstall(self) -> None:
@@ -169,63 +173,50 @@ class PrometheusMetrics:
                 self._unsubscribe = None
 
     def handle(self, event: str, fields: Mapping[str, Any]) -> None:
-        """Update metrics for one hook event (unknown events are ignored)."""
-        handler = self._handlers.get(event)
+        """Update metrics for one event (events without a metric are ignored)."""
+        handler = self._handlers.get(event)  # type: ignore[call-overload]
         if handler is not None:
             handler(fields)
 
-    # -- event handlers ---------------------------------------------------------------------
+    # -- event handlers (payloads as declared in sygnify.events.EVENTS) --------------------
     def _connector_call(self, f: Mapping[str, Any]) -> None:
-        connector, operation = _text(f.get("connector")), _text(f.get("operation"))
-        outcome = _text(f.get("outcome"), "ok")
+        connector, operation, outcome = f["connector"], f["operation"], f["outcome"]
         self.connector_calls.labels(connector, operation, outcome).inc()
         if outcome != "ok":
-            self.connector_errors.labels(connector, _text(f.get("error"), "unknown")).inc()
-        if f.get("duration_s") is not None:
-            self.connector_duration.labels(connector, operation).observe(float(f["duration_s"]))
+            self.connector_errors.labels(connector, _text(f["error"], "unknown")).inc()
+        self.connector_duration.labels(connector, operation).observe(float(f["duration_s"]))
 
     def _connector_retry(self, f: Mapping[str, Any]) -> None:
-        connector = _text(f.get("connector", f.get("name")))
-        self.connector_retries.labels(connector, _text(f.get("error"), "unknown")).inc()
+        self.connector_retries.labels(f["name"], _text(f["error"], "unknown")).inc()
 
     def _breaker_state(self, f: Mapping[str, Any]) -> None:
-        self.breaker_state.labels(_text(f.get("breaker"))).set(
-            BREAKER_STATE_VALUES.get(_text(f.get("new")), -1.0)
-        )
+        self.breaker_state.labels(f["breaker"]).set(BREAKER_STATE_VALUES.get(f["new"], -1.0))
 
     def _handler_chunk(self, f: Mapping[str, Any]) -> None:
-        mode = _text(f.get("mode"))
+        mode = f["mode"]
         self.handler_chunks.labels(mode).inc()
-        self.handler_rows.labels(mode, "in").inc(f.get("rows_in", f.get("rows", 0)) or 0)
-        self.handler_rows.labels(mode, "out").inc(f.get("rows_out", 0) or 0)
+        self.handler_rows.labels(mode, "in").inc(f["rows_in"])
+        self.handler_rows.labels(mode, "out").inc(f["rows_out"])
 
     def _handler_finish(self, f: Mapping[str, Any]) -> None:
-        mode = _text(f.get("mode"))
-        duration = float(f.get("duration_s") or 0.0)
-        rows = float(f.get("rows_in") or 0.0)
-        throughput = f.get("throughput_rows_per_s", rows / duration if duration > 0 else 0.0)
-        self.handler_throughput.labels(mode).set(float(throughput))
-        memory = f.get("peak_memory_bytes", f.get("peak_memory"))
-        if memory is not None:
-            self.handler_memory.labels(mode).set(float(memory))
+        mode, duration = f["mode"], float(f["duration_s"])
+        self.handler_throughput.labels(mode).set(f["rows_in"] / duration if duration > 0 else 0.0)
+        self.handler_memory.labels(mode).set(float(f["peak_memory"]))
 
     def _model_prediction(self, f: Mapping[str, Any]) -> None:
-        model, version = _text(f.get("model")), _text(f.get("version"))
-        outcome = _text(f.get("outcome"), "ok")
+        model, version, outcome = f["model"], f["version"], f["outcome"]
         self.model_requests.labels(model, version, outcome).inc()
-        self.model_predictions.labels(model, version, outcome).inc(f.get("rows", 1) or 0)
+        self.model_predictions.labels(model, version, outcome).inc(f["rows"])
         if outcome != "ok":
-            self.model_errors.labels(model, version, _text(f.get("error"), "unknown")).inc()
-        if f.get("latency_s") is not None:
-            self.model_latency.labels(model, version).observe(float(f["latency_s"]))
+            self.model_errors.labels(model, version, _text(f["error"], "unknown")).inc()
+        self.model_latency.labels(model, version).observe(float(f["latency_s"]))
 
     def _source_read(self, f: Mapping[str, Any]) -> None:
-        self.source_records.labels(_text(f.get("source"))).inc(f.get("rows", 0) or 0)
-        if f.get("dead_letters"):
-            self.source_dead_letters.labels(_text(f.get("source"))).inc(f["dead_letters"])
-
-    def _source_dead_letter(self, f: Mapping[str, Any]) -> None:
-        """Counted from ``source.read`` already; kept for sources that report letters alone."""
+        # Poison messages are counted here; ``source.dead_letter`` reports the same letters
+        # once they reached their target, so it has no metric of its own.
+        self.source_records.labels(f["source"]).inc(f["rows"])
+        if f["dead_letters"]:
+            self.source_dead_letters.labels(f["source"]).inc(f["dead_letters"])
 
     # -- reading ----------------------------------------------------------------------------
     def value(self, name: str, **labels: str) -> float | None:

@@ -11,6 +11,7 @@ import pytest
 
 from sygnify.errors import ConfigurationError
 from sygnify.ml import RealTimeML, Session, Sliding, Tumbling
+from sygnify.processing import Aggregate, LargeDataHandler
 from sygnify.streams.base import SourceBatch, StreamSource
 from sygnify.streams.windows import WindowState
 from tests.ml.conftest import FakeClock
@@ -176,21 +177,29 @@ def test_windowing_mode_scores_each_closed_window(ml: RealTimeML) -> None:
     assert rows.num_rows == 6
 
 
-def test_aggregation_mode_predicts_on_window_features(ml: RealTimeML) -> None:
-    ml.register("agg", backend="callable", fn=lambda X: X[:, 0] * X[:, 1], features=["total", "n"])
+#: aggregation mode over 10-second tumbling windows of ``_events()``' event time
+PER_10S: dict[str, Any] = {"mode": "aggregation", "window": Tumbling(10), "time": "t"}
+
+
+def _event_source() -> MemorySource:
     source = MemorySource([])
     source.batches = [
         pa.record_batch({"seq": [i] * 1, **{k: [v] for k, v in row.items()}})
         for i, row in enumerate(_events().to_pylist())
     ]
+    return source
+
+
+def test_aggregation_mode_predicts_on_window_features(ml: RealTimeML) -> None:
+    ml.register("agg", backend="callable", fn=lambda X: X[:, 0] * X[:, 1], features=["total", "n"])
+    source = _event_source()
     stream = ml.stream(
         source,
         model="agg",
         mode="aggregation",
         window=Tumbling(10),
         time="t",
-        key="user",
-        aggregations={"total": ("amount", "sum"), "n": ("amount", "count")},
+        aggregate=Aggregate(by="user", total=("amount", "sum"), n=("amount", "count")),
         idle_timeout=0,
     )
     result = pa.concat_tables(list(stream)).to_pylist()
@@ -199,7 +208,7 @@ def test_aggregation_mode_predicts_on_window_features(ml: RealTimeML) -> None:
         "window_start": 0.0,
         "window_end": 10.0,
         "total": 30.0,
-        "n": 2.0,
+        "n": 2,
         "prediction": 60.0,
         "model": "agg",
         "model_version": "1",
@@ -213,6 +222,110 @@ def test_aggregation_mode_predicts_on_window_features(ml: RealTimeML) -> None:
         ("a", 30.0),
     ]
     assert source.acked == [0, 1, 2, 3, 4, 5]
+
+
+def test_the_old_aggregations_spelling_gives_the_same_numbers_with_a_warning(ml: RealTimeML) -> None:
+    ml.register("agg", backend="callable", fn=lambda X: X[:, 0] * X[:, 1], features=["total", "n"])
+    options = {**PER_10S, "idle_timeout": 0}
+    with pytest.warns(DeprecationWarning, match=r"aggregate=sygnify\.processing\.Aggregate"):
+        old = ml.stream(
+            _event_source(),
+            model="agg",
+            key="user",
+            aggregations={"total": ("amount", "sum"), "n": ("amount", "count")},
+            **options,
+        )
+    new = ml.stream(
+        _event_source(),
+        model="agg",
+        aggregate=Aggregate(by="user", total=("amount", "sum"), n=("amount", "count")),
+        **options,
+    )
+    old_rows = pa.concat_tables(list(old)).drop_columns(["latency_ms"])
+    new_rows = pa.concat_tables(list(new)).drop_columns(["latency_ms"])
+    assert old_rows.schema.field("n").type == pa.float64()  # the old spelling kept its Float64 outputs
+    assert old_rows.to_pylist() == new_rows.to_pylist()
+
+
+def test_the_old_spelling_keeps_what_aggregate_cannot_express(ml: RealTimeML) -> None:
+    ml.register("m", backend="callable", fn=lambda X: X[:, 0], features=["mid"], extra_features="ignore")
+    for aggregations in (
+        {"mid": ("amount", "median"), "last": ("amount", "last")},
+        {"mid": pl.col("amount").median(), "last": pl.col("amount").last(), "who": pl.col("user").first()},
+    ):
+        with pytest.warns(DeprecationWarning, match="aggregations=.* is deprecated"):
+            stream = ml.stream(_events(), model="m", key="user", aggregations=aggregations, **PER_10S)
+        rows = pa.concat_tables(list(stream)).select(["user", "window_start", "mid", "last"]).to_pylist()
+        assert rows[0] == {"user": "a", "window_start": 0.0, "mid": 15.0, "last": 20.0}
+        assert len(rows) == 5
+
+
+def test_the_stream_and_the_handler_give_the_same_aggregates(ml: RealTimeML) -> None:
+    rng = np.random.default_rng(3)
+    data = pl.DataFrame(
+        {
+            "user": rng.choice(["a", "b", "c", "d"], 400).tolist(),
+            "t": np.sort(rng.uniform(0, 99, 400)),
+            "amount": rng.normal(50, 20, 400).round(2),
+            "item": rng.integers(0, 30, 400),
+        }
+    )
+    spec = Aggregate(
+        by="user",
+        total=("amount", "sum"),
+        avg=("amount", "mean"),
+        sd=("amount", "std"),
+        var=("amount", "var"),
+        lo=("amount", "min"),
+        hi=("amount", "max"),
+        n=("amount", "count"),
+        rows=("amount", "len"),
+        items=("item", "n_unique"),
+        approx_items=("item", "approx_n_unique"),
+    )
+    ml.register("m", backend="callable", fn=lambda X: X[:, 0], features=["total"], extra_features="ignore")
+    batches = [data.slice(offset, 37) for offset in range(0, data.height, 37)]
+    # one 100-second window holds every event: one row per user, as the handler gives
+    stream = ml.stream(batches, model="m", mode="aggregation", window=Tumbling(100), time="t", aggregate=spec)
+    streamed = pl.from_arrow(pa.concat_tables(list(stream)))
+    assert isinstance(streamed, pl.DataFrame)
+    handled = LargeDataHandler(chunk_size=50, progress=False).process(data, transform=spec, mode="chunked")
+    assert handled.chunks > 1
+    expected = handled.output
+    assert isinstance(expected, pl.DataFrame)
+    outputs = ["user", *spec.aggs]
+    assert streamed.select(outputs).schema == expected.select(outputs).schema
+    for name in outputs:
+        got, want = streamed[name].to_list(), expected[name].to_list()
+        assert got == pytest.approx(want, rel=1e-12) if streamed[name].dtype == pl.Float64 else got == want
+
+
+def test_aggregation_without_keys_is_one_row_per_window(ml: RealTimeML) -> None:
+    ml.register("m", backend="callable", fn=lambda X: X[:, 0], features=["total"], extra_features="ignore")
+    spec = Aggregate(total=("amount", "sum"), users=("user", "n_unique"))
+    stream = ml.stream(_events(), model="m", aggregate=spec, **PER_10S)
+    rows = pa.concat_tables(list(stream)).select(["window_start", "total", "users", "prediction"]).to_pylist()
+    assert rows == [
+        {"window_start": 0.0, "total": 35.0, "users": 2, "prediction": 35.0},
+        {"window_start": 10.0, "total": 7.0, "users": 1, "prediction": 7.0},
+        {"window_start": 20.0, "total": 1.0, "users": 1, "prediction": 1.0},
+        {"window_start": 30.0, "total": 3.0, "users": 1, "prediction": 3.0},
+    ]
+
+
+def test_aggregation_keys_come_from_aggregate_or_key_not_both_different(ml: RealTimeML) -> None:
+    ml.register("m", backend="callable", fn=lambda X: X[:, 0], features=["total"])
+    spec = Aggregate(total=("amount", "sum"))
+    by_key = pa.concat_tables(list(ml.stream(_events(), model="m", key="user", aggregate=spec, **PER_10S)))
+    assert by_key.column("user").to_pylist() == ["a", "b", "a", "b", "a"]
+    with pytest.raises(ConfigurationError, match="disagree"):
+        ml.stream(
+            _events(), model="m", key="t", aggregate=Aggregate(by="user", total=("amount", "sum")), **PER_10S
+        )
+    with pytest.raises(ConfigurationError, match="not both"):
+        ml.stream(_events(), model="m", aggregate=spec, aggregations={"total": ("amount", "sum")}, **PER_10S)
+    with pytest.raises(ConfigurationError, match="only"):
+        ml.stream(_events(), model="m", mode="windowing", window=Tumbling(10), time="t", aggregate=spec)
 
 
 def test_window_acks_wait_for_the_window_to_close(ml: RealTimeML) -> None:
@@ -305,7 +418,14 @@ def test_bad_stream_options(inc: RealTimeML) -> None:
         inc.stream([], model="inc", mode="nope")
     with pytest.raises(ConfigurationError, match="needs window"):
         inc.stream([], model="inc", mode="windowing")
-    with pytest.raises(ConfigurationError, match="aggregations"):
+    with pytest.raises(ConfigurationError, match="aggregate=Aggregate"):
         inc.stream([], model="inc", mode="aggregation", window=Tumbling(1), time="t")
+    with (
+        pytest.warns(DeprecationWarning, match="is deprecated"),
+        pytest.raises(ConfigurationError, match="must be \\(column, how\\)"),
+    ):
+        inc.stream(
+            [], model="inc", mode="aggregation", window=Tumbling(1), time="t", aggregations={"x": "sum"}
+        )
     with pytest.raises(ConfigurationError, match="does not take"):
         inc.stream([], model="inc", batchsize=3)

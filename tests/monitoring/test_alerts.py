@@ -17,16 +17,16 @@ from sygnify.errors import ConfigurationError, ConnectionFailedError
 from sygnify.monitoring import (
     Alert,
     AlertManager,
+    AlertSink,
     AnomalyScore,
     BreakerOpen,
-    CallbackSink,
+    CallbackAlertSink,
     DriftDetected,
     DriftDetector,
-    LogSink,
+    LogAlertSink,
     RateOfChange,
-    Sink,
     Threshold,
-    WebhookSink,
+    WebhookAlertSink,
 )
 from sygnify.resilience import CircuitBreaker
 
@@ -55,10 +55,10 @@ def test_threshold_fires_above_and_below_with_labels() -> None:
 
 
 def test_cooldown_deduplicates_per_rule_and_labels() -> None:
-    clock, fired = Clock(), []
+    clock, fired = Clock(), list[Alert]()
     manager = AlertManager(
         [Threshold("hot", field="t", above=50, labels=("sensor",))],
-        sinks=[CallbackSink(fired.append)],
+        sinks=[CallbackAlertSink(fired.append)],
         cooldown=30,
         clock=clock,
     )
@@ -78,10 +78,10 @@ def test_cooldown_deduplicates_per_rule_and_labels() -> None:
 
 
 def test_rate_of_change_uses_the_clock_between_observations() -> None:
-    clock, fired = Clock(), []
+    clock, fired = Clock(), list[Alert]()
     manager = AlertManager(
         [RateOfChange("jump", field="p", max_per_second=2, labels=("sensor",))],
-        sinks=[CallbackSink(fired.append)],
+        sinks=[CallbackAlertSink(fired.append)],
         clock=clock,
     )
     for t, p in [(0, 100), (1, 101), (2, 103), (3, 110)]:
@@ -96,7 +96,7 @@ def test_drift_and_anomaly_rules() -> None:
     fired: list[Alert] = []
     manager = AlertManager(
         [DriftDetected(), AnomalyScore("anomaly", threshold=4.0)],
-        sinks=[CallbackSink(fired.append)],
+        sinks=[CallbackAlertSink(fired.append)],
         cooldown=0,
     )
     manager.observe({"drift": detector.compare(pl.DataFrame({"x": gen.normal(0, 1, 3000)}))})
@@ -113,7 +113,7 @@ def test_breaker_open_fires_from_hook_events_of_a_real_breaker() -> None:
     from sygnify.config import ConnectorConfig
 
     fired: list[Alert] = []
-    manager = AlertManager([BreakerOpen()], sinks=[CallbackSink(fired.append)]).attach_hooks()
+    manager = AlertManager([BreakerOpen()], sinks=[CallbackAlertSink(fired.append)]).attach_hooks()
     try:
         resilience = ConnectorConfig.model_validate(
             {"retry": {"max_attempts": 1}, "breaker": {"failure_threshold": 1}}
@@ -132,7 +132,27 @@ def test_breaker_open_fires_from_hook_events_of_a_real_breaker() -> None:
     assert isinstance(resilience.breaker, CircuitBreaker)
 
 
-class _Broken(Sink):
+def test_attached_rules_see_only_the_events_asked_for() -> None:
+    from sygnify import events
+
+    seen: list[str] = []
+    manager = AlertManager(
+        [Threshold("slow", field="latency_s", above=1.0, labels=("model",))],
+        sinks=[CallbackAlertSink(lambda alert: seen.append(alert.message))],
+    ).attach_hooks(events=["model.prediction"])
+    try:
+        events.emit("model.retry", model="m", attempt=1, error="TransientError", delay_s=5.0)
+        events.emit(
+            "model.prediction", model="m", version="1", rows=1, latency_s=2.5, outcome="ok", error=None
+        )
+    finally:
+        manager.detach_hooks()
+    assert seen == ["latency_s=2.5 above 1 (model=m)"]
+    with pytest.raises(ConfigurationError, match="undeclared event"):
+        AlertManager([BreakerOpen()]).attach_hooks(events=["breaker.open"])  # type: ignore[list-item]
+
+
+class _Broken(AlertSink):
     def send(self, alert: Alert) -> None:
         raise RuntimeError("sink down")
 
@@ -140,7 +160,8 @@ class _Broken(Sink):
 def test_a_failing_sink_does_not_silence_the_others(caplog: pytest.LogCaptureFixture) -> None:
     fired: list[Alert] = []
     manager = AlertManager(
-        [Threshold("hot", field="t", above=1)], sinks=[_Broken(), CallbackSink(fired.append), LogSink()]
+        [Threshold("hot", field="t", above=1)],
+        sinks=[_Broken(), CallbackAlertSink(fired.append), LogAlertSink()],
     )
     with caplog.at_level(logging.WARNING):
         manager.observe({"t": 2})
@@ -173,7 +194,7 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 def test_webhook_sink_posts_json(webhook: tuple[str, list[dict[str, Any]]]) -> None:
     url, received = webhook
-    sink = WebhookSink(url)
+    sink = WebhookAlertSink(url)
     assert "secret-token" not in repr(sink)
     AlertManager([Threshold("hot", field="t", above=1, labels=("sensor",))], sinks=[sink]).observe(
         {"t": 5, "sensor": "s1"}
@@ -188,3 +209,19 @@ def test_webhook_sink_posts_json(webhook: tuple[str, list[dict[str, Any]]]) -> N
             "at": received[0]["at"],
         }
     ]
+
+
+def test_old_alert_sink_names_warn_and_resolve() -> None:
+    import sygnify.monitoring as monitoring
+    from sygnify.monitoring import alerts
+
+    for old, new in [
+        ("Sink", "AlertSink"),
+        ("LogSink", "LogAlertSink"),
+        ("CallbackSink", "CallbackAlertSink"),
+    ]:
+        with pytest.warns(DeprecationWarning, match=f"{old} is now {new}"):
+            assert getattr(alerts, old) is getattr(alerts, new)
+        monitoring.__dict__.pop(old, None)
+        with pytest.warns(DeprecationWarning, match=new):
+            assert getattr(monitoring, old) is getattr(alerts, new)

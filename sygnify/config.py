@@ -18,11 +18,23 @@ Any field can be overridden by an environment variable ``SYGNIFY_<NAME>__<FIELD>
     ... )
     ('local', {'retry': {'max_attempts': '2'}, 'root': '/srv/data'})
 
+Models, stream sources and the handler have sections too, validated by the same pydantic
+models as keyword arguments (``[models.<name>]``, ``[sources.<name>]``, ``[handler]``)::
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "sygnify.toml"
+    >>> _ = path.write_text('[models.risk]\\nbackend = "onnx"\\npath = "${MODELS:-/srv}/risk.onnx"\\n')
+    >>> load_section("models", "risk", environ={}, config_file=path)
+    {'backend': 'onnx', 'path': '/srv/risk.onnx'}
+    >>> load_section("sources", "sensors", environ={}, config_file=path)
+    {}
+
 Secrets are :class:`pydantic.SecretStr`: they never show in ``repr``, logs or errors.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -30,7 +42,7 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -49,9 +61,13 @@ __all__ = [
     "RetrySettings",
     "SecretStr",
     "config_fingerprint",
+    "config_kwargs",
     "find_config_file",
+    "SECTIONS",
     "interpolate",
     "load_config_file",
+    "load_section",
+    "merge_settings",
     "resolve_connection",
     "validate_config",
 ]
@@ -60,6 +76,10 @@ ENV_PREFIX = "SYGNIFY_"
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+#: The tables of a sygnify TOML file: named sections per plugin kind, and the handler's one.
+SECTIONS = ("connections", "models", "sources", "handler")
+Section = Literal["connections", "models", "sources", "handler"]
 
 
 class RetrySettings(BaseModel):
@@ -203,9 +223,7 @@ def resolve_connection(
     environ = os.environ if environ is None else environ
     options: dict[str, Any] = {}
     if name is not None:
-        if config_file is not None:
-            section = load_config_file(config_file).get("connections", {}).get(name, {})
-            options = interpolate(section, environ)
+        options = load_section("connections", name, environ=environ, config_file=config_file)
         options = _deep_merge(options, _env_overrides(name, environ))
     options = _deep_merge(options, kwargs)
     declared_type = options.pop("type", None)
@@ -221,18 +239,121 @@ def resolve_connection(
     return str(resolved_type), options
 
 
-def validate_config(model: type[ModelT], options: Mapping[str, Any], *, context: str) -> ModelT:
-    """Validate ``options`` with ``model``; errors name the fields but never echo values."""
+def load_section(
+    table: Section,
+    name: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> dict[str, Any]:
+    """The raw (interpolated, not yet validated) settings of ``[table.name]`` in the TOML file.
+
+    ``name`` is None for a table that is one section (``[handler]``). A missing file
+    (``config_file=None``) or section gives ``{}``; the caller validates the result with
+    the plugin's config model, merged under its keyword arguments.
+    """
+    if table not in SECTIONS:
+        raise ConfigurationError(
+            f"unknown config table {table!r}; sygnify reads {', '.join(SECTIONS)}", resource=table
+        )
+    if config_file is None:
+        return {}
+    environ = os.environ if environ is None else environ
+    section: Any = load_config_file(config_file).get(table, {})
+    if name is not None:
+        section = section.get(name, {}) if isinstance(section, dict) else {}
+    where = f"[{table}.{name}]" if name is not None else f"[{table}]"
+    if not isinstance(section, dict):
+        raise ConfigurationError(
+            f"{where} in {config_file} must be a table of settings, got {type(section).__name__}",
+            resource=str(config_file),
+        )
+    interpolated: dict[str, Any] = interpolate(section, environ)
+    return interpolated
+
+
+def merge_settings(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``, nested tables merged key by key (kwargs over a file section).
+
+    >>> merge_settings({"retry": {"max_attempts": 2, "jitter": 0}, "url": "a"}, {"retry": {"jitter": 1}})
+    {'retry': {'max_attempts': 2, 'jitter': 1}, 'url': 'a'}
+    """
+    return _deep_merge(dict(base), override)
+
+
+def _fields_at(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
+    """The field names of the (nested) model at ``path``, for a did-you-mean on a typo."""
+    for part in path:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        candidates = [field.annotation, *get_args(field.annotation)]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested or get_origin(field.annotation) in (list, dict):
+            return []
+        model = nested[0]
+    return sorted(field.alias or name for name, field in model.model_fields.items())
+
+
+def _problem(model: type[BaseModel], error: Any) -> str:
+    location = tuple(error["loc"])
+    where = ".".join(str(part) for part in location) or "(root)"
+    if error["type"] != "extra_forbidden":
+        return f"{where}: {error['msg']}"
+    valid = _fields_at(model, location[:-1])
+    close = difflib.get_close_matches(str(location[-1]), valid, n=1)
+    suggestion = f" (did you mean {'.'.join([*map(str, location[:-1]), close[0]])!r}?)" if close else ""
+    return f"does not take option {where!r}{suggestion}; it takes: {', '.join(valid) or 'nothing'}"
+
+
+def validate_config(model: type[ModelT], options: Mapping[str, Any] | BaseModel, *, context: str) -> ModelT:
+    """Validate ``options`` with ``model``; errors name the fields but never echo values.
+
+    ``options`` may already be a ``model`` (returned as is). An unknown field is refused
+    with the closest valid one and the list of valid fields:
+
+    >>> try:
+    ...     validate_config(RetrySettings, {"max_attempt": 3}, context="retry")
+    ... except ConfigurationError as exc:
+    ...     print(exc)
+    invalid configuration for retry: does not take option 'max_attempt' (did you mean
+    'max_attempts'?); it takes: initial_delay, jitter, max_attempts, max_delay
+    """
+    if isinstance(options, model):
+        return options
+    if isinstance(options, BaseModel):
+        raise ConfigurationError(
+            f"invalid configuration for {context}: expected {model.__name__} (or a mapping of its "
+            f"fields), got {type(options).__name__}",
+            resource=context,
+        )
     try:
         return model.model_validate(dict(options))
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(root)'}: {error['msg']}"
-            for error in exc.errors(include_input=False, include_url=False)
+            _problem(model, error) for error in exc.errors(include_input=False, include_url=False)
         )
         raise ConfigurationError(
             f"invalid configuration for {context}: {problems}", resource=context
         ) from None
+
+
+def config_kwargs(config: BaseModel) -> dict[str, Any]:
+    """A validated config as keyword arguments for a constructor: each field by its name (or
+    alias), with its validated value, secrets revealed (plugins whose constructors take plain
+    keyword arguments are built this way).
+
+    >>> config_kwargs(RetrySettings(max_attempts=2))
+    {'max_attempts': 2, 'initial_delay': 0.2, 'max_delay': 10.0, 'jitter': 0.25}
+    """
+    return {
+        field.alias or name: _reveal_secret(getattr(config, name))
+        for name, field in type(config).model_fields.items()
+    }
+
+
+def _reveal_secret(value: Any) -> Any:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 def _reveal(value: Any) -> Any:

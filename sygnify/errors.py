@@ -12,7 +12,38 @@ the backend::
     NotFoundError s3://bucket/key
 
 Only :class:`TransientError` (and its subclasses) is retried by
-:class:`sygnify.resilience.RetryPolicy`.
+:class:`sygnify.resilience.RetryPolicy`. The tree::
+
+    SygnifyError
+    ├── ConfigurationError
+    │   ├── PluginNotFoundError
+    │   └── UnsupportedOperationError  (also an AttributeError)
+    ├── AuthenticationError
+    ├── PermissionDeniedError
+    │   └── PathEscapeError
+    ├── NotFoundError
+    │   ├── BucketNotFoundError
+    │   └── ObjectNotFoundError
+    ├── TransientError                 (retried)
+    │   ├── ConnectionFailedError
+    │   ├── OperationTimeoutError
+    │   └── ThrottledError
+    ├── CircuitOpenError
+    ├── ConcurrentRunError
+    ├── JobFailedError
+    ├── QueryError
+    ├── SchemaError
+    ├── DataQualityError
+    ├── MemoryBudgetError
+    └── ModelError
+
+Asking a connection for something it cannot do is a mistake in the calling code, not a
+failure of the service, so :class:`UnsupportedOperationError` is a
+:class:`ConfigurationError`::
+
+    >>> from sygnify.errors import ConfigurationError, UnsupportedOperationError
+    >>> issubclass(UnsupportedOperationError, ConfigurationError)
+    True
 """
 
 from __future__ import annotations
@@ -39,6 +70,7 @@ __all__ = [
     "SygnifyError",
     "ThrottledError",
     "TransientError",
+    "UnsupportedOperationError",
 ]
 
 
@@ -77,6 +109,31 @@ class PluginNotFoundError(ConfigurationError):
         self.name = name
         self.available = available
         self.extra = extra
+
+
+class UnsupportedOperationError(ConfigurationError, AttributeError):
+    """A connection was asked for an operation its connector does not support.
+
+    ``capability`` names what is missing (``"queryable"``, ``"writable"``...), ``operation``
+    the method asked for and ``connector`` the connector type. It is raised when the
+    method is looked up, and is also an :class:`AttributeError`, so ``hasattr()``,
+    ``getattr(obj, name, default)`` and ``isinstance(conn, Queryable)`` answer "no"
+    instead of raising.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        resource: str | None = None,
+        capability: str,
+        operation: str,
+        connector: str,
+    ) -> None:
+        super().__init__(message, resource=resource)
+        self.capability = capability
+        self.operation = operation
+        self.connector = connector
 
 
 class AuthenticationError(SygnifyError):

@@ -4,16 +4,23 @@ import logging
 from pathlib import Path
 
 import pytest
+import redis
 from pydantic import SecretStr
 
 from sygnify.config import (
     ConnectorConfig,
     config_fingerprint,
     interpolate,
+    load_section,
     resolve_connection,
     validate_config,
 )
 from sygnify.errors import ConfigurationError
+from sygnify.ml import RealTimeML
+from sygnify.ml.backends.kserve_v2 import KServeV2Backend
+from sygnify.processing import LargeDataHandler
+from sygnify.streams import open_source
+from sygnify.streams.redis import RedisSource
 
 
 class WarehouseConfig(ConnectorConfig):
@@ -125,3 +132,128 @@ def test_fingerprint_distinguishes_secrets_without_containing_them() -> None:
     same = WarehouseConfig(account="a", user="u", password=SecretStr("one"))
     assert config_fingerprint(first) != config_fingerprint(second)
     assert config_fingerprint(first) == config_fingerprint(same)
+
+
+# -- [models.*], [sources.*] and [handler] sections ------------------------------------------------
+
+
+def test_sections_are_read_interpolated_and_empty_when_absent(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, '[handler]\nmax_memory = "${MEM:-2GB}"\n[sources.s]\ntype = "redis"\n')
+    assert load_section("handler", config_file=path, environ={}) == {"max_memory": "2GB"}
+    assert load_section("sources", "s", config_file=path, environ={}) == {"type": "redis"}
+    assert load_section("models", "nope", config_file=path, environ={}) == {}
+    assert load_section("models", "nope", config_file=None) == {}
+    with pytest.raises(ConfigurationError, match="unknown config table 'model'; sygnify reads connections"):
+        load_section("model", "x", config_file=path)  # type: ignore[arg-type]
+    bad = write_toml(tmp_path, '[sources]\ns = "redis"\n')
+    with pytest.raises(
+        ConfigurationError, match=r"\[sources\.s\] in .* must be a table of settings, got str"
+    ):
+        load_section("sources", "s", config_file=bad)
+
+
+def test_models_section_configures_register_and_kwargs_win(tmp_path: Path) -> None:
+    path = write_toml(
+        tmp_path,
+        """
+        [models.risk]
+        backend = "kserve_v2"
+        url = "http://127.0.0.1:9"
+        features = ["age", "income"]
+        timeout = 2.5
+        [models.risk.retry]
+        max_attempts = 1
+        """,
+    )
+    with RealTimeML(config_file=path) as ml:
+        backend = ml.register("risk", timeout=5)
+        assert isinstance(backend, KServeV2Backend)
+        assert backend.config.url == "http://127.0.0.1:9"
+        assert backend.config.timeout == 5.0
+        assert backend.config.retry.max_attempts == 1
+        assert backend.signature is not None
+        assert backend.signature.names == ["age", "income"]
+        # a model without a section is built from its keyword arguments alone
+        plain = ml.register("double", fn=lambda X: X[:, 0] * 2, features=["x"])
+        assert ml.predict_one("double", {"x": 2.0}).prediction == 4.0
+        assert plain.backend_name == "callable"
+
+
+def test_a_typo_in_a_models_section_is_refused_with_the_closest_field(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, '[models.risk]\nbackend = "kserve_v2"\nurl = "http://h"\ntimout = 1\n')
+    with RealTimeML(config_file=path) as ml, pytest.raises(ConfigurationError) as info:
+        ml.register("risk")
+    assert "kserve_v2 model 'risk': does not take option 'timout' (did you mean 'timeout'?)" in str(
+        info.value
+    )
+
+
+@pytest.mark.emulator
+def test_sources_section_configures_open_source_and_kwargs_win(tmp_path: Path) -> None:
+    stream = f"sygnify-test-config-{tmp_path.name}"
+    path = write_toml(
+        tmp_path,
+        f"""
+        [sources.sensors]
+        type = "redis"
+        url = "redis://127.0.0.1:6379/0"
+        stream = "{stream}"
+        group = "from-file"
+        batch_size = 7
+        [sources.sensors.retry]
+        max_attempts = 2
+        """,
+    )
+    source = open_source("sensors", config_file=path, group="from-kwargs")
+    try:
+        assert isinstance(source, RedisSource)
+        assert (source.stream, source.group, source.batch_size) == (stream, "from-kwargs", 7)
+        assert source.retry.max_attempts == 2
+    finally:
+        source.close()
+        redis.Redis.from_url("redis://127.0.0.1:6379/0").delete(stream)
+    typo = write_toml(
+        tmp_path, '[sources.sensors]\ntype = "redis"\nstream = "s"\ngroup = "g"\nbatchsize = 3\n'
+    )
+    with pytest.raises(
+        ConfigurationError, match=r"does not take option 'batchsize' \(did you mean 'batch_size'\?\)"
+    ):
+        open_source("sensors", config_file=typo)
+
+
+def test_handler_section_gives_large_data_handler_its_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_toml(
+        tmp_path,
+        """
+        [handler]
+        max_memory = "1GB"
+        chunk_size = 70
+        max_workers = 3
+        executor = "processes"
+        executor_options = { start_method = "spawn" }
+        progress = false
+        """,
+    )
+    handler = LargeDataHandler(config_file=path, chunk_size=10)
+    assert handler.chunk_size == 10  # keyword arguments win
+    assert handler.max_memory == 1_000_000_000
+    assert (handler.max_workers, handler.executor, handler.progress) == (3, "processes", False)
+    assert handler.executor_options == {"start_method": "spawn"}
+    monkeypatch.setenv("SYGNIFY_CONFIG", str(path))
+    assert LargeDataHandler().chunk_size == 70  # found through $SYGNIFY_CONFIG
+    monkeypatch.delenv("SYGNIFY_CONFIG")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)  # no sygnify.toml here: the built-in defaults
+    plain = LargeDataHandler()
+    assert (plain.executor, plain.progress, plain.max_memory) == ("local", True, None)
+
+
+def test_a_typo_in_the_handler_section_is_refused(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, "[handler]\nchunksize = 5\n")
+    with pytest.raises(
+        ConfigurationError, match=r"does not take option 'chunksize' \(did you mean 'chunk_size'\?\)"
+    ):
+        LargeDataHandler(config_file=path)

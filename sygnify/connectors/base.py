@@ -1,32 +1,44 @@
-"""The Connector protocol every connector implements, and the base class that helps it.
+"""``BaseConnector``: what every connector shares (config, resilience, errors, capabilities).
 
 Data comes back as Arrow: ``query()`` gives a :class:`pyarrow.Table`, ``stream()`` an
 iterator of :class:`pyarrow.RecordBatch` of a predictable size, ``scan()`` a Polars
 ``LazyFrame``. Every SDK call goes through the connection's retry policy and circuit
-breaker, and every SDK exception is translated into a :mod:`sygnify.errors` type.
+breaker, and every SDK exception is translated into a :mod:`sygnify.errors` type. What a
+connection can do is declared by its class (:mod:`sygnify.connectors.protocols`); the
+``Connector`` protocol, ``HealthStatus`` and ``WriteResult`` are re-exported here.
 """
 
 from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar, runtime_checkable
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
-import polars as pl
 import pyarrow as pa
+from pydantic import BaseModel
 from typing_extensions import Self
 
 from sygnify import events
 from sygnify.config import ConnectorConfig, validate_config
 from sygnify.connectors.pool import ClientPool
-from sygnify.errors import ConfigurationError, SygnifyError
-from sygnify.io.arrow import DEFAULT_BATCH_SIZE
+from sygnify.connectors.protocols import (
+    CAPABILITY_METHODS,
+    Capability,
+    Connector,
+    HealthStatus,
+    QueryParams,
+    WriteMode,
+    WriteResult,
+)
+from sygnify.errors import ConfigurationError, SygnifyError, UnsupportedOperationError
+from sygnify.plugins import PluginContext, SharedClientPool
 from sygnify.resilience import CircuitBreaker, Resilience
 
 __all__ = [
     "BaseConnector",
+    "Capability",
     "Connector",
     "HealthStatus",
     "QueryParams",
@@ -34,104 +46,126 @@ __all__ = [
     "WriteResult",
 ]
 
-WriteMode: TypeAlias = Literal["append", "overwrite"]
-#: Positional (``?``) or named (``$name`` / ``@name`` / ``:name``, per backend) parameters.
-QueryParams: TypeAlias = Sequence[Any] | Mapping[str, Any] | None
-
 ConfigT = TypeVar("ConfigT", bound=ConnectorConfig)
 R = TypeVar("R")
 
-
-@dataclass(frozen=True)
-class HealthStatus:
-    """The outcome of a connection's health check."""
-
-    ok: bool
-    connector: str
-    name: str
-    latency_ms: float
-    detail: str = ""
-    breaker: str = "closed"
+#: capability method name -> the capability it belongs to
+_METHOD_CAPABILITY = {
+    method: capability for capability, methods in CAPABILITY_METHODS.items() for method in methods
+}
 
 
-@dataclass(frozen=True)
-class WriteResult:
-    """What a ``write()`` did: rows written and the objects/files/tables it wrote."""
-
-    target: str
-    rows: int
-    paths: list[str] = field(default_factory=list)
-
-
-@runtime_checkable
-class Connector(Protocol):
-    """What every connection returned by ``CloudDataConnector.connect()`` can do."""
-
-    name: str
-
-    def query(self, sql: str, params: QueryParams = None) -> pa.Table:
-        """Run a (parameterized) query and return the whole result."""
-        ...
-
-    def stream(
-        self,
-        source: str,
-        *,
-        params: QueryParams = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        columns: Sequence[str] | None = None,
-    ) -> Iterator[pa.RecordBatch]:
-        """Yield a query's result or a dataset's rows in batches of ``batch_size`` rows."""
-        ...
-
-    def scan(self, source: str, **options: Any) -> pl.LazyFrame:
-        """A lazy Polars frame over a dataset, with projection/predicate pushdown."""
-        ...
-
-    def write(self, data: Any, target: str, *, mode: WriteMode = "append") -> WriteResult:
-        """Write Arrow/Polars/pandas data to ``target``."""
-        ...
-
-    def list(self, prefix: str = "") -> list[str]:
-        """Names of the datasets/objects/tables under ``prefix``."""
-        ...
-
-    def close(self) -> None:
-        """Release the connection's clients."""
-        ...
-
-    def health(self) -> HealthStatus:
-        """Check the service can be reached with these credentials."""
-        ...
+def _capabilities_of(cls: type) -> frozenset[Capability]:
+    """The capabilities whose methods ``cls`` has (for a connector that declares none)."""
+    return frozenset(
+        capability
+        for capability, methods in CAPABILITY_METHODS.items()
+        if all(callable(getattr(cls, method, None)) for method in methods)
+    )
 
 
 class BaseConnector(abc.ABC, Generic[ConfigT]):
     """Shared machinery for connectors: config validation, resilience, error translation.
 
-    A connector subclasses this, sets ``type_name`` and ``config_model``, implements the
-    protocol methods and ``_check_health()``, and overrides ``_translate()`` to map its
-    SDK's exceptions onto :mod:`sygnify.errors`.
+    A connector subclasses this, sets ``type_name``, ``config_model`` and
+    ``capabilities``, implements the methods of those capabilities and
+    ``_check_health()``, and overrides ``_translate()`` to map its SDK's exceptions onto
+    :mod:`sygnify.errors`. A connector class that declares no ``capabilities`` gets those
+    whose methods it has. Looking up the method of a capability the connector lacks
+    raises :class:`~sygnify.errors.UnsupportedOperationError` naming both, with
+    ``unsupported_hint`` saying what to do instead.
+
+    It is built by ``from_config(config, *, context)`` (the plugin contract of
+    :mod:`sygnify.plugins`), or directly with a validated config.
     """
 
     type_name: ClassVar[str] = ""
     config_model: ClassVar[type[ConnectorConfig]] = ConnectorConfig
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: What to do instead when an unsupported method is asked for.
+    unsupported_hint: ClassVar[str] = (
+        "use a connector that has it (CloudDataConnector.available() lists them), "
+        "or check connection.supports(...) first"
+    )
 
-    def __init__(self, config: ConfigT, *, name: str | None = None, pool: ClientPool | None = None):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        owner = next(klass for klass in cls.__mro__ if "capabilities" in vars(klass))
+        if owner is BaseConnector or vars(owner).get("_capabilities_inferred", False):
+            cls.capabilities = _capabilities_of(cls)
+            cls._capabilities_inferred = True
+        missing = [
+            f"{capability.value} needs {method}()"
+            for capability in cls.capabilities
+            for method in CAPABILITY_METHODS[capability]
+            if not callable(getattr(cls, method, None))
+        ]
+        if missing:
+            raise ConfigurationError(
+                f"connector class {cls.__qualname__} declares capabilities it does not implement: "
+                f"{'; '.join(sorted(missing))}; add the methods or drop them from capabilities",
+                resource=cls.type_name or cls.__qualname__,
+            )
+
+    _capabilities_inferred: ClassVar[bool] = False
+
+    def __init__(self, config: ConfigT, *, name: str | None = None, pool: SharedClientPool | None = None):
         self.config = config
         self.name = name or self.type_name
-        self._pool = pool if pool is not None else ClientPool()
+        self._pool: SharedClientPool = pool if pool is not None else ClientPool()
         self._resilience = config.resilience(f"{self.type_name}:{self.name}")
         self._closed = False
+
+    @classmethod
+    def from_config(cls, config: BaseModel | Mapping[str, Any], *, context: PluginContext) -> Self:
+        """Build the connection ``context.name`` from its config (a ``config_model`` or a mapping).
+
+        ``context.pool`` shares SDK clients with other connections of the same configuration.
+        """
+        validated = validate_config(
+            cls.config_model, config, context=f"{cls.type_name} connection {context.name!r}"
+        )
+        return cls(validated, name=context.name, pool=context.pool)  # type: ignore[arg-type]
 
     @classmethod
     def from_options(
         cls, options: Mapping[str, Any], *, name: str | None = None, pool: ClientPool | None = None
     ) -> Self:
-        """Validate raw options with ``config_model`` and build the connector."""
-        config = validate_config(
-            cls.config_model, options, context=f"{cls.type_name} connection {name or ''}".strip()
+        """Deprecated: use :meth:`from_config` (this delegates to it, for one release)."""
+        warnings.warn(
+            f"{cls.__qualname__}.from_options(options, name=, pool=) is deprecated; use "
+            "from_config(options, context=PluginContext(name, pool=pool))",
+            DeprecationWarning,
+            stacklevel=2,
         )
-        return cls(config, name=name, pool=pool)  # type: ignore[arg-type]
+        return cls.from_config(options, context=PluginContext(name or cls.type_name, pool=pool))
+
+    def supports(self, capability: Capability | str) -> bool:
+        """Whether this connection can do ``capability`` (``"readable"``, ``Capability.WRITABLE``...)."""
+        try:
+            return Capability(capability) in self.capabilities
+        except ValueError:
+            raise ConfigurationError(
+                f"unknown capability {capability!r}; capabilities are "
+                f"{', '.join(c.value for c in Capability)}",
+                resource=str(capability),
+            ) from None
+
+    def __getattr__(self, attribute: str) -> NoReturn:
+        # Only reached when normal lookup fails: a capability method the class does not have.
+        capability = _METHOD_CAPABILITY.get(attribute)
+        if capability is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
+        name = vars(self).get("name", self.type_name)
+        declared = ", ".join(sorted(c.value for c in self.capabilities)) or "none"
+        raise UnsupportedOperationError(
+            f"{self.type_name} connection {name!r} does not support {attribute}(): it is not "
+            f"{capability.value} (its capabilities: {declared}); {self.unsupported_hint}",
+            resource=name,
+            capability=capability.value,
+            operation=attribute,
+            connector=self.type_name,
+        )
 
     @property
     def breaker(self) -> CircuitBreaker:

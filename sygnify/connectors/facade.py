@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from typing_extensions import Self
 
 from sygnify.config import find_config_file, resolve_connection
-from sygnify.connectors.base import Connector, HealthStatus
 from sygnify.connectors.pool import ClientPool
+from sygnify.connectors.protocols import Connector, HealthStatus
 from sygnify.connectors.registry import CONNECTORS
 from sygnify.errors import ConfigurationError, NotFoundError
+from sygnify.plugins import PluginContext
 
 if TYPE_CHECKING:
     from sygnify.connectors.local.connector import LocalConnector
@@ -52,7 +53,7 @@ class CloudDataConnector:
 
     @staticmethod
     def available() -> list[str]:
-        """Names of the installed connector plugins."""
+        """Names of the connector plugins: sygnify's built-ins and installed third-party ones."""
         return CONNECTORS.names()
 
     @overload
@@ -67,7 +68,9 @@ class CloudDataConnector:
         """Open a connection of connector ``type`` (e.g. ``"local"``, ``"s3"``).
 
         ``name`` registers it for :meth:`get` and selects its settings in the config file
-        and environment; with only a name, the type comes from there too.
+        and environment; with only a name, the type comes from there too. What the
+        connection can do depends on its connector (``connection.capabilities``): an
+        orchestrator such as ``azure_data_factory`` lists and checks health, but holds no data.
         """
         connector_type, options = resolve_connection(
             name, type, config, environ=self._environ, config_file=self._config_file
@@ -80,7 +83,8 @@ class CloudDataConnector:
                     resource=name,
                 )
             connection_name = name or f"{connector_type}-{next(self._counter)}"
-            connection = factory.from_options(options, name=connection_name, pool=self._pool)
+            context = PluginContext(connection_name, pool=self._pool)
+            connection = factory.from_config(options, context=context)
             self._connections[connection_name] = connection
         return connection
 

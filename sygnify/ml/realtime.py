@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -27,6 +28,8 @@ from sygnify.errors import CircuitOpenError, ConfigurationError, SchemaError, Tr
 from sygnify.ml.answers import Answers, as_arrow_array, to_table
 from sygnify.ml.backends import BackendOutput, ModelBackend
 from sygnify.ml.routing import MISSING, ModelEntry
+from sygnify.ml.stream import PredictionStream
+from sygnify.ml.stream_processor import StreamEvent
 from sygnify.ml.versions import ModelVersions
 
 __all__ = ["OutputFormat", "Prediction", "RealTimeML"]
@@ -61,7 +64,8 @@ class RealTimeML(ModelVersions):
     pass one with an ``httpx.MockTransport``); ``clock``, ``sleep`` and ``rng`` are
     injectable so retries, breakers and A/B splits are testable without waiting. Shadow
     traffic runs on ``shadow_workers`` background threads behind a queue of
-    ``shadow_queue`` requests (see :meth:`shadow`, :meth:`flush_shadows`).
+    ``shadow_queue`` requests (see :meth:`shadow`, :meth:`flush_shadows`). ``config_file``
+    holds ``[models.<name>]`` sections for :meth:`register` (default: ``./sygnify.toml``).
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class RealTimeML(ModelVersions):
         timer: Callable[[], float] = time.perf_counter,
         shadow_queue: int = 256,
         shadow_workers: int = 1,
+        config_file: str | Path | None = None,
     ) -> None:
         super().__init__(
             http_client=http_client,
@@ -83,13 +88,18 @@ class RealTimeML(ModelVersions):
             timer=timer,
             shadow_queue=shadow_queue,
             shadow_workers=shadow_workers,
+            config_file=config_file,
         )
-        self._callbacks: dict[str, list[Callable[..., None]]] = {}
+        self._callbacks: dict[StreamEvent, list[Callable[..., None]]] = {}
         self._answers = Answers()
 
     # -- events ---------------------------------------------------------------------
-    def on(self, event: str, callback: Callable[..., None]) -> Callable[[], None]:
-        """Call ``callback(table)`` for ``"prediction"`` (each streamed result) or ``"late"`` events."""
+    def on(self, event: StreamEvent, callback: Callable[..., None]) -> Callable[[], None]:
+        """Call ``callback(payload)`` on each :meth:`notify` of ``event``; returns an unsubscribe.
+
+        Streams notify ``"prediction"`` with each result table (before it is yielded) and
+        ``"late"`` with ``{"model": name, "rows": n}`` for rows dropped as late.
+        """
         if event not in ("prediction", "late"):
             raise ConfigurationError(f"unknown event {event!r}; use 'prediction' or 'late'")
         self._callbacks.setdefault(event, []).append(callback)
@@ -100,7 +110,14 @@ class RealTimeML(ModelVersions):
 
         return unsubscribe
 
-    def _fire(self, event: str, payload: Any) -> None:
+    def notify(self, event: StreamEvent, payload: Any) -> None:
+        """Run the :meth:`on` callbacks of ``event`` with ``payload`` (streams call this).
+
+        >>> ml = RealTimeML()
+        >>> stop = ml.on("late", print)
+        >>> ml.notify("late", {"model": "m", "rows": 2})
+        {'model': 'm', 'rows': 2}
+        """
         for callback in list(self._callbacks.get(event, [])):
             callback(payload)
 
@@ -220,7 +237,7 @@ class RealTimeML(ModelVersions):
             keys = list(key)
             if len(keys) != table.num_rows:
                 raise ConfigurationError(f"{len(keys)} keys given for {table.num_rows} rows")
-        result = self._score(name, features, keys=keys, version=version)
+        result = self.score(name, features, keys=keys, version=version)
         if include_input:
             for index, column_name in enumerate(table.column_names):
                 result = result.add_column(index, column_name, table.column(column_name))
@@ -234,7 +251,7 @@ class RealTimeML(ModelVersions):
             return frame
         return result
 
-    def _score(
+    def score(
         self,
         name: str,
         features: pa.Table,
@@ -242,6 +259,17 @@ class RealTimeML(ModelVersions):
         keys: Sequence[Hashable] | None = None,
         version: str | int | None = None,
     ) -> pa.Table:
+        """The answer table of model ``name`` for an Arrow ``features`` table, nothing else.
+
+        The Arrow-only core of :meth:`predict` (which converts inputs, handles key columns
+        and output formats): ``keys`` (one per row) make A/B routing sticky, ``version``
+        pins a version. Streams score through this.
+
+        >>> ml = RealTimeML()
+        >>> _ = ml.register("double", backend="callable", fn=lambda X: X[:, 0] * 2, features=["x"])
+        >>> ml.score("double", pa.table({"x": [1.0, 2.0]})).column("prediction").to_pylist()
+        [2.0, 4.0]
+        """
         entry = self._entry(name)
         if version is not None:
             return self._score_version(entry, str(version), features)
@@ -308,7 +336,7 @@ class RealTimeML(ModelVersions):
         columns: dict[str, Any] = {}
         scores = []
         for name in names:
-            result = self._score(name, table)
+            result = self.score(name, table)
             column = result.column("prediction")
             columns[f"prediction_{name}"] = column
             scores.append(column.to_numpy())
@@ -332,7 +360,7 @@ class RealTimeML(ModelVersions):
         return self._output(pa.table(columns), output, was_polars)
 
     # -- streaming ------------------------------------------------------------------------------
-    def stream(self, source: Any, *, model: str, mode: str = "streaming", **options: Any) -> Any:
+    def stream(self, source: Any, *, model: str, mode: str = "streaming", **options: Any) -> PredictionStream:
         """Score a stream; returns a :class:`~sygnify.ml.stream.PredictionStream`.
 
         ``source`` is a :class:`~sygnify.streams.StreamSource`, or an (async) iterable of
@@ -341,10 +369,14 @@ class RealTimeML(ModelVersions):
         callbacks run before each is yielded, and source batches are acknowledged only
         after that. See :mod:`sygnify.ml.stream` for the modes and their options.
         """
-        from sygnify.ml.stream import PredictionStream
-
         self._entry(model)
-        return PredictionStream(self, source, model=model, mode=mode, clock=self._clock, **options)
+
+        def score(features: pa.Table, keys: Sequence[Hashable] | None) -> pa.Table:
+            return self.score(model, features, keys=keys)
+
+        return PredictionStream(
+            source, model=model, mode=mode, score=score, notify=self.notify, clock=self._clock, **options
+        )
 
     def __enter__(self) -> RealTimeML:
         return self

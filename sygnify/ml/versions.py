@@ -18,14 +18,17 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from sygnify import events
+from sygnify.config import find_config_file, load_section, merge_settings
 from sygnify.errors import ConfigurationError, ModelError, NotFoundError
-from sygnify.ml.backends import MODEL_BACKENDS, BackendContext, HttpClients, ModelBackend
+from sygnify.ml.backends import MODEL_BACKENDS, HttpClients, ModelBackend
 from sygnify.ml.metrics import ModelMetrics
 from sygnify.ml.routing import MISSING, Fallback, ModelEntry, ShadowStats
 from sygnify.ml.shadow import ShadowRunner
+from sygnify.plugins import PluginContext
 
 __all__ = ["ModelVersions"]
 
@@ -35,6 +38,8 @@ class ModelVersions:
 
     ``shadow_queue``/``shadow_workers`` size the background executor of shadow traffic:
     mirrored requests beyond ``shadow_queue`` waiting ones are dropped (and counted).
+    ``config_file`` is the TOML file whose ``[models.<name>]`` sections configure models
+    (default: ``$SYGNIFY_CONFIG``, else ``./sygnify.toml`` if there is one).
     """
 
     def __init__(
@@ -47,11 +52,14 @@ class ModelVersions:
         timer: Callable[[], float] = time.perf_counter,
         shadow_queue: int = 256,
         shadow_workers: int = 1,
+        config_file: str | Path | None = None,
     ) -> None:
         self._rng = rng or random.Random()
         self._clock = clock
+        self._sleep = sleep
         self._timer = timer
-        self._context = BackendContext(http=HttpClients(http_client), clock=clock, sleep=sleep, rng=self._rng)
+        self._http = HttpClients(http_client)
+        self._config_file = Path(config_file) if config_file is not None else find_config_file()
         self._models: dict[str, ModelEntry] = {}
         self._metrics: dict[tuple[str, str], ModelMetrics] = {}
         self._shadows = ShadowRunner(capacity=shadow_queue, workers=shadow_workers)
@@ -60,7 +68,7 @@ class ModelVersions:
     def register(
         self,
         name: str,
-        backend: str | ModelBackend = "callable",
+        backend: str | ModelBackend | None = None,
         *,
         version: str | int = "1",
         activate: bool | None = None,
@@ -71,7 +79,10 @@ class ModelVersions:
         """Add version ``version`` of model ``name``, served by ``backend`` with ``config``.
 
         ``backend`` is a plugin name from the ``sygnify.models`` group (``"onnx"``,
-        ``"sklearn"``, ``"kserve_v2"``...) or a ready :class:`ModelBackend`. The first
+        ``"sklearn"``, ``"kserve_v2"``...) or a ready :class:`ModelBackend`. Settings in
+        ``[models.<name>]`` of the config file (``backend = "onnx"``, ``path = ...``) are
+        used under ``config`` (keyword arguments win); without either, the backend is
+        ``"callable"``. The backend's ``config_model`` validates the merged settings. The first
         version of a model takes all traffic; later ones take none until routed or
         ``activate=True``. ``fallback_version``/``fallback_default`` answer for it when
         its breaker is open or it keeps failing transiently.
@@ -84,7 +95,13 @@ class ModelVersions:
                 )
             instance = backend
         else:
-            instance = MODEL_BACKENDS.load(backend).from_options(config, name=name, context=self._context)
+            settings = merge_settings(load_section("models", name, config_file=self._config_file), config)
+            file_backend = settings.pop("backend", None)
+            chosen = backend or file_backend or "callable"
+            context = PluginContext(
+                name, http=self._http, clock=self._clock, sleep=self._sleep, rng=self._rng
+            )
+            instance = MODEL_BACKENDS.load(chosen).from_config(settings, context=context)
         with self._lock:
             entry = self._models.setdefault(name, ModelEntry(name, rng=self._rng))
             if version in entry.versions:
@@ -283,4 +300,4 @@ class ModelVersions:
                 for backend in entry.versions.values():
                     backend.close()
             self._models.clear()
-        self._context.http.close()
+        self._http.close()

@@ -19,7 +19,9 @@ from typing import Any, Literal, TypeAlias, get_args
 
 import polars as pl
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
 
+from sygnify.config import find_config_file, load_section, validate_config
 from sygnify.errors import ConfigurationError
 from sygnify.io.arrow import DEFAULT_BATCH_SIZE
 from sygnify.processing.checkpoint import Checkpoint
@@ -37,7 +39,7 @@ from sygnify.processing.sinks import as_sink
 from sygnify.processing.sources import FileSource, as_source
 from sygnify.resilience import RetryPolicy
 
-__all__ = ["LargeDataHandler", "Mode"]
+__all__ = ["HandlerConfig", "LargeDataHandler", "Mode"]
 
 Mode: TypeAlias = Literal["streaming", "chunked", "parallel", "incremental"]
 
@@ -58,6 +60,37 @@ def _schema(schema: Any) -> pl.Schema | None:
     )
 
 
+class HandlerConfig(BaseModel):
+    """The ``[handler]`` table of ``sygnify.toml``: defaults for :class:`LargeDataHandler`.
+
+    ``executor`` names an executor plugin; ``executor_options`` are validated by that
+    executor's config when it starts::
+
+        [handler]
+        max_memory = "4GB"
+        chunk_size = 200_000
+        executor = "processes"
+        executor_options = { start_method = "spawn" }
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_memory: int | str | None = None
+    chunk_size: int | None = Field(None, ge=1)
+    max_workers: int | None = Field(None, ge=1)
+    executor: str = "local"
+    executor_options: dict[str, Any] = {}
+    max_in_flight: int | None = Field(None, ge=1)
+    progress: bool = True
+
+    @classmethod
+    def from_file(cls, config_file: str | Path | None = None) -> HandlerConfig:
+        """The ``[handler]`` table of ``config_file`` (default: ``$SYGNIFY_CONFIG`` or ``./sygnify.toml``)."""
+        path = Path(config_file) if config_file is not None else find_config_file()
+        section = load_section("handler", config_file=path)
+        return validate_config(cls, section, context=f"[handler] of {path}")
+
+
 class LargeDataHandler:
     """Process data larger than memory in one of four modes.
 
@@ -70,6 +103,10 @@ class LargeDataHandler:
     processes and Dask clusters start once); ``close()`` (or ``with``) stops it. ``progress``
     shows a tqdm bar (the notebook widget in Jupyter); ``on_progress`` is called after each
     chunk. ``retry`` re-reads a source part after a transient error.
+
+    Settings not given here come from the ``[handler]`` table of ``config_file`` (default:
+    ``$SYGNIFY_CONFIG``, else ``./sygnify.toml`` if it exists), validated by
+    :class:`HandlerConfig`; ``executor_options`` then go through the executor's own config.
     """
 
     def __init__(
@@ -78,13 +115,21 @@ class LargeDataHandler:
         max_memory: int | str | None = None,
         chunk_size: int | None = None,
         max_workers: int | None = None,
-        executor: str | Executor = "local",
+        executor: str | Executor | None = None,
         executor_options: Mapping[str, Any] | None = None,
         max_in_flight: int | None = None,
-        progress: bool = True,
+        progress: bool | None = None,
         on_progress: ProgressCallback | None = None,
         retry: RetryPolicy | None = None,
+        config_file: str | Path | None = None,
     ) -> None:
+        file = HandlerConfig.from_file(config_file)  # what is not given here comes from [handler]
+        max_memory = max_memory if max_memory is not None else file.max_memory
+        chunk_size = chunk_size if chunk_size is not None else file.chunk_size
+        max_workers = max_workers if max_workers is not None else file.max_workers
+        max_in_flight = max_in_flight if max_in_flight is not None else file.max_in_flight
+        executor_options = executor_options if executor_options is not None else file.executor_options
+        progress = progress if progress is not None else file.progress
         if chunk_size is not None and chunk_size < 1:
             raise ConfigurationError(f"chunk_size must be >= 1, got {chunk_size}")
         if max_workers is not None and max_workers < 1:
@@ -94,7 +139,7 @@ class LargeDataHandler:
         self.max_memory = parse_memory(max_memory) if max_memory is not None else None
         self.chunk_size = chunk_size or DEFAULT_BATCH_SIZE
         self.max_workers = max_workers or min(4, os.cpu_count() or 1)
-        self.executor = executor
+        self.executor: str | Executor = executor if executor is not None else file.executor
         self.executor_options = dict(executor_options or {})
         self._pool: Executor | None = None
         self.max_in_flight = max_in_flight

@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import io
 import os
-import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,50 +28,22 @@ import pyarrow.fs as pafs
 import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
 
-from sygnify.connectors.base import Connector
+from sygnify.connectors.protocols import Writable
 from sygnify.errors import ConfigurationError, SchemaError
+from sygnify.io import files
 
 __all__ = ["CallbackSink", "ConnectorSink", "IPCSink", "ParquetSink", "Sink", "as_sink", "atomic_write"]
 
-_TEMP = ".sygnify-tmp-"
-
-
-def _filesystem(path: str, filesystem: pafs.FileSystem | None) -> tuple[pafs.FileSystem, str]:
-    if filesystem is not None:
-        return filesystem, path
-    if "://" in path and not path.startswith("file://"):
-        return pafs.FileSystem.from_uri(path)  # type: ignore[no-any-return]
-    return pafs.LocalFileSystem(), os.path.abspath(path.removeprefix("file://"))
-
 
 def atomic_write(filesystem: pafs.FileSystem, path: str, write: Callable[[Any], None]) -> None:
-    """Write a file so that readers see all of it or none of it.
-
-    Locally: write a temporary sibling, fsync, rename over the target, fsync the directory.
-    Object stores publish an object only when its upload completes, so a direct write is
-    already atomic there.
-    """
-    if not isinstance(filesystem, pafs.LocalFileSystem):
-        with filesystem.open_output_stream(path) as stream:
-            write(stream)
-        return
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f"{_TEMP}{uuid.uuid4().hex}")
-    try:
-        with open(temporary, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    """Deprecated: use :func:`sygnify.io.files.atomic_write` (``path, write, filesystem=...``)."""
+    warnings.warn(
+        "sygnify.processing.sinks.atomic_write moved to sygnify.io.files.atomic_write(path, write, "
+        "filesystem=...); the old name goes in the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    files.atomic_write(path, write, filesystem=filesystem)
 
 
 class Sink:
@@ -158,7 +130,7 @@ class ParquetSink(Sink):
         self.path = str(path)
         self.partition_by = list(partition_by) if partition_by else None
         self.compression = compression
-        self.filesystem, self.target = _filesystem(self.path, filesystem)
+        self.filesystem, self.target = files.resolve_filesystem(self.path, filesystem)
         self.single_file = self.path.endswith((".parquet", ".pq")) and not self.partition_by
         self.idempotent = not self.single_file
         self.parallel_safe = not self.single_file
@@ -214,12 +186,13 @@ class ParquetSink(Sink):
             )
             return sorted(written)
         path = f"{self.target.rstrip('/')}/part-{label}.parquet"
-        atomic_write(self.filesystem, path, _parquet_writer(table, self.compression, path))
+        files.atomic_write(path, _parquet_writer(table, self.compression, path), filesystem=self.filesystem)
         return [path]
 
     def replace(self, table: pa.Table) -> list[str]:
         if self.single_file:
-            atomic_write(self.filesystem, self.target, _parquet_writer(table, self.compression, self.path))
+            write = _parquet_writer(table, self.compression, self.path)
+            files.atomic_write(self.target, write, filesystem=self.filesystem)
             return [self.target]
         return self.write(table, "00000000")
 
@@ -236,7 +209,7 @@ class IPCSink(Sink):
     def __init__(self, path: str | Path, *, filesystem: pafs.FileSystem | None = None) -> None:
         self.path = str(path)
         self.name = self.path
-        self.filesystem, self.target = _filesystem(self.path, filesystem)
+        self.filesystem, self.target = files.resolve_filesystem(self.path, filesystem)
         self._stream: Any = None
         self._writer: Any = None
 
@@ -265,11 +238,11 @@ class IPCSink(Sink):
 class ConnectorSink(Sink):
     """A connector's ``write(data, target, mode=...)`` per chunk (``append``)."""
 
-    def __init__(self, connector: Connector, target: str, **write_options: Any) -> None:
+    def __init__(self, connector: Writable, target: str, **write_options: Any) -> None:
         self.connector = connector
         self.target = target
         self.write_options = write_options
-        self.name = f"{connector.name}:{target}"
+        self.name = f"{getattr(connector, 'name', type(connector).__name__)}:{target}"
 
     def write(self, table: pa.Table, label: str) -> list[str]:
         return list(self.connector.write(table, self.target, **self.write_options).paths)
@@ -307,7 +280,7 @@ def as_sink(sink: Any) -> Sink:
         if text.endswith((".arrow", ".ipc", ".feather")):
             return IPCSink(text)
         return ParquetSink(text)
-    if isinstance(sink, tuple) and len(sink) == 2 and isinstance(sink[0], Connector):
+    if isinstance(sink, tuple) and len(sink) == 2 and isinstance(sink[0], Writable):
         return ConnectorSink(sink[0], str(sink[1]))
     if callable(sink):
         return CallbackSink(sink)

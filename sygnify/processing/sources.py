@@ -17,10 +17,6 @@ Every input becomes a :class:`Source` with up to three ways to read it:
 
 from __future__ import annotations
 
-import fnmatch
-import glob
-import os
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -32,15 +28,21 @@ import pyarrow.csv as pa_csv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from sygnify.connectors.base import Connector
+from sygnify.connectors.protocols import Readable
 from sygnify.errors import ConfigurationError, NotFoundError, SygnifyError
 from sygnify.io.arrow import to_arrow_table
+from sygnify.io.files import (
+    find_files,
+    glob_matcher,
+    glob_prefix,
+    has_glob,
+    is_data_file,
+    resolve_filesystem,
+)
 from sygnify.io.formats import FileFormat, detect_format, format_of_file, polars_scan
 from sygnify.processing.parts import CSV_BLOCK, BadRow, FilePart, Part, TablePart, open_input
 
 __all__ = ["BadRow", "ConnectorSource", "FileSource", "Part", "Source", "as_source"]
-
-_GLOB = re.compile(r"[*?\[]")
 
 
 class Source:
@@ -97,7 +99,7 @@ class TableSource(Source):
         return self.table.nbytes / self.table.num_rows if self.table.num_rows else None
 
 
-class StreamSource(Source):
+class IteratorSource(Source):
     """A one-shot stream: an iterator of batches/tables/frames, a RecordBatchReader, a LazyFrame."""
 
     def __init__(self, stream: Iterable[Any] | pl.LazyFrame, origin: str = "stream") -> None:
@@ -143,11 +145,11 @@ class ConnectorSource(Source):
     [1, 2]
     """
 
-    def __init__(self, connector: Connector, source: str, **stream_options: Any) -> None:
+    def __init__(self, connector: Readable, source: str, **stream_options: Any) -> None:
         self.connector = connector
         self.source = source
         self.stream_options = stream_options
-        self.origin = f"{connector.name}:{source}"
+        self.origin = f"{getattr(connector, 'name', type(connector).__name__)}:{source}"
 
     def lazy(self) -> pl.LazyFrame | None:
         if self.stream_options:
@@ -205,28 +207,22 @@ class FileSource(Source):
         self._files = None
 
     def _list(self, spec: str) -> list[str]:
-        if self._remote:
-            filesystem, base = (self.filesystem, spec) if self.filesystem else pafs.FileSystem.from_uri(spec)
-            self.filesystem = filesystem
-            root = base.split("*")[0].rsplit("/", 1)[0] if _GLOB.search(base) else base
-            info = filesystem.get_file_info(root)
-            if info.type == pafs.FileType.File:
-                return [root]
-            entries = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
-            return sorted(
-                e.path
-                for e in entries
-                if e.type == pafs.FileType.File
-                and (fnmatch.fnmatch(e.path, base) if _GLOB.search(base) else _is_data(e.path))
-            )
-        local = spec.removeprefix("file://")
-        if _GLOB.search(local):
-            return sorted(p for p in glob.glob(local, recursive=True) if os.path.isfile(p))
-        if os.path.isdir(local):
-            return sorted(str(p) for p in Path(local).rglob("*") if p.is_file() and _is_data(str(p)))
-        if os.path.isfile(local):
-            return [local]
-        raise NotFoundError(f"no file or directory {spec!r}", resource=spec)
+        # One glob for every store (sygnify.io.files): the S3 connector's "a/*.parquet" and
+        # "s3://b/a/*.parquet" here match the same keys.
+        any_format = self.explicit_format is not None
+        if not self._remote:
+            return find_files(spec.removeprefix("file://"), any_format=any_format)
+        filesystem, base = resolve_filesystem(spec, self.filesystem)
+        self.filesystem = filesystem
+        is_glob = has_glob(base)
+        root = glob_prefix(base).rsplit("/", 1)[0] if is_glob else base.rstrip("/") or base
+        if not is_glob and filesystem.get_file_info(root).type == pafs.FileType.File:
+            return [root]
+        entries = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+        paths = (entry.path for entry in entries if entry.type == pafs.FileType.File)
+        if is_glob:
+            return sorted(filter(glob_matcher(base, any_format=any_format), paths))
+        return sorted(p for p in paths if is_data_file(p[len(root) :], any_format=any_format))
 
     def format(self) -> FileFormat:
         if self.explicit_format is not None:
@@ -313,31 +309,26 @@ class FileSource(Source):
         return float(2.0 * meta.row_group(0).total_byte_size / meta.row_group(0).num_rows)
 
 
-def _is_data(path: str) -> bool:
-    name = os.path.basename(path)
-    return not name.startswith((".", "_")) and format_of_file(name) is not None
-
-
 def as_source(data: Any) -> Source:
     """Turn whatever the user passed as ``source`` into a :class:`Source`."""
     if isinstance(data, Source):
         return data
     if isinstance(data, str | Path):
         return FileSource(data)
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Connector):
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Readable):
         return ConnectorSource(data[0], str(data[1]))
     if isinstance(data, list) and data and all(isinstance(p, str | Path) for p in data):
         return FileSource(data)
     if isinstance(data, pl.LazyFrame):
-        return StreamSource(data, "lazyframe")
+        return IteratorSource(data, "lazyframe")
     if isinstance(data, pa.RecordBatchReader):
-        return StreamSource(data, "reader")
+        return IteratorSource(data, "reader")
     if isinstance(data, pa.Table | pa.RecordBatch | pl.DataFrame) or (
         type(data).__module__.startswith("pandas") and hasattr(data, "to_parquet")
     ):
         return TableSource(to_arrow_table(data))
     if isinstance(data, Iterable):
-        return StreamSource(data, "iterator")
+        return IteratorSource(data, "iterator")
     raise ConfigurationError(
         f"cannot read from {type(data).__name__}; pass a path/glob, (connector, source), an Arrow "
         "table/reader, a Polars or pandas frame, or an iterator of batches"

@@ -39,9 +39,13 @@ from types import TracebackType
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing_extensions import Self
 
 from sygnify import events
+from sygnify.config import RetrySettings, config_kwargs
 from sygnify.errors import ConfigurationError, DataQualityError, SchemaError, SygnifyError, TransientError
+from sygnify.plugins import PluginContext, build_from_kwargs, warn_legacy_factory
 from sygnify.resilience import RetryPolicy
 from sygnify.streams.decoding import Decoder, json_decoder
 
@@ -50,6 +54,7 @@ __all__ = [
     "DeadLetterTarget",
     "RawMessage",
     "SourceBatch",
+    "SourceConfig",
     "StreamSource",
     "build_batch",
 ]
@@ -147,6 +152,32 @@ def build_batch(
     return pa.RecordBatch.from_pylist(good, schema=schema), bad
 
 
+class SourceConfig(BaseModel):
+    """Options every stream source takes (see :class:`BaseSource`); each source's config adds its own.
+
+    In a TOML section ``retry`` is a table of :class:`~sygnify.config.RetrySettings` fields.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, arbitrary_types_allowed=True, populate_by_name=True
+    )
+
+    decoder: Decoder = json_decoder
+    schema_: pa.Schema | None = Field(None, alias="schema")
+    dead_letter: DeadLetterTarget | None = None
+    max_unacked_batches: int = Field(4, ge=1)
+    retry: RetryPolicy | None = None
+    batch_size: int = Field(1000, ge=1)
+    poll_timeout: float = Field(1.0, gt=0)
+
+    @field_validator("retry", mode="before")
+    @classmethod
+    def _retry_from_settings(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return RetryPolicy(**RetrySettings.model_validate(dict(value)).model_dump())
+        return value
+
+
 class BaseSource(abc.ABC):
     """Shared machinery of sygnify's stream sources; subclasses implement ``_fetch``/``_acknowledge``.
 
@@ -167,6 +198,21 @@ class BaseSource(abc.ABC):
 
     #: The name the source is registered under (used in events, metrics and errors).
     name: ClassVar[str] = "source"
+    #: The pydantic model of the source's options (its ``__init__`` keyword arguments).
+    config_model: ClassVar[type[SourceConfig]] = SourceConfig
+
+    @classmethod
+    def from_config(cls, config: BaseModel | Mapping[str, Any], *, context: PluginContext) -> Self:
+        """Open the source from its config (a ``config_model`` instance, or a mapping of options).
+
+        A subclass that declares no ``config_model`` of its own is built from the options as
+        they are (the legacy way, with a ``DeprecationWarning``).
+        """
+        if cls.config_model is SourceConfig:
+            warn_legacy_factory("stream source", cls.name, cls, "constructor called with keyword options")
+            options = config_kwargs(config) if isinstance(config, BaseModel) else dict(config)
+            return cls(**options)
+        return build_from_kwargs(cls, cls.config_model, config, what=f"{cls.name} source {context.name!r}")
 
     def __init__(
         self,

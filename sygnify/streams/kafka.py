@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import confluent_kafka
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from pydantic import Field
 
 from sygnify.errors import (
     AuthenticationError,
@@ -34,9 +35,9 @@ from sygnify.errors import (
     NotFoundError,
     SygnifyError,
 )
-from sygnify.streams.base import BaseSource, RawMessage
+from sygnify.streams.base import BaseSource, RawMessage, SourceConfig
 
-__all__ = ["KafkaSource"]
+__all__ = ["KafkaConfig", "KafkaSource"]
 
 _TRANSIENT = {
     KafkaError._TRANSPORT,
@@ -66,6 +67,18 @@ def translate_kafka_error(error: KafkaError, resource: str) -> SygnifyError:
     return ConfigurationError(message, resource=resource)
 
 
+class KafkaConfig(SourceConfig):
+    """The options of :class:`KafkaSource` (plus those of every source)."""
+
+    topics: list[str] = Field(min_length=1)
+    bootstrap_servers: str
+    group_id: str
+    assign: bool = False
+    partitions: list[int] | None = None
+    dead_letter_topic: str | None = None
+    config: dict[str, Any] | None = None
+
+
 class KafkaSource(BaseSource):
     """Consume Kafka topics, committing offsets after each batch is processed.
 
@@ -76,6 +89,7 @@ class KafkaSource(BaseSource):
     """
 
     name: ClassVar[str] = "kafka"
+    config_model = KafkaConfig
 
     def __init__(
         self,

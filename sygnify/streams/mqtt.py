@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import Field, SecretStr
 
 from sygnify.errors import (
     AuthenticationError,
@@ -33,12 +34,30 @@ from sygnify.errors import (
     PermissionDeniedError,
     SygnifyError,
 )
-from sygnify.streams.base import BaseSource, RawMessage
+from sygnify.streams.base import BaseSource, RawMessage, SourceConfig
 
-__all__ = ["MqttSource"]
+__all__ = ["MqttConfig", "MqttSource"]
 
 #: The SUBACK reason code of a subscription the broker's access rules refuse (MQTT 5).
 NOT_AUTHORIZED = 0x87
+
+
+class MqttConfig(SourceConfig):
+    """The options of :class:`MqttSource` (plus those of every source); the password is a secret."""
+
+    topics: list[str] = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    keepalive: int = 30
+    max_buffered: int = 10_000
+    dead_letter_topic: str | None = None
+    reconnect_min_delay: int = 1
+    reconnect_max_delay: int = 30
+    connect_timeout: float = 10.0
 
 
 class MqttSource(BaseSource):
@@ -50,6 +69,7 @@ class MqttSource(BaseSource):
     """
 
     name: ClassVar[str] = "mqtt"
+    config_model = MqttConfig
 
     def __init__(
         self,
@@ -199,5 +219,6 @@ class MqttSource(BaseSource):
                 )
 
     def _close(self) -> None:
-        self._client.loop_stop()
+        # Disconnect while the network loop still runs, so PUBACKs queued by ack() are sent first.
         self._client.disconnect()
+        self._client.loop_stop()

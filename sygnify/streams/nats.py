@@ -27,9 +27,9 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from sygnify.errors import ConfigurationError, ConnectionFailedError, NotFoundError, OperationTimeoutError
-from sygnify.streams.base import BaseSource, RawMessage
+from sygnify.streams.base import BaseSource, RawMessage, SourceConfig
 
-__all__ = ["NatsSource"]
+__all__ = ["NatsConfig", "NatsSource"]
 
 T = TypeVar("T")
 
@@ -38,6 +38,20 @@ def _redact(servers: str) -> str:
     return ",".join(
         f"{s.split('://', 1)[0]}://***@{s.split('@', 1)[1]}" if "@" in s else s for s in servers.split(",")
     )
+
+
+class NatsConfig(SourceConfig):
+    """The options of :class:`NatsSource` (plus those of every source)."""
+
+    stream: str
+    subject: str
+    durable: str
+    servers: str = "nats://127.0.0.1:4222"
+    ack_wait: float = 30.0
+    max_deliver: int = -1
+    create_stream: bool = False
+    dead_letter_subject: str | None = None
+    connect_options: dict[str, Any] | None = None
 
 
 class NatsSource(BaseSource):
@@ -49,6 +63,7 @@ class NatsSource(BaseSource):
     """
 
     name: ClassVar[str] = "nats"
+    config_model = NatsConfig
 
     def __init__(
         self,

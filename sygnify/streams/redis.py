@@ -21,11 +21,12 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import redis
+from pydantic import Field
 
 from sygnify.errors import ConfigurationError, ConnectionFailedError, OperationTimeoutError
-from sygnify.streams.base import BaseSource, RawMessage
+from sygnify.streams.base import BaseSource, RawMessage, SourceConfig
 
-__all__ = ["RedisSource"]
+__all__ = ["RedisConfig", "RedisSource"]
 
 
 def _redact(url: str) -> str:
@@ -33,6 +34,20 @@ def _redact(url: str) -> str:
     if "@" in rest:
         rest = "***@" + rest.split("@", 1)[1]
     return f"{scheme}{sep}{rest}"
+
+
+class RedisConfig(SourceConfig):
+    """The options of :class:`RedisSource` (plus those of every source)."""
+
+    stream: str = Field(min_length=1)
+    group: str = Field(min_length=1)
+    url: str = "redis://127.0.0.1:6379/0"
+    consumer: str | None = None
+    field: str = "data"
+    start_id: str = "0"
+    claim_idle_ms: int | None = 30_000
+    dead_letter_stream: str | None = None
+    client: Any = None
 
 
 class RedisSource(BaseSource):
@@ -45,6 +60,7 @@ class RedisSource(BaseSource):
     """
 
     name: ClassVar[str] = "redis"
+    config_model = RedisConfig
 
     def __init__(
         self,

@@ -6,19 +6,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any
 
+from sygnify.config import find_config_file, load_section, merge_settings
 from sygnify.errors import ConfigurationError
-from sygnify.plugins import GROUPS, Registry
+from sygnify.plugins import GROUPS, LegacyFactory, PluginContext, PluginFactory, Registry, warn_legacy_factory
 from sygnify.streams.base import StreamSource
 
 __all__ = ["SOURCES", "SourceFactory", "open_source"]
 
+#: What a source plugin's target loads: a class with ``from_config(config, *, context)``.
+SourceFactory = PluginFactory[StreamSource]
 
-class SourceFactory(Protocol):
-    """What a source plugin's entry point loads: a class called with keyword options."""
 
-    def __call__(self, **options: Any) -> StreamSource: ...
+def _construct(plugin: Any, options: dict[str, Any], context: PluginContext) -> StreamSource:
+    source: StreamSource = plugin(**options)
+    return source
 
 
 def _validate(name: str, plugin: object) -> SourceFactory:
@@ -28,21 +32,34 @@ def _validate(name: str, plugin: object) -> SourceFactory:
             "and close(); subclass sygnify.streams.BaseSource",
             resource=name,
         )
-    return plugin  # type: ignore[return-value, unused-ignore]
+    if callable(getattr(plugin, "from_config", None)):
+        return plugin  # type: ignore[return-value]
+    warn_legacy_factory("stream source", name, plugin, "constructor called with keyword options")
+    return LegacyFactory(plugin, _construct)
 
 
-#: sygnify's stream sources by name; the extra that installs each one's client library.
-SOURCES: Registry[SourceFactory] = Registry(
-    GROUPS["source"],
-    kind="stream source",
-    extras={"kafka": "kafka", "redis": "redis", "nats": "nats", "mqtt": "mqtt"},
-    validate=_validate,
-)
+#: sygnify's stream sources (from :data:`sygnify.plugins.BUILTINS`) and third-party ones, by name.
+SOURCES: Registry[SourceFactory] = Registry(GROUPS["source"], kind="stream source", validate=_validate)
 
 
-def open_source(name: str, **options: Any) -> StreamSource:
-    """Create the source registered as ``name`` with ``options``.
+def open_source(name: str, *, config_file: str | Path | None = None, **options: Any) -> StreamSource:
+    """Open the source ``name``: a ``[sources.<name>]`` section of the config file, or a plugin.
 
-    ``open_source("redis", url="redis://127.0.0.1:6379/0", stream="sensors", group="ml")``
+    A section names its plugin with ``type`` (default: the section's own name) and holds
+    the source's options; keyword ``options`` win over it. Everything is validated by the
+    plugin's ``config_model``::
+
+        # sygnify.toml
+        [sources.sensors]
+        type = "redis"
+        stream = "sensors"
+        group = "ml"
+
+    ``open_source("sensors")``, or without a file
+    ``open_source("redis", url="redis://127.0.0.1:6379/0", stream="sensors", group="ml")``.
+    ``config_file`` defaults to ``$SYGNIFY_CONFIG``, else ``./sygnify.toml`` if it exists.
     """
-    return SOURCES.load(name)(**options)
+    path = Path(config_file) if config_file is not None else find_config_file()
+    settings = merge_settings(load_section("sources", name, config_file=path), options)
+    plugin = str(settings.pop("type", None) or name)
+    return SOURCES.load(plugin).from_config(settings, context=PluginContext(name))

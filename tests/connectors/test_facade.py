@@ -8,7 +8,7 @@ import pytest
 from sygnify import CloudDataConnector
 from sygnify.connectors.local.connector import LocalConnector
 from sygnify.errors import ConfigurationError, NotFoundError, PluginNotFoundError
-from tests.connectors.conformance import sample_table
+from sygnify.testing.connectors import sample_table
 
 
 def test_connect_get_close_all_and_context_manager(tmp_path: Path) -> None:

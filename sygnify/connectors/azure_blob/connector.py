@@ -40,10 +40,10 @@ from azure.storage.blob import BlobBlock, BlobServiceClient, ContentSettings
 
 from sygnify.connectors._objectstore.datasets import ObjectStoreConnector
 from sygnify.connectors._objectstore.store import (
+    BucketExistsError,
     BucketNotFoundError,
     ObjectInfo,
     ObjectNotFoundError,
-    _AlreadyExistsError,
 )
 from sygnify.connectors.azure_blob.config import (
     AzureAccount,
@@ -92,7 +92,12 @@ class AzureBlobConnector(ObjectStoreConnector[AzureBlobConfig]):
 
     def _arrow_filesystem(self) -> pafs.FileSystem:
         clients: AzureClients = self._clients
-        if clients.account.key is None and clients.account.sas is not None:
+        if clients.account.key is None and (
+            clients.account.sas is not None
+            # pyarrow's AzureFileSystem takes no certificate, workload-identity or CLI credential:
+            # read through the SDK so data reads use the identity the connection was given.
+            or self.config.auth in ("service_principal_certificate", "workload_identity", "azure_cli")
+        ):
             # pyarrow's AzureFileSystem appends the SAS token to the endpoint before the
             # account name on path-style endpoints (Azurite, some private endpoints), so every
             # request names a bogus resource. The SDK builds SAS URLs correctly for every
@@ -209,7 +214,7 @@ class AzureBlobConnector(ObjectStoreConnector[AzureBlobConfig]):
         metadata: Mapping[str, str] | None,
     ) -> None:
         blob = self._service.get_blob_client(bucket, key)
-        resource = self._url(bucket, key)
+        resource = self.url(bucket, key)
         # Block ids must all have the same length; a random run id keeps concurrent uploads apart.
         run = base64.b16encode(os.urandom(6)).decode()
 
@@ -248,7 +253,7 @@ class AzureBlobConnector(ObjectStoreConnector[AzureBlobConfig]):
         try:
             self._service.create_container(bucket)
         except azure_errors.ResourceExistsError as exc:
-            raise _AlreadyExistsError(f"container {bucket!r} exists", resource=bucket) from exc
+            raise BucketExistsError(f"container {bucket!r} exists", resource=bucket) from exc
 
     def _check_health(self) -> str:
         if self.config.container:

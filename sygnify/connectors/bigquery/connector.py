@@ -33,7 +33,7 @@ from google.cloud import bigquery
 
 from sygnify.config import config_fingerprint
 from sygnify.connectors._sql.scan import Pushdown, SqlDialect, scan_sql_table, select_sql
-from sygnify.connectors.base import BaseConnector, QueryParams, WriteMode, WriteResult
+from sygnify.connectors.base import BaseConnector, Capability, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.bigquery.config import NO_RETRY, BigQueryClients, BigQueryConfig, open_clients
 from sygnify.connectors.bigquery.errors import translate_bigquery_error
 from sygnify.connectors.bigquery.load import LoadJobIds, run_load_job
@@ -42,6 +42,7 @@ from sygnify.connectors.bigquery.types import arrow_to_bigquery_schema, query_pa
 from sygnify.connectors.pool import ClientPool
 from sygnify.errors import ConfigurationError, DataQualityError, SygnifyError
 from sygnify.io.arrow import DEFAULT_BATCH_SIZE, rebatch, to_arrow_table
+from sygnify.io.sql import looks_like_sql
 
 # The configuration, parameter typing and error translation live in private modules;
 # their public names are re-exported here, where users import them from.
@@ -55,7 +56,6 @@ __all__ = [
     "translate_bigquery_error",
 ]
 
-_SQL_START = re.compile(r"^\s*(\(|select\b|with\b|from\b)", re.I)
 _PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-:.]*$")
 _DATASET = re.compile(r"^[A-Za-z0-9_]+$")
 _TABLE = re.compile(r"^[A-Za-z0-9_\-$]+$")
@@ -66,10 +66,6 @@ DIALECT = SqlDialect(
 )
 
 
-def _looks_like_sql(source: str) -> bool:
-    return bool(_SQL_START.match(source))
-
-
 # -- the connector ------------------------------------------------------------------------
 
 
@@ -77,6 +73,9 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
     """BigQuery tables and SQL as Arrow, with loads, streaming inserts and dry-run estimates."""
 
     type_name = "bigquery"
+    capabilities = frozenset(
+        {Capability.READABLE, Capability.QUERYABLE, Capability.WRITABLE, Capability.CATALOG}
+    )
     config_model = BigQueryConfig
 
     def __init__(self, config: BigQueryConfig, *, name: str | None = None, pool: ClientPool | None = None):
@@ -181,7 +180,7 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
         """
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
-        if _looks_like_sql(source):
+        if looks_like_sql(source):
             if columns:
                 raise ConfigurationError("columns applies to table sources; select them in the SQL")
             rows = self._run_query(source, params, labels, timeout)

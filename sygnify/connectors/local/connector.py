@@ -31,7 +31,7 @@ import pyarrow.dataset as ds
 from pydantic import Field
 
 from sygnify.config import ConnectorConfig, config_fingerprint
-from sygnify.connectors.base import BaseConnector, QueryParams, WriteMode, WriteResult
+from sygnify.connectors.base import BaseConnector, Capability, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.local.duckdb import open_sandboxed_database, table_sql, translate_local_error
 from sygnify.connectors.local.paths import data_files, list_files, resolve_under, single_format
 from sygnify.connectors.local.writes import write_dataset, write_file
@@ -61,6 +61,9 @@ class LocalConnector(BaseConnector[LocalConfig]):
     """Files under ``root`` (Parquet, CSV, JSON lines, Arrow IPC) with SQL over them."""
 
     type_name = "local"
+    capabilities = frozenset(
+        {Capability.READABLE, Capability.QUERYABLE, Capability.WRITABLE, Capability.CATALOG}
+    )
     config_model = LocalConfig
 
     def __init__(self, config: LocalConfig, *, name: str | None = None, pool: ClientPool | None = None):

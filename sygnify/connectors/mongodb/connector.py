@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -39,7 +40,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from sygnify.config import config_fingerprint
-from sygnify.connectors.base import BaseConnector, QueryParams, WriteMode, WriteResult
+from sygnify.connectors.base import BaseConnector, Capability, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.mongodb.changes import (
     ChangeStream,
     FileResumeTokenStore,
@@ -80,6 +81,8 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
 
     type_name = "mongodb"
     config_model = MongoDBConfig
+    # Not queryable: MongoDB speaks filters and pipelines (find, aggregate), not SQL.
+    capabilities = frozenset({Capability.READABLE, Capability.WRITABLE, Capability.CATALOG})
 
     def __init__(
         self,
@@ -205,7 +208,17 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
         return batches
 
     def query(self, sql: str, params: QueryParams = None, **options: Any) -> pa.Table:
-        """The whole result of :meth:`stream` (``sql`` is the collection; ``params`` the filter)."""
+        """Deprecated: MongoDB is not SQL; use :meth:`find` (or :meth:`aggregate`).
+
+        ``sql`` is the collection, ``params`` the filter; ``options`` are those of
+        :meth:`stream`. Kept for one release.
+        """
+        warnings.warn(
+            "MongoDBConnector.query(collection, filter) is deprecated: MongoDB is not SQL; "
+            "use find(collection, filter, projection=, sort=, limit=) or aggregate(collection, pipeline)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         output, batches = self._open(
             sql, filter=filter_document(params, options.pop("filter", None), sql), **options
         )
@@ -223,7 +236,12 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
         schema: pa.Schema | None = None,
         on_inconsistent: InconsistentPolicy | None = None,
     ) -> pa.Table:
-        """``collection.find(filter, projection).sort(sort).skip(skip).limit(limit)`` as a Table."""
+        """``collection.find(filter, projection).sort(sort).skip(skip).limit(limit)`` as a Table.
+
+        ``projection`` is a MongoDB projection document or a list of fields; ``sort`` a list
+        of ``(field, 1 | -1)``; ``limit=0`` means no limit. The schema is ``schema``, or
+        inferred from the first ``sample_size`` documents.
+        """
         output, batches = self._open(
             collection,
             filter=filter,

@@ -36,10 +36,10 @@ import pyarrow.fs as pafs
 
 from sygnify.connectors._objectstore.datasets import ObjectStoreConnector
 from sygnify.connectors._objectstore.store import (
+    BucketExistsError,
     BucketNotFoundError,
     ObjectInfo,
     ObjectNotFoundError,
-    _AlreadyExistsError,
 )
 from sygnify.connectors.s3.config import S3Clients, S3Config, open_s3_clients
 from sygnify.connectors.s3.errors import error_code, translate_s3_error
@@ -165,7 +165,7 @@ class S3Connector(ObjectStoreConnector[S3Config]):
             if error_code(exc) in ("404", "NotFound"):
                 self._require_bucket(bucket)
                 raise ObjectNotFoundError(
-                    f"no object {self._url(bucket, key)}", resource=self._url(bucket, key)
+                    f"no object {self.url(bucket, key)}", resource=self.url(bucket, key)
                 ) from exc
             raise
         return ObjectInfo(
@@ -211,7 +211,7 @@ class S3Connector(ObjectStoreConnector[S3Config]):
         content_type: str | None,
         metadata: Mapping[str, str] | None,
     ) -> None:
-        resource = self._url(bucket, key)
+        resource = self.url(bucket, key)
         created = self._call(
             "upload",
             self._s3.create_multipart_upload,
@@ -273,7 +273,7 @@ class S3Connector(ObjectStoreConnector[S3Config]):
             self._s3.create_bucket(**request)
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                raise _AlreadyExistsError(f"bucket {bucket!r} exists", resource=bucket) from exc
+                raise BucketExistsError(f"bucket {bucket!r} exists", resource=bucket) from exc
             raise
 
     def _check_health(self) -> str:

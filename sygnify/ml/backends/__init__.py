@@ -1,7 +1,8 @@
 """Model backends (entry-point group ``sygnify.models``) and their registry.
 
-Each backend is one module with one :class:`ModelBackend` subclass, loaded only when a
-model asks for it, so optional dependencies cost nothing until used::
+Each backend is one module with one :class:`ModelBackend` subclass and its pydantic config
+(``config_model``), loaded only when a model asks for it, so optional dependencies cost
+nothing until used::
 
     >>> "onnx" in MODEL_BACKENDS.names()
     True
@@ -10,10 +11,17 @@ model asks for it, so optional dependencies cost nothing until used::
 from __future__ import annotations
 
 from sygnify.errors import ConfigurationError
-from sygnify.ml.backends.base import BackendContext, BackendOutput, HttpClients, ModelBackend
+from sygnify.ml.backends.base import BackendConfig, BackendContext, BackendOutput, HttpClients, ModelBackend
 from sygnify.plugins import GROUPS, Registry
 
-__all__ = ["MODEL_BACKENDS", "BackendContext", "BackendOutput", "HttpClients", "ModelBackend"]
+__all__ = [
+    "MODEL_BACKENDS",
+    "BackendConfig",
+    "BackendContext",
+    "BackendOutput",
+    "HttpClients",
+    "ModelBackend",
+]
 
 
 def _validate(name: str, plugin: object) -> type[ModelBackend]:
@@ -26,20 +34,7 @@ def _validate(name: str, plugin: object) -> type[ModelBackend]:
     return plugin
 
 
-#: sygnify's model backends by name; the extra that installs each one's dependencies.
+#: sygnify's model backends (from :data:`sygnify.plugins.BUILTINS`) and third-party ones, by name.
 MODEL_BACKENDS: Registry[type[ModelBackend]] = Registry(
-    GROUPS["model"],
-    kind="model backend",
-    extras={
-        "sklearn": "sklearn",
-        "onnx": "onnx",
-        "torch": "torch",
-        "tfserving": "serving",
-        "kserve_v2": "serving",
-        "torchserve": "serving",
-        "sagemaker": "sagemaker",
-        "vertex": "vertex",
-        "azureml": "azureml",
-    },
-    validate=_validate,
+    GROUPS["model"], kind="model backend", validate=_validate
 )

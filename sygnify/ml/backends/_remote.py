@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from typing_extensions import Self
 
 from sygnify import events
+from sygnify.clouds.base import retry_after
 from sygnify.config import BreakerSettings, RetrySettings, validate_config
 from sygnify.errors import (
     AuthenticationError,
@@ -30,8 +32,9 @@ from sygnify.errors import (
     ThrottledError,
     TransientError,
 )
-from sygnify.ml.backends.base import BackendContext, BackendOutput, ModelBackend
+from sygnify.ml.backends.base import BackendConfig, BackendOutput, HttpClients, ModelBackend
 from sygnify.ml.signature import Signature
+from sygnify.plugins import PluginContext, SharedHttpClients
 from sygnify.resilience import BreakerState, CircuitBreaker, Resilience, RetryPolicy
 
 __all__ = ["RemoteBackend", "RemoteConfig", "decode_predictions", "table_rows"]
@@ -39,10 +42,8 @@ __all__ = ["RemoteBackend", "RemoteConfig", "decode_predictions", "table_rows"]
 ConfigT = TypeVar("ConfigT", bound="RemoteConfig")
 
 
-class RemoteConfig(BaseModel):
+class RemoteConfig(BackendConfig):
     """Options every remote backend takes (each backend's config adds its own)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     timeout: float = Field(10.0, gt=0, description="seconds for the whole request")
     connect_timeout: float = Field(5.0, gt=0)
@@ -50,7 +51,6 @@ class RemoteConfig(BaseModel):
     retry: RetrySettings = RetrySettings()
     breaker: BreakerSettings = BreakerSettings()
     features: list[str] | None = None
-    extra_features: Literal["error", "ignore"] = "error"
 
 
 def table_rows(features: pa.Table) -> list[list[Any]]:
@@ -119,12 +119,19 @@ class RemoteBackend(ModelBackend):
     remote = True
     config_model: ClassVar[type[RemoteConfig]] = RemoteConfig
 
-    def __init__(self, config: RemoteConfig, *, model_name: str, context: BackendContext) -> None:
+    def __init__(self, config: RemoteConfig, *, model_name: str, context: PluginContext) -> None:
         signature = Signature.of(config.features, extra=config.extra_features) if config.features else None
         super().__init__(signature=signature, model_name=model_name)
         self.config = config
         self._context = context
-        self._client = context.http.get(verify=config.verify)
+        # Without shared clients (a backend built on its own) it pools its own and closes them.
+        http: SharedHttpClients
+        self._own_http: HttpClients | None = None
+        if context.http is None:
+            http = self._own_http = HttpClients()
+        else:
+            http = context.http
+        self._client = http.get(verify=config.verify)
         label = f"model:{model_name}:{self.backend_name}"
 
         def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
@@ -147,11 +154,12 @@ class RemoteBackend(ModelBackend):
 
     @classmethod
     def parse_config(cls, options: Mapping[str, Any], *, name: str) -> RemoteConfig:
+        """``options`` validated by ``config_model`` (errors name the model)."""
         return validate_config(cls.config_model, options, context=f"{cls.backend_name} model {name!r}")
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], *, name: str, context: BackendContext) -> RemoteBackend:
-        return cls(cls.parse_config(options, name=name), model_name=name, context=context)
+    def _build(cls, config: RemoteConfig, context: PluginContext) -> Self:
+        return cls(config, model_name=context.name, context=context)
 
     # -- HTTP ---------------------------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
@@ -201,7 +209,9 @@ class RemoteBackend(ModelBackend):
             ) from exc
 
     def close(self) -> None:
-        """The pooled client belongs to RealTimeML; nothing to release per backend."""
+        """Close the HTTP clients this backend made itself (shared ones belong to RealTimeML)."""
+        if self._own_http is not None:
+            self._own_http.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model_name!r}, timeout={self.config.timeout})"
@@ -238,12 +248,7 @@ def _server_message(response: Any) -> str:
 def _status_error(status: int, response: Any, where: str, model: str) -> Exception:
     message = f"{where} answered HTTP {status}: {_server_message(response)}"
     if status in (429, 503):
-        retry_after = response.headers.get("Retry-After")
-        try:
-            delay = float(retry_after) if retry_after is not None else None
-        except ValueError:
-            delay = None
-        return ThrottledError(message, resource=model, retry_after=delay)
+        return ThrottledError(message, resource=model, retry_after=retry_after(response.headers))
     if status >= 500:
         return TransientError(message, resource=model)
     if status == 401:

@@ -1,22 +1,31 @@
-"""The contract every model backend implements, and what it is given to work with."""
+"""The contract every model backend implements, and what it is given to work with.
+
+A backend is a plugin like any other (:mod:`sygnify.plugins`): a pydantic
+``config_model`` and ``from_config(config, *, context)``, whose context names the model
+and carries the pooled HTTP clients and the injectable clock, sleep and random source.
+"""
 
 from __future__ import annotations
 
 import abc
-import random
+import dataclasses
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+from typing_extensions import Self
 
+from sygnify.config import validate_config
 from sygnify.errors import ConfigurationError
 from sygnify.ml.signature import Signature
+from sygnify.plugins import PluginContext, warn_legacy_factory
 
-__all__ = ["BackendContext", "BackendOutput", "HttpClients", "ModelBackend"]
+__all__ = ["BackendConfig", "BackendContext", "BackendOutput", "HttpClients", "ModelBackend"]
 
 
 @dataclass
@@ -67,26 +76,46 @@ class HttpClients:
             client.close()
 
 
-@dataclass
-class BackendContext:
-    """Shared services a backend is built with: the HTTP pool and injectable clock/sleep/rng."""
+@dataclass(frozen=True)
+class BackendContext(PluginContext):
+    """Deprecated: a backend is built with a :class:`~sygnify.plugins.PluginContext`.
 
-    http: HttpClients = field(default_factory=HttpClients)
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    rng: random.Random = field(default_factory=random.Random)
+    Kept for one release for code that builds backends with the old
+    ``from_options(options, name=, context=BackendContext(...))``; ``name`` may be left
+    out here.
+    """
+
+    name: str = ""
+
+
+class BackendConfig(BaseModel):
+    """Options every model backend takes; each backend's config subclasses this.
+
+    ``features`` (names, ``Feature`` objects, ``{name: kind}`` or a ready ``Signature``)
+    fixes the model's inputs and their order; ``extra_features`` says whether other
+    columns are an error or ignored.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, arbitrary_types_allowed=True, protected_namespaces=()
+    )
+
+    features: Signature | Sequence[Any] | Mapping[str, Any] | None = None
+    extra_features: Literal["error", "ignore"] = "error"
 
 
 class ModelBackend(abc.ABC):
     """A loaded model (in-process) or a client for a served one (remote).
 
-    Subclasses set ``backend_name``, build themselves in :meth:`from_options` and implement
+    Subclasses set ``backend_name`` and ``config_model``, build themselves from the
+    validated config in :meth:`_build` (called by :meth:`from_config`) and implement
     :meth:`predict` on a table whose columns are exactly the model's features, in order.
     :meth:`predict_row` is the single-record fast path; override it where a backend can
     skip Arrow for one row.
     """
 
     backend_name: ClassVar[str] = "backend"
+    config_model: ClassVar[type[BackendConfig]] = BackendConfig
     #: whether errors of this backend should open a breaker and trigger fallbacks
     remote: ClassVar[bool] = False
 
@@ -95,9 +124,47 @@ class ModelBackend(abc.ABC):
         self.model_name = model_name
 
     @classmethod
-    @abc.abstractmethod
+    def from_config(cls, config: BaseModel | Mapping[str, Any], *, context: PluginContext) -> Self:
+        """Build the backend of model ``context.name`` from its config (a ``config_model`` or mapping)."""
+        if cls._legacy():
+            warn_legacy_factory(
+                "model backend", cls.backend_name, cls, "from_options(options, name=, context=)"
+            )
+            options = config.model_dump() if isinstance(config, BaseModel) else dict(config)
+            legacy = BackendContext(**{f.name: getattr(context, f.name) for f in dataclasses.fields(context)})
+            return cls.from_options(options, name=context.name, context=legacy)  # type: ignore[return-value]
+        validated = validate_config(
+            cls.config_model, config, context=f"{cls.backend_name} model {context.name!r}"
+        )
+        return cls._build(validated, context)
+
+    @classmethod
+    def _build(cls, config: Any, context: PluginContext) -> Self:
+        """Make the backend from its validated ``config_model`` instance (what subclasses implement)."""
+        raise ConfigurationError(
+            f"model backend {cls.__qualname__} implements neither _build(config, context) nor the "
+            "legacy from_options(options, name=, context=)",
+            resource=cls.backend_name,
+        )
+
+    @classmethod
+    def _legacy(cls) -> bool:
+        """Whether this subclass only has the old ``from_options`` factory."""
+        below = [
+            klass for klass in cls.__mro__ if klass is not ModelBackend and issubclass(klass, ModelBackend)
+        ]
+        return any("from_options" in vars(k) for k in below) and not any("_build" in vars(k) for k in below)
+
+    @classmethod
     def from_options(cls, options: Mapping[str, Any], *, name: str, context: BackendContext) -> ModelBackend:
-        """Build the backend for model ``name`` from its ``register(**config)`` options."""
+        """Deprecated: use :meth:`from_config` (this delegates to it, for one release)."""
+        warnings.warn(
+            f"{cls.__qualname__}.from_options(options, name=, context=) is deprecated; use "
+            "from_config(options, context=PluginContext(name, http=..., clock=...))",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return cls.from_config(options, context=dataclasses.replace(context, name=name))
 
     @abc.abstractmethod
     def predict(self, features: pa.Table) -> BackendOutput:
@@ -126,31 +193,13 @@ class ModelBackend(abc.ABC):
         return f"{type(self).__name__}(model={self.model_name!r})"
 
 
-def reject_unknown(options: Mapping[str, Any], allowed: set[str], *, backend: str) -> None:
-    """Refuse options a backend does not know (typos must not pass silently)."""
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ConfigurationError(
-            f"{backend} backend does not take option(s) {', '.join(unknown)}; "
-            f"it takes: {', '.join(sorted(allowed))}",
-            resource=backend,
-        )
-
-
-def signature_from(options: Mapping[str, Any], fallback: Sequence[str] | None = None) -> Signature | None:
-    """The signature given by ``features=``/``extra_features=``, else one from ``fallback`` names."""
-    features = options.get("features")
-    extra = options.get("extra_features", "error")
-    if extra not in ("error", "ignore"):
-        raise ConfigurationError(f"extra_features must be 'error' or 'ignore', got {extra!r}")
+def signature_from(config: BackendConfig, fallback: Sequence[str] | None = None) -> Signature | None:
+    """The signature given by ``features``/``extra_features``, else one from ``fallback`` names."""
+    features = config.features
     if isinstance(features, Signature):
         return features
     if features is not None:
-        return Signature.of(features, extra=extra)
+        return Signature.of(features, extra=config.extra_features)
     if fallback is not None:
-        return Signature.of(list(fallback), extra=extra)
+        return Signature.of(list(fallback), extra=config.extra_features)
     return None
-
-
-#: options every backend accepts (handled by RealTimeML / signature_from)
-COMMON_OPTIONS = {"features", "extra_features"}

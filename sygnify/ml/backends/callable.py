@@ -1,8 +1,9 @@
 """Plain Python callables as models (rules, heuristics, anything with a ``fn(X)``).
 
 >>> import pyarrow as pa
->>> backend = CallableBackend.from_options(
-...     {"fn": lambda X: X.sum(axis=1), "features": ["a", "b"]}, name="sum", context=BackendContext()
+>>> from sygnify.plugins import PluginContext
+>>> backend = CallableBackend.from_config(
+...     {"fn": lambda X: X.sum(axis=1), "features": ["a", "b"]}, context=PluginContext("sum")
 ... )
 >>> backend.predict(pa.table({"a": [1.0, 2.0], "b": [3.0, 4.0]})).predictions.tolist()
 [4.0, 6.0]
@@ -10,27 +11,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from sygnify.errors import ConfigurationError, ModelError, SygnifyError
-from sygnify.ml.backends.base import (
-    COMMON_OPTIONS,
-    BackendContext,
-    BackendOutput,
-    ModelBackend,
-    reject_unknown,
-    signature_from,
-)
+from sygnify.errors import ModelError, SygnifyError
+from sygnify.ml.backends.base import BackendConfig, BackendOutput, ModelBackend, signature_from
 from sygnify.ml.signature import Signature, table_to_matrix
+from sygnify.plugins import PluginContext
 
-__all__ = ["CallableBackend"]
+__all__ = ["CallableBackend", "CallableConfig"]
 
 InputKind = Literal["numpy", "arrow", "polars"]
+
+
+class CallableConfig(BackendConfig):
+    """``fn(X)`` → predictions; ``proba_fn(X)`` → class probabilities; ``input``: what ``X`` is."""
+
+    fn: Callable[[Any], Any]
+    input: InputKind = "numpy"
+    proba_fn: Callable[[Any], Any] | None = None
+    classes: list[Any] | None = None
 
 
 class CallableBackend(ModelBackend):
@@ -40,6 +44,7 @@ class CallableBackend(ModelBackend):
     """
 
     backend_name = "callable"
+    config_model = CallableConfig
 
     def __init__(
         self,
@@ -58,25 +63,14 @@ class CallableBackend(ModelBackend):
         self._classes = classes
 
     @classmethod
-    def from_options(
-        cls, options: Mapping[str, Any], *, name: str, context: BackendContext
-    ) -> CallableBackend:
-        reject_unknown(options, COMMON_OPTIONS | {"fn", "input", "proba_fn", "classes"}, backend="callable")
-        fn = options.get("fn")
-        if not callable(fn):
-            raise ConfigurationError(f"callable model {name!r} needs fn=<a callable>", resource=name)
-        input_kind = options.get("input", "numpy")
-        if input_kind not in ("numpy", "arrow", "polars"):
-            raise ConfigurationError(
-                f"input must be numpy, arrow or polars, got {input_kind!r}", resource=name
-            )
+    def _build(cls, config: CallableConfig, context: PluginContext) -> CallableBackend:
         return cls(
-            fn,
-            signature=signature_from(options),
-            model_name=name,
-            input=input_kind,
-            proba_fn=options.get("proba_fn"),
-            classes=options.get("classes"),
+            config.fn,
+            signature=signature_from(config),
+            model_name=context.name,
+            input=config.input,
+            proba_fn=config.proba_fn,
+            classes=config.classes,
         )
 
     def _convert(self, features: pa.Table) -> Any:

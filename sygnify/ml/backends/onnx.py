@@ -11,8 +11,9 @@ model with one input per feature (``[N, 1]`` each) takes them by name.
     >>> from skl2onnx import to_onnx
     >>> X = np.array([[0.0], [1.0], [2.0]], dtype=np.float32)
     >>> onx = to_onnx(LinearRegression().fit(X, [1.0, 3.0, 5.0]), X[:1])
-    >>> backend = OnnxBackend.from_options({"model_bytes": onx.SerializeToString(), "features": ["x"]},
-    ...                                    name="lin", context=BackendContext())
+    >>> from sygnify.plugins import PluginContext
+    >>> backend = OnnxBackend.from_config({"model_bytes": onx.SerializeToString(), "features": ["x"]},
+    ...                                   context=PluginContext("lin"))
     >>> backend.predict(pa.table({"x": [3.0]})).predictions.round(3).tolist()
     [7.0]
 """
@@ -20,25 +21,18 @@ model with one input per feature (``[N, 1]`` each) takes them by name.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
 from sygnify.errors import ConfigurationError, ModelError, NotFoundError, SchemaError
-from sygnify.ml.backends.base import (
-    COMMON_OPTIONS,
-    BackendContext,
-    BackendOutput,
-    ModelBackend,
-    reject_unknown,
-    signature_from,
-)
+from sygnify.ml.backends.base import BackendConfig, BackendOutput, ModelBackend, signature_from
 from sygnify.ml.signature import table_to_matrix
+from sygnify.plugins import PluginContext
 
-__all__ = ["OnnxBackend"]
+__all__ = ["OnnxBackend", "OnnxConfig"]
 
 _DTYPES = {
     "tensor(float)": np.float32,
@@ -64,20 +58,27 @@ _SESSION_BUILDING = {
     "execution_mode",
     "session_config",
 }
-_OPTIONS = COMMON_OPTIONS | {
-    "path",
-    "model_bytes",
-    "providers",
-    "intra_op_num_threads",
-    "inter_op_num_threads",
-    "graph_optimization_level",
-    "execution_mode",
-    "label_output",
-    "proba_output",
-    "classes",
-    "session",
-    "session_config",
-}
+
+
+class OnnxConfig(BackendConfig):
+    """Where the model comes from (``path``, ``model_bytes`` or a ready ``session``) and how it runs.
+
+    ``label_output``/``proba_output`` name the outputs to read (default: the first, and the
+    second when there is one; ``proba_output=None`` reads no probabilities).
+    """
+
+    path: str | Path | None = None
+    model_bytes: bytes | None = None
+    session: Any = None
+    providers: list[str] | None = None
+    intra_op_num_threads: int | None = None
+    inter_op_num_threads: int | None = None
+    graph_optimization_level: Literal["disabled", "basic", "extended", "all"] = "all"
+    execution_mode: Literal["sequential", "parallel"] = "sequential"
+    session_config: dict[str, Any] | None = None
+    label_output: str | None = None
+    proba_output: str | None = None
+    classes: list[Any] | None = None
 
 
 def _proba_array(value: Any) -> tuple[np.ndarray[Any, Any], list[Any] | None]:
@@ -114,74 +115,66 @@ class OnnxBackend(ModelBackend):
     """An ``onnxruntime.InferenceSession`` with input feeds and output names resolved once."""
 
     backend_name = "onnx"
+    config_model = OnnxConfig
 
-    def __init__(
-        self,
-        session: Any,
-        *,
-        model_name: str,
-        features: list[str] | None,
-        options: Mapping[str, Any],
-    ) -> None:
+    def __init__(self, session: Any, *, model_name: str, config: OnnxConfig) -> None:
         inputs = session.get_inputs()
         self._per_feature = len(inputs) > 1
         if self._per_feature:
             names = [i.name for i in inputs]
-            signature = signature_from(options, names)
+            signature = signature_from(config, names)
         else:
-            signature = signature_from(options)
+            signature = signature_from(config)
         super().__init__(signature=signature, model_name=model_name)
         self.session = session
         self._inputs = [(i.name, _DTYPES.get(i.type, np.float32)) for i in inputs]
         self._input_name, self._dtype = self._inputs[0]
         outputs = [o.name for o in session.get_outputs()]
-        self._label = options.get("label_output", outputs[0])
-        proba = options.get("proba_output", outputs[1] if len(outputs) > 1 else None)
+        self._label = config.label_output or outputs[0]
+        given = "proba_output" in config.model_fields_set
+        proba = config.proba_output if given else (outputs[1] if len(outputs) > 1 else None)
         self._outputs = [self._label] + ([proba] if proba else [])
         self._has_proba = proba is not None
-        self._classes: list[Any] | None = options.get("classes")
+        self._classes: list[Any] | None = config.classes
         self._width = inputs[0].shape[1] if not self._per_feature and len(inputs[0].shape) == 2 else None
         self._run = _runner(session)
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], *, name: str, context: BackendContext) -> OnnxBackend:
-        reject_unknown(options, _OPTIONS, backend="onnx")
+    def _build(cls, config: OnnxConfig, context: PluginContext) -> OnnxBackend:
+        name = context.name
         ort: Any = importlib.import_module("onnxruntime")
-        session = options.get("session")
-        if session is not None:
-            clashing = sorted(_SESSION_BUILDING & set(options))
+        if config.session is not None:
+            clashing = sorted(_SESSION_BUILDING & config.model_fields_set)
             if clashing:
                 raise ConfigurationError(
                     f"onnx model {name!r}: session= is a ready InferenceSession, so {', '.join(clashing)} "
                     "would be ignored; set them on the session, or drop session=",
                     resource=name,
                 )
-            return cls(session, model_name=name, features=options.get("features"), options=options)
-        if ("path" in options) == ("model_bytes" in options):
+            return cls(config.session, model_name=name, config=config)
+        if (config.path is None) == (config.model_bytes is None):
             raise ConfigurationError(
                 f"onnx model {name!r} needs exactly one of path=, model_bytes= or session=", resource=name
             )
         so = ort.SessionOptions()
-        if "intra_op_num_threads" in options:
-            so.intra_op_num_threads = int(options["intra_op_num_threads"])
-        if "inter_op_num_threads" in options:
-            so.inter_op_num_threads = int(options["inter_op_num_threads"])
-        level = options.get("graph_optimization_level", "all")
-        if level not in _OPT_LEVELS:
-            raise ConfigurationError(
-                f"graph_optimization_level must be one of {sorted(_OPT_LEVELS)}", resource=name
-            )
-        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _OPT_LEVELS[level])
-        mode = options.get("execution_mode", "sequential")
-        so.execution_mode = (
-            ort.ExecutionMode.ORT_PARALLEL if mode == "parallel" else ort.ExecutionMode.ORT_SEQUENTIAL
+        if config.intra_op_num_threads is not None:
+            so.intra_op_num_threads = config.intra_op_num_threads
+        if config.inter_op_num_threads is not None:
+            so.inter_op_num_threads = config.inter_op_num_threads
+        so.graph_optimization_level = getattr(
+            ort.GraphOptimizationLevel, _OPT_LEVELS[config.graph_optimization_level]
         )
-        for key, value in dict(options.get("session_config") or {}).items():
+        so.execution_mode = (
+            ort.ExecutionMode.ORT_PARALLEL
+            if config.execution_mode == "parallel"
+            else ort.ExecutionMode.ORT_SEQUENTIAL
+        )
+        for key, value in (config.session_config or {}).items():
             so.add_session_config_entry(str(key), str(value))
-        providers = options.get("providers") or ["CPUExecutionProvider"]
-        source: Any = options.get("model_bytes")
+        providers = config.providers or ["CPUExecutionProvider"]
+        source: Any = config.model_bytes
         if source is None:
-            path = Path(options["path"])
+            path = Path(str(config.path))
             if not path.is_file():
                 raise NotFoundError(f"ONNX model file {path} does not exist", resource=str(path))
             source = str(path)
@@ -189,7 +182,7 @@ class OnnxBackend(ModelBackend):
             session = ort.InferenceSession(source, sess_options=so, providers=list(providers))
         except Exception as exc:
             raise ModelError(f"could not load ONNX model {name!r}: {exc}", resource=name) from exc
-        return cls(session, model_name=name, features=options.get("features"), options=options)
+        return cls(session, model_name=name, config=config)
 
     def _feed(self, matrix: np.ndarray[Any, Any]) -> dict[str, Any]:
         if self._per_feature:

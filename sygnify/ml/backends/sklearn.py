@@ -7,8 +7,10 @@ with an explicit list of trusted types. ONNX (``backend="onnx"``) is the preferr
     >>> from sklearn.linear_model import LinearRegression
     >>> import numpy as np, pyarrow as pa
     >>> model = LinearRegression().fit(np.array([[0.0], [1.0], [2.0]]), np.array([1.0, 3.0, 5.0]))
-    >>> backend = SklearnBackend.from_options({"model": model, "features": ["x"]}, name="lin",
-    ...                                       context=BackendContext())
+    >>> from sygnify.plugins import PluginContext
+    >>> backend = SklearnBackend.from_config(
+    ...     {"model": model, "features": ["x"]}, context=PluginContext("lin")
+    ... )
     >>> backend.predict(pa.table({"x": [3.0]})).predictions.round(3).tolist()
     [7.0]
 """
@@ -18,7 +20,6 @@ from __future__ import annotations
 import importlib
 import pickle
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +27,22 @@ import numpy as np
 import pyarrow as pa
 
 from sygnify.errors import ConfigurationError, ModelError, NotFoundError, SchemaError
-from sygnify.ml.backends.base import (
-    COMMON_OPTIONS,
-    BackendContext,
-    BackendOutput,
-    ModelBackend,
-    reject_unknown,
-    signature_from,
-)
+from sygnify.ml.backends.base import BackendConfig, BackendOutput, ModelBackend, signature_from
 from sygnify.ml.signature import Signature, table_to_matrix
+from sygnify.plugins import PluginContext
 
-__all__ = ["SklearnBackend", "load_sklearn_model"]
+__all__ = ["SklearnBackend", "SklearnConfig", "load_sklearn_model"]
+
+
+class SklearnConfig(BackendConfig):
+    """An estimator in memory (``model``) or in a file (``path``; pickle/joblib only if ``trusted``)."""
+
+    model: Any = None
+    path: str | Path | None = None
+    trusted: bool = False
+    skops_trusted: list[str] | None = None
+    #: use ``predict_proba`` when the estimator has it
+    proba: bool = True
 
 
 def load_sklearn_model(
@@ -81,6 +87,7 @@ class SklearnBackend(ModelBackend):
     """Any estimator with ``predict`` (and ``predict_proba``, used when present)."""
 
     backend_name = "sklearn"
+    config_model = SklearnConfig
 
     def __init__(
         self, model: Any, *, signature: Signature | None, model_name: str, proba: bool = True
@@ -96,28 +103,21 @@ class SklearnBackend(ModelBackend):
         self._n_features = getattr(model, "n_features_in_", None)
 
     @classmethod
-    def from_options(
-        cls, options: Mapping[str, Any], *, name: str, context: BackendContext
-    ) -> SklearnBackend:
-        reject_unknown(
-            options,
-            COMMON_OPTIONS | {"model", "path", "trusted", "skops_trusted", "proba"},
-            backend="sklearn",
-        )
-        if ("model" in options) == ("path" in options):
+    def _build(cls, config: SklearnConfig, context: PluginContext) -> SklearnBackend:
+        name = context.name
+        if (config.model is None) == (config.path is None):
             raise ConfigurationError(
                 f"sklearn model {name!r} needs exactly one of model= or path=", resource=name
             )
-        model = options.get("model")
+        model = config.model
         if model is None:
+            assert config.path is not None
             model = load_sklearn_model(
-                options["path"],
-                trusted=bool(options.get("trusted", False)),
-                skops_trusted=options.get("skops_trusted"),
+                config.path, trusted=config.trusted, skops_trusted=config.skops_trusted
             )
         names = getattr(model, "feature_names_in_", None)
-        signature = signature_from(options, [str(n) for n in names] if names is not None else None)
-        return cls(model, signature=signature, model_name=name, proba=bool(options.get("proba", True)))
+        signature = signature_from(config, [str(n) for n in names] if names is not None else None)
+        return cls(model, signature=signature, model_name=name, proba=config.proba)
 
     def _run(self, X: np.ndarray[Any, Any]) -> tuple[Any, Any]:
         if self._n_features is not None and X.shape[1] != self._n_features:

@@ -7,8 +7,10 @@ dicts load with ``weights_only=True``; whole pickled modules need ``trusted=True
     >>> module = torch.nn.Linear(2, 1)
     >>> with torch.no_grad():
     ...     _ = module.weight.fill_(1.0); _ = module.bias.fill_(0.0)
-    >>> backend = TorchBackend.from_options({"module": module, "features": ["a", "b"]}, name="lin",
-    ...                                     context=BackendContext())
+    >>> from sygnify.plugins import PluginContext
+    >>> backend = TorchBackend.from_config(
+    ...     {"module": module, "features": ["a", "b"]}, context=PluginContext("lin")
+    ... )
     >>> backend.predict(pa.table({"a": [1.0], "b": [2.0]})).predictions.tolist()
     [3.0]
 """
@@ -16,27 +18,32 @@ dicts load with ``weights_only=True``; whole pickled modules need ``trusted=True
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
 from sygnify.errors import ConfigurationError, ModelError, NotFoundError
-from sygnify.ml.backends.base import (
-    COMMON_OPTIONS,
-    BackendContext,
-    BackendOutput,
-    ModelBackend,
-    reject_unknown,
-    signature_from,
-)
+from sygnify.ml.backends.base import BackendConfig, BackendOutput, ModelBackend, signature_from
 from sygnify.ml.signature import Signature, table_to_matrix
+from sygnify.plugins import PluginContext
 
-__all__ = ["TorchBackend"]
+__all__ = ["TorchBackend", "TorchConfig"]
 
-_OPTIONS = COMMON_OPTIONS | {"module", "path", "module_factory", "device", "task", "classes", "trusted"}
+
+class TorchConfig(BackendConfig):
+    """A module in memory (``module``) or a file (``path``: TorchScript, or a state dict for
+    ``module_factory()``; a whole pickled module only if ``trusted``)."""
+
+    module: Any = None
+    path: str | Path | None = None
+    module_factory: Callable[[], Any] | None = None
+    device: str = "auto"
+    task: Literal["regression", "classification"] = "regression"
+    classes: list[Any] | None = None
+    trusted: bool = False
 
 
 def _pick_device(torch: Any, device: str) -> Any:
@@ -56,6 +63,7 @@ class TorchBackend(ModelBackend):
     """
 
     backend_name = "torch"
+    config_model = TorchConfig
 
     def __init__(
         self,
@@ -75,34 +83,29 @@ class TorchBackend(ModelBackend):
         self._classes = classes
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], *, name: str, context: BackendContext) -> TorchBackend:
-        reject_unknown(options, _OPTIONS, backend="torch")
+    def _build(cls, config: TorchConfig, context: PluginContext) -> TorchBackend:
+        name = context.name
         torch: Any = importlib.import_module("torch")
-        device = _pick_device(torch, str(options.get("device", "auto")))
-        task = options.get("task", "regression")
-        if task not in ("regression", "classification"):
-            raise ConfigurationError(
-                f"task must be regression or classification, got {task!r}", resource=name
-            )
-        module = options.get("module")
+        device = _pick_device(torch, config.device)
+        module = config.module
         if module is None:
-            if "path" not in options:
+            if config.path is None:
                 raise ConfigurationError(f"torch model {name!r} needs module= or path=", resource=name)
-            module = cls._load(torch, Path(options["path"]), options, device, name)
+            module = cls._load(torch, Path(config.path), config, device, name)
         return cls(
             module,
-            signature=signature_from(options),
+            signature=signature_from(config),
             model_name=name,
             device=device,
-            task=task,
-            classes=options.get("classes"),
+            task=config.task,
+            classes=config.classes,
         )
 
     @staticmethod
-    def _load(torch: Any, path: Path, options: Mapping[str, Any], device: Any, name: str) -> Any:
+    def _load(torch: Any, path: Path, config: TorchConfig, device: Any, name: str) -> Any:
         if not path.is_file():
             raise NotFoundError(f"model file {path} does not exist", resource=str(path))
-        factory: Callable[[], Any] | None = options.get("module_factory")
+        factory = config.module_factory
         try:
             if factory is not None:
                 module = factory()
@@ -111,7 +114,7 @@ class TorchBackend(ModelBackend):
             try:
                 return torch.jit.load(str(path), map_location=device)
             except RuntimeError:
-                if not options.get("trusted", False):
+                if not config.trusted:
                     raise ConfigurationError(
                         f"{path} is not TorchScript; loading a pickled module can run arbitrary code, so "
                         "pass module_factory= with a state dict, or trusted=True for a file you produced",
@@ -136,7 +139,9 @@ class TorchBackend(ModelBackend):
                 f"model {self.model_name!r} (torch) failed: {exc}", resource=self.model_name
             ) from exc
         if self._task == "regression":
-            return BackendOutput(result.reshape(len(matrix), -1)[:, 0] if result.ndim > 1 else result)
+            if result.ndim > 1:  # an explicit width: reshape(0, -1) is ambiguous for zero rows
+                result = result.reshape(len(matrix), int(np.prod(result.shape[1:])))[:, 0]
+            return BackendOutput(result)
         exp = np.exp(result - result.max(axis=1, keepdims=True))
         proba = exp / exp.sum(axis=1, keepdims=True)
         labels = proba.argmax(axis=1)

@@ -1,8 +1,10 @@
-"""The ``azure_data_factory`` connector: run, watch, cancel and rerun Data Factory pipelines.
+"""The ``azure_data_factory`` orchestrator: run, watch, cancel and rerun Data Factory pipelines.
 
-Data Factory orchestrates data; it does not hold any. So ``list()`` lists pipelines, and
-``query``/``stream``/``scan``/``write`` raise :class:`~sygnify.errors.ConfigurationError`
-pointing here: the API is :meth:`AzureDataFactoryConnector.run_pipeline`, ``wait``,
+Data Factory orchestrates data; it does not hold any. So it is a connection with the
+``catalog`` capability only (``list()`` lists pipelines) plus ``health()``; it has no
+``query``/``stream``/``scan``/``write``, and asking for one raises
+:class:`~sygnify.errors.UnsupportedOperationError` pointing here: the API is
+:meth:`AzureDataFactoryConnector.run_pipeline`, ``wait``,
 ``cancel``, ``activity_runs``, ``triggers`` and ``rerun``. Outputs that name Blob/ADLS
 paths are opened with the ``azure_blob`` connector through :func:`open_output`. Needs
 ``pip install sygnify[adf]``::
@@ -29,17 +31,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import polars as pl
-import pyarrow as pa
-
 from sygnify.config import config_fingerprint
-from sygnify.connectors.base import BaseConnector, QueryParams, WriteMode, WriteResult
+from sygnify.connectors.base import BaseConnector, Capability
 from sygnify.connectors.pool import ClientPool
 from sygnify.errors import ConfigurationError, NotFoundError, SygnifyError, ThrottledError
-from sygnify.io.arrow import DEFAULT_BATCH_SIZE
 from sygnify.orchestrators.azure_data_factory.config import (
     AzureDataFactoryConfig,
     build_credential,
@@ -92,6 +90,11 @@ class AzureDataFactoryConnector(BaseConnector[AzureDataFactoryConfig]):
 
     type_name = "azure_data_factory"
     config_model = AzureDataFactoryConfig
+    capabilities = frozenset({Capability.CATALOG})
+    unsupported_hint = (
+        "Data Factory orchestrates pipelines and holds no data; use run_pipeline()/wait()/"
+        "activity_runs(), and open outputs on Blob/ADLS with open_output(url, azure_blob_connection)"
+    )
 
     def __init__(
         self,
@@ -322,38 +325,7 @@ class AzureDataFactoryConnector(BaseConnector[AzureDataFactoryConfig]):
             resource=name,
         )
 
-    # -- the data protocol: ADF holds no data ----------------------------------------------------
-
-    def _no_data(self, operation: str) -> ConfigurationError:
-        return ConfigurationError(
-            f"azure_data_factory {operation}: Data Factory orchestrates pipelines and holds no data; "
-            "use run_pipeline()/wait()/activity_runs(), and open outputs on Blob/ADLS with "
-            "open_output(url, azure_blob_connection)",
-            resource=self.name,
-        )
-
-    def query(self, sql: str, params: QueryParams = None) -> pa.Table:
-        """Not supported (raises :class:`~sygnify.errors.ConfigurationError`)."""
-        raise self._no_data("query()")
-
-    def stream(
-        self,
-        source: str,
-        *,
-        params: QueryParams = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        columns: Sequence[str] | None = None,
-    ) -> Iterator[pa.RecordBatch]:
-        """Not supported (raises :class:`~sygnify.errors.ConfigurationError`)."""
-        raise self._no_data("stream()")
-
-    def scan(self, source: str, **options: Any) -> pl.LazyFrame:
-        """Not supported (raises :class:`~sygnify.errors.ConfigurationError`)."""
-        raise self._no_data("scan()")
-
-    def write(self, data: Any, target: str, *, mode: WriteMode = "append") -> WriteResult:
-        """Not supported (raises :class:`~sygnify.errors.ConfigurationError`)."""
-        raise self._no_data("write()")
+    # -- the catalog: pipelines; ADF holds no data ---------------------------------------------
 
     def list(self, prefix: str = "") -> list[str]:
         """Pipeline names starting with ``prefix``."""

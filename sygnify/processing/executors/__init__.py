@@ -1,8 +1,9 @@
 """Executors run chunks for parallel mode: threads, processes, Dask, Ray (plugins).
 
-An executor is a plugin in the entry-point group ``sygnify.executors``: a class whose
-instances ``submit(fn, *args)`` and return futures with ``result()``, ``wait`` for the
-first of several to finish, and ``close()``. ``"local"`` is an alias of ``"threads"``.
+An executor is a plugin in the entry-point group ``sygnify.executors``: a class with a
+pydantic ``config_model`` and ``from_config(config, *, context)`` whose instances
+``submit(fn, *args)`` and return futures with ``result()``, ``wait`` for the first of
+several to finish, and ``close()``. ``"local"`` is an alias of ``"threads"``.
 
 >>> ex = make_executor("local", max_workers=2)
 >>> ex.submit(sum, [1, 2, 3]).result()
@@ -16,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from sygnify.errors import ConfigurationError
-from sygnify.plugins import GROUPS, Registry
+from sygnify.plugins import GROUPS, LegacyFactory, PluginContext, PluginFactory, Registry, warn_legacy_factory
 
 __all__ = ["EXECUTORS", "Executor", "TaskFuture", "make_executor"]
 
@@ -48,28 +49,37 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-def _validate(name: str, plugin: object) -> Callable[..., Executor]:
+def _construct(plugin: Any, options: dict[str, Any], context: PluginContext) -> Executor:
+    executor: Executor = plugin(**options)
+    return executor
+
+
+def _validate(name: str, plugin: object) -> PluginFactory[Executor]:
+    if callable(getattr(plugin, "from_config", None)):
+        return plugin  # type: ignore[return-value]
     if not callable(plugin):
-        raise ConfigurationError(f"executor plugin {name!r} ({plugin!r}) is not a class", resource=name)
-    return plugin
+        raise ConfigurationError(
+            f"executor plugin {name!r} ({plugin!r}) is not a class with from_config(config, *, context)",
+            resource=name,
+        )
+    warn_legacy_factory("executor", name, plugin, "constructor called with max_workers= and options")
+    return LegacyFactory(plugin, _construct)
 
 
-#: Executor plugins by name; the extra that installs each one's dependencies.
-EXECUTORS: Registry[Callable[..., Executor]] = Registry(
-    GROUPS["executor"], kind="executor", extras={"dask": "dask", "ray": "ray"}, validate=_validate
+#: Executor plugins (from :data:`sygnify.plugins.BUILTINS`, and third-party ones) by name.
+EXECUTORS: Registry[PluginFactory[Executor]] = Registry(
+    GROUPS["executor"], kind="executor", validate=_validate
 )
-EXECUTORS.register("local", "sygnify.processing.executors.local:ThreadExecutor")
-if "threads" not in EXECUTORS:  # running from a source tree without installed metadata
-    EXECUTORS.register("threads", "sygnify.processing.executors.local:ThreadExecutor")
-    EXECUTORS.register("processes", "sygnify.processing.executors.local:ProcessExecutor")
-    EXECUTORS.register("dask", "sygnify.processing.executors.dask:DaskExecutor")
-    EXECUTORS.register("ray", "sygnify.processing.executors.ray:RayExecutor")
 
 
 def make_executor(
     executor: str | Executor, *, max_workers: int, options: Mapping[str, Any] | None = None
 ) -> Executor:
-    """An executor instance from a plugin name (or the instance itself)."""
+    """An executor instance from a plugin name (or the instance itself).
+
+    ``options`` are validated by the executor's ``config_model`` (a typo is refused, with
+    the closest valid option).
+    """
     if not isinstance(executor, str):
         if not isinstance(executor, Executor):
             raise ConfigurationError(
@@ -78,4 +88,5 @@ def make_executor(
             )
         return executor
     factory = EXECUTORS.load(executor)
-    return factory(max_workers=max_workers, **dict(options or {}))
+    config = {"max_workers": max_workers, **dict(options or {})}
+    return factory.from_config(config, context=PluginContext(executor))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sygnify.errors import ConfigurationError, ConnectionFailedError
+from sygnify.processing.executors.config import DaskExecutorConfig, FromConfig
 
 try:
     import distributed
@@ -25,7 +26,7 @@ except ImportError as exc:  # the registry turns this into "pip install 'sygnify
 __all__ = ["DaskExecutor"]
 
 
-class DaskExecutor:
+class DaskExecutor(FromConfig):
     """Run chunks on a Dask cluster.
 
     ``address``: a scheduler (``"tcp://host:8786"``) to connect to; without it a
@@ -36,6 +37,7 @@ class DaskExecutor:
     """
 
     name = "dask"
+    config_model = DaskExecutorConfig
     remote = True
 
     def __init__(

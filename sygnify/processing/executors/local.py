@@ -20,6 +20,7 @@ from typing import Any
 import cloudpickle
 
 from sygnify.errors import ConfigurationError
+from sygnify.processing.executors.config import ExecutorConfig, FromConfig, ProcessExecutorConfig
 
 __all__ = ["ProcessExecutor", "ThreadExecutor"]
 
@@ -52,10 +53,11 @@ def _check_workers(max_workers: int) -> int:
     return max_workers
 
 
-class ThreadExecutor(_PoolExecutor):
+class ThreadExecutor(_PoolExecutor, FromConfig):
     """Chunks on a pool of threads in this process."""
 
     name = "threads"
+    config_model = ExecutorConfig
 
     def __init__(self, max_workers: int = 2) -> None:
         workers = _check_workers(max_workers)
@@ -70,11 +72,12 @@ def _run_pickled(payload: bytes) -> Any:
     return fn(*args)
 
 
-class ProcessExecutor(_PoolExecutor):
+class ProcessExecutor(_PoolExecutor, FromConfig):
     """Chunks on a pool of worker processes (``spawn``: forking a process that runs Polars
     threads can deadlock)."""
 
     name = "processes"
+    config_model = ProcessExecutorConfig
     remote = True
 
     def __init__(self, max_workers: int = 2, *, start_method: str = "spawn") -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sygnify.errors import ConfigurationError, ConnectionFailedError
+from sygnify.processing.executors.config import FromConfig, RayExecutorConfig
 
 try:
     import ray
@@ -93,7 +94,7 @@ class RayFuture:
         return True
 
 
-class RayExecutor:
+class RayExecutor(FromConfig):
     """Run tasks on Ray.
 
     ``address``: a cluster to join (``"ray://head:10001"`` through Ray Client, or
@@ -109,6 +110,7 @@ class RayExecutor:
     """
 
     name = "ray"
+    config_model = RayExecutorConfig
     remote = True
 
     def __init__(

@@ -36,9 +36,9 @@ from sygnify.errors import (
     PermissionDeniedError,
     ThrottledError,
 )
+from sygnify.testing.connectors import ConnectorConformance, sample_table
 from tests.connectors._emulated import format_per_target, optional_emulator, required
 from tests.connectors._fault_proxy import FaultProxy, fault_proxy
-from tests.connectors.conformance import ConnectorConformance, sample_table
 from tests.emulators.azurite import ACCOUNT_KEY, ACCOUNT_NAME, AzuriteServer, azurite_server
 
 pytestmark = pytest.mark.emulator

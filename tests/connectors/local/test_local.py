@@ -18,8 +18,8 @@ from sygnify.errors import (
     QueryError,
     SchemaError,
 )
+from sygnify.testing.connectors import ConnectorConformance, sample_table
 from tests.connectors._emulated import format_per_target
-from tests.connectors.conformance import ConnectorConformance, sample_table
 
 
 @pytest.fixture

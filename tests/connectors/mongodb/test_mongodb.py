@@ -36,7 +36,7 @@ from sygnify.errors import (
     NotFoundError,
     SchemaError,
 )
-from tests.connectors.conformance import ConnectorConformance, sample_table
+from sygnify.testing.connectors import ConnectorConformance, sample_table
 from tests.emulators import EmulatorUnavailable, free_port
 from tests.services import require
 

@@ -30,9 +30,9 @@ from sygnify.errors import (
     QueryError,
     ThrottledError,
 )
+from sygnify.testing.connectors import ConnectorConformance, sample_table
 from tests.connectors._emulated import format_per_target, optional_emulator, required
 from tests.connectors._fault_proxy import FaultProxy, fault_proxy
-from tests.connectors.conformance import ConnectorConformance, sample_table
 from tests.emulators import REPO
 from tests.emulators.moto import MotoServer, moto_server
 

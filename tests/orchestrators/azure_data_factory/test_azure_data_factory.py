@@ -10,7 +10,7 @@ import pytest
 from azure.core.credentials import AccessToken
 
 from sygnify import CloudDataConnector
-from sygnify.connectors.base import Connector
+from sygnify.connectors import Catalog, Connector, Healthy
 from sygnify.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -131,7 +131,9 @@ def adf(server: ArmServer, clock: FakeClock) -> Iterator[AzureDataFactoryConnect
 
 
 def test_lists_pipelines_and_is_healthy(adf: AzureDataFactoryConnector) -> None:
-    assert isinstance(adf, Connector)
+    assert isinstance(adf, Catalog)
+    assert isinstance(adf, Healthy)
+    assert not isinstance(adf, Connector)  # an orchestrator holds no data
     assert adf.list() == ["broken", "daily_load", "slow"]
     assert adf.list("da") == ["daily_load"]
     status = adf.health()
@@ -239,7 +241,7 @@ def test_server_errors_on_create_run_are_not_retried(adf: AzureDataFactoryConnec
     state.fail_next("POST", r"/createRun$", 503)
     with pytest.raises(Exception, match="503") as caught:
         adf.run_pipeline("daily_load")
-    assert type(caught.value).__name__ == "ConnectionFailedError"
+    assert type(caught.value).__name__ == "TransientError"
     assert len([r for r in state.requests if r[1].endswith("/createRun")]) == 1
     assert state.runs == {}
 

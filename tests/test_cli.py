@@ -45,6 +45,27 @@ def test_plugins_lists_every_group(capsys: pytest.CaptureFixture[str]) -> None:
         assert group in out
     assert "local" in out
     assert "sygnify.connectors.local:LocalConnector" in out
+    assert "sygnify.connectors.postgres:PostgresConnector" in out
+    assert "missing:" not in out  # the test environment installs every extra
+
+
+def test_plugins_names_the_extra_to_install_when_its_packages_are_missing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sygnify.cli as cli
+
+    monkeypatch.setattr(cli, "missing_packages", lambda extra: ["boto3"] if extra == "s3" else [])
+    assert main(["plugins"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    assert "missing: pip install 'sygnify[s3]'" in lines["s3"]
+    assert "missing:" not in lines["local"]
+
+
+def test_missing_packages_reads_sygnify_metadata() -> None:
+    from sygnify.cli import missing_packages
+
+    assert missing_packages("s3") == []  # boto3 is installed here
+    assert missing_packages("not-an-extra") == []
 
 
 def test_the_installed_console_script_runs(tmp_path: Path) -> None:
@@ -64,3 +85,20 @@ def test_the_installed_console_script_runs(tmp_path: Path) -> None:
 def test_generated_transactions_are_deterministic() -> None:
     assert generate_transactions(100, seed=3).equals(generate_transactions(100, seed=3))
     assert generate_transactions(100).schema["ts"] == pl.Datetime("ms")
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line, as with `| head` after it quits
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "sygnify.cli", "plugins"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1

@@ -69,8 +69,11 @@ def test_groups_are_the_four_documented_ones() -> None:
     }
 
 
-def test_sygnify_registers_its_own_connectors_by_entry_point() -> None:
-    assert discover("sygnify.connectors")["local"].target == "sygnify.connectors.local:LocalConnector"
+def test_sygnify_finds_its_own_connectors_in_the_builtin_table() -> None:
+    registry: Registry[object] = Registry(GROUPS["connector"], kind="connector", entry_points=False)
+    assert {info.name: info.target for info in registry.describe()}["local"] == (
+        "sygnify.connectors.local:LocalConnector"
+    )
     assert CONNECTORS.load("local") is LocalConnector
 
 
@@ -151,25 +154,17 @@ def test_validation_rejects_a_plugin_of_the_wrong_kind() -> None:
 # -- one table of built-ins ------------------------------------------------------------------
 
 PYPROJECT = Path(__file__).parents[1] / "pyproject.toml"
-#: built-ins that are aliases of another built-in, with no entry point of their own
-ALIASES = {("executor", "local")}
 
 
-def _pyproject_entry_points() -> dict[str, dict[str, str]]:
-    project = load_config_file(PYPROJECT)["project"]
-    groups = project["entry-points"]
-    return {kind: dict(groups.get(group, {})) for kind, group in GROUPS.items()}
-
-
-def test_builtins_cover_the_four_kinds_and_match_the_pyproject_entry_points() -> None:
+def test_builtins_are_the_one_list_and_name_real_extras() -> None:
+    """Adding a built-in is one line in BUILTINS: pyproject declares no entry point beside it."""
     assert set(BUILTINS) == set(GROUPS)
-    declared = _pyproject_entry_points()
-    extras = set(load_config_file(PYPROJECT)["project"]["optional-dependencies"])
+    project = load_config_file(PYPROJECT)["project"]
+    assert not set(project.get("entry-points", {})) & set(GROUPS.values()), (
+        "built-in plugins belong in sygnify.plugins.BUILTINS, not in pyproject entry points"
+    )
+    extras = set(project["optional-dependencies"])
     for kind, table in BUILTINS.items():
-        for name, target in declared[kind].items():
-            assert table.get(name, (None,))[0] == target, f"{kind} {name!r}: pyproject says {target}"
-        missing = {name for name in table if name not in declared[kind] and (kind, name) not in ALIASES}
-        assert not missing, f"{kind} built-ins without an entry point in pyproject.toml: {missing}"
         for name, (target, extra) in table.items():
             assert ":" in target, f"{kind} {name!r}: target {target!r} is not 'module:attribute'"
             assert extra is None or extra in extras, f"{kind} {name!r}: no extra {extra!r} in pyproject"
@@ -192,8 +187,6 @@ def test_every_builtin_loads_and_has_from_config_and_a_config_model(
     registry: Registry[Any], kind: str
 ) -> None:
     for name, (_target, extra) in BUILTINS[kind].items():
-        if name == "postgres" and importlib.util.find_spec("sygnify.connectors.postgres") is None:
-            continue  # being built alongside; the table already names it
         plugin = registry.load(name)
         assert callable(plugin.from_config), name
         assert issubclass(plugin.config_model, BaseModel), name

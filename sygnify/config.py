@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import hmac
 import json
 import os
 import re
+import secrets
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -368,12 +370,19 @@ def _reveal(value: Any) -> Any:
     return value
 
 
+#: Per-process key of :func:`config_fingerprint` (never stored or sent anywhere).
+_FINGERPRINT_KEY = secrets.token_bytes(32)
+
+
 def config_fingerprint(config: BaseModel, *, exclude: frozenset[str] = frozenset()) -> str:
-    """A stable hash of a config, secrets included, to key pooled clients by configuration.
+    """A hash of a config, secrets included, to key pooled clients by configuration.
 
     Two configs that differ only in a password get different fingerprints; the hash is
-    all that is kept, never the secret.
+    all that is kept, never the secret. It is keyed with a random per-process secret
+    (HMAC), so a fingerprint that reaches a log cannot be used to guess a password offline;
+    it is stable within one process only, which is all a client pool needs.
     """
     dumped = {key: value for key, value in config.model_dump().items() if key not in exclude}
     payload = json.dumps(_reveal(dumped), sort_keys=True, default=str)
-    return f"{type(config).__qualname__}:{hashlib.sha256(payload.encode()).hexdigest()}"
+    digest = hmac.new(_FINGERPRINT_KEY, payload.encode(), hashlib.sha256).hexdigest()
+    return f"{type(config).__qualname__}:{digest}"

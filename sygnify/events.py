@@ -46,6 +46,7 @@ event                  fields                                              emitt
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
@@ -219,6 +220,10 @@ _FIELDS: dict[str, tuple[frozenset[str], frozenset[str], str]] = {
 }
 _logger = logging.getLogger(__name__)
 _lock = threading.Lock()
+#: ``SYGNIFY_STRICT_EVENTS=1`` (sygnify's own test suite sets it): a payload that does not match
+#: its declaration raises. Otherwise it is logged and the event dropped, so turning monitoring on
+#: never breaks a pipeline.
+STRICT = os.environ.get("SYGNIFY_STRICT_EVENTS", "") not in ("", "0", "false")
 # Replaced, never mutated, so emit iterates a snapshot without copying or locking.
 _listeners: tuple[tuple[Listener, frozenset[str] | None], ...] = ()
 
@@ -266,22 +271,27 @@ def listening(event: EventName | None = None) -> bool:
     return any(wanted is None or event in wanted for _, wanted in _listeners)
 
 
-def _check(event: str, fields: Mapping[str, Any]) -> None:
+def _check(event: str, fields: Mapping[str, Any]) -> bool:
+    """Whether ``fields`` match ``event``'s declared payload (raises instead when :data:`STRICT`)."""
     required, allowed, payload = _FIELDS[event]
     keys = fields.keys()
     if keys == required:
-        return
+        return True
     problems = []
     if missing := sorted(required - keys):
         problems.append(f"missing field(s) {', '.join(missing)}")
     if unexpected := sorted(keys - allowed):
         problems.append(f"undeclared field(s) {', '.join(unexpected)}")
-    if problems:
-        raise ConfigurationError(
-            f"event {event!r} emitted with {'; '.join(problems)}; its payload ({payload}) has "
-            f"{', '.join(sorted(allowed))}: emit exactly those fields",
-            resource=event,
-        )
+    if not problems:
+        return True
+    message = (
+        f"event {event!r} emitted with {'; '.join(problems)}; its payload ({payload}) has "
+        f"{', '.join(sorted(allowed))}: emit exactly those fields"
+    )
+    if STRICT:
+        raise ConfigurationError(message, resource=event)
+    _logger.warning("%s (event dropped)", message)
+    return False
 
 
 # One overload per declared event, so mypy checks the name and the payload of every emit.
@@ -310,18 +320,19 @@ def emit(event: Literal["source.dead_letter"], /, **fields: Unpack[SourceDeadLet
 def emit(event: str, /, **fields: Any) -> None:
     """Send ``event`` to its listeners; a failing listener is logged, never raised.
 
-    An undeclared ``event`` raises :class:`~sygnify.errors.ConfigurationError`; so do
-    missing or undeclared payload fields, checked only when someone listens.
+    An undeclared ``event`` raises :class:`~sygnify.errors.ConfigurationError`. Payload
+    fields are checked only when someone listens to ``event``: a mismatch is logged and the
+    event dropped (it raises under :data:`STRICT`, as in sygnify's own tests).
     """
     if event not in _FIELDS:
         _declared([event])
     listeners = _listeners
     if not listeners:
         return
-    _check(event, fields)
-    for listener, wanted in listeners:
-        if wanted is not None and event not in wanted:
-            continue
+    wanting = [listener for listener, wanted in listeners if wanted is None or event in wanted]
+    if not wanting or not _check(event, fields):
+        return
+    for listener in wanting:
         try:
             listener(event, fields)
         except Exception:  # a metrics bug must never break a data pipeline

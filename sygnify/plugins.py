@@ -28,8 +28,8 @@ Precedence, for one name: a plugin ``register()``-ed in code, then the built-in,
 entry point. An entry point of another distribution that reuses a built-in's name for
 another target is ignored with a warning (installing a package never silently replaces
 one of sygnify's plugins); to replace a built-in on purpose, ``register()`` it under that
-name. sygnify's own entry points (kept in its metadata for tools that list plugins) add
-nothing to the table, which is the one source of truth for built-ins.
+name. sygnify declares no entry points for its own plugins: the table is the one list of
+built-ins (an older installed sygnify's entry points add nothing to it).
 
     >>> BUILTINS["connector"]["local"]
     ('sygnify.connectors.local:LocalConnector', None)
@@ -325,7 +325,9 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         """Names of all known plugins (built-in, registered in code or by entry point), sorted."""
-        return sorted(set(self._builtins) | set(self._discovered()) | set(self._registered))
+        with self._lock:
+            registered = set(self._registered)
+        return sorted(set(self._builtins) | set(self._discovered()) | registered)
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name in self.names()
@@ -340,7 +342,9 @@ class Registry(Generic[T]):
         infos = dict(self._discovered())
         for name, (target, _) in self._builtins.items():
             infos[name] = PluginInfo(name, target, "sygnify")
-        for name, plugin in self._registered.items():
+        with self._lock:
+            registered = list(self._registered.items())
+        for name, plugin in registered:
             target = plugin if isinstance(plugin, str) else repr(plugin)
             infos[name] = PluginInfo(name, target, None)
         return [infos[name] for name in sorted(infos)]

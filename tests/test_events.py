@@ -211,6 +211,34 @@ def test_payload_fields_are_checked_when_someone_listens(events: list[tuple[str,
     assert events == []
 
 
+def test_outside_strict_mode_a_mismatched_payload_is_logged_and_dropped(
+    events: list[tuple[str, Mapping[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert sygnify_events.STRICT  # tests/conftest.py sets SYGNIFY_STRICT_EVENTS=1
+    monkeypatch.setattr(sygnify_events, "STRICT", False)
+    with caplog.at_level("WARNING", logger="sygnify.events"):
+        sygnify_events.emit("source.ack", source="s", msgs=1)  # type: ignore[call-overload]
+    assert events == []
+    assert "event dropped" in caplog.text
+    sygnify_events.emit("source.ack", source="s", messages=1)
+    assert events == [("source.ack", {"source": "s", "messages": 1})]
+
+
+def test_a_listener_filtering_the_event_out_costs_no_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    def never(event: str, fields: Mapping[str, Any]) -> bool:
+        raise AssertionError("payload checked although no listener wants the event")
+
+    monkeypatch.setattr(sygnify_events, "_listeners", ())
+    unsubscribe = sygnify_events.subscribe(lambda event, fields: None, events=["handler.finish"])
+    try:
+        monkeypatch.setattr(sygnify_events, "_check", never)
+        sygnify_events.emit("source.ack", source="s", messages=1)
+    finally:
+        unsubscribe()
+
+
 def test_without_listeners_payloads_are_not_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     # the fast path the one-record predictions rely on: a set lookup, then return
     def never(event: str, fields: Mapping[str, Any]) -> None:
@@ -242,4 +270,11 @@ def test_subscribe_filters_by_event_and_refuses_unknown_names(monkeypatch: pytes
 def test_the_old_hooks_path_still_works_with_a_warning() -> None:
     with pytest.warns(DeprecationWarning, match="sygnify.events"):
         hooks = importlib.reload(importlib.import_module("sygnify.monitoring.hooks"))
-    assert hooks.emit is sygnify_events.emit
+    assert hooks.subscribe is sygnify_events.subscribe
+    seen: list[str] = []
+    unsubscribe = hooks.subscribe(lambda event, fields: seen.append(event), events=["source.ack"])
+    try:
+        hooks.emit("source.ack", source="s", messages=1)  # a declared event is delivered as before
+    finally:
+        unsubscribe()
+    assert seen == ["source.ack"]

@@ -60,6 +60,13 @@ SHIMS: tuple[str, ...] = (
     "sygnify/connectors/azure_data_factory.py",
     "sygnify/connectors/formats.py",
     "sygnify/_arrow.py",
+    "sygnify/ml/registry.py",
+    "sygnify/ml/streaming.py",
+    "sygnify/processing/chunked.py",
+    "sygnify/processing/fused.py",
+    "sygnify/processing/incremental.py",
+    "sygnify/processing/parallel.py",
+    "sygnify/processing/streaming.py",
 )
 
 #: underscore attributes that are public API of the standard library / third-party types

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -248,8 +248,8 @@ class AzureAccount:
 
     name: str
     url: str  # blob endpoint, no trailing slash
-    key: str | None
-    sas: str | None
+    key: str | None = field(repr=False)  # secrets: never in a repr, a log line or a traceback
+    sas: str | None = field(repr=False)
 
 
 def _parse_connection_string(text: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
 import pyarrow as pa
@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from typing_extensions import Self
 
 from sygnify import events
-from sygnify.config import ConnectorConfig, validate_config
+from sygnify.config import ConnectorConfig, config_fingerprint, validate_config
 from sygnify.connectors.pool import ClientPool
 from sygnify.connectors.protocols import (
     CAPABILITY_METHODS,
@@ -48,6 +48,7 @@ __all__ = [
 
 ConfigT = TypeVar("ConfigT", bound=ConnectorConfig)
 R = TypeVar("R")
+C = TypeVar("C")
 
 #: capability method name -> the capability it belongs to
 _METHOD_CAPABILITY = {
@@ -115,6 +116,29 @@ class BaseConnector(abc.ABC, Generic[ConfigT]):
         self._pool: SharedClientPool = pool if pool is not None else ClientPool()
         self._resilience = config.resilience(f"{self.type_name}:{self.name}")
         self._closed = False
+        self._shared_keys: list[str] = []
+
+    def _shared(
+        self,
+        factory: Callable[[], C],
+        close: Callable[[C], None],
+        *,
+        exclude: Iterable[str] = (),
+        key: str | None = None,
+    ) -> C:
+        """The SDK client for this connection's configuration, shared with every connection of the
+        same configuration through the pool, and released by :meth:`close`.
+
+        The pool key is the config's fingerprint without the resilience settings (``retry``,
+        ``breaker``) and ``exclude`` (options that do not change the client); ``key`` replaces
+        it where the client depends on more than the config.
+        """
+        if key is None:
+            fingerprint = config_fingerprint(self.config, exclude=frozenset({"retry", "breaker", *exclude}))
+            key = f"{self.type_name}:{fingerprint}"
+        client = self._pool.acquire(key, factory, close)
+        self._shared_keys.append(key)
+        return client
 
     @classmethod
     def from_config(cls, config: BaseModel | Mapping[str, Any], *, context: PluginContext) -> Self:
@@ -263,6 +287,11 @@ class BaseConnector(abc.ABC, Generic[ConfigT]):
         )
 
     def close(self) -> None:
+        """Release this connection's shared clients (the last user of one closes it); idempotent."""
+        if not self._closed:
+            keys, self._shared_keys = self._shared_keys, []
+            for key in keys:
+                self._pool.release(key)
         self._closed = True
 
     @property

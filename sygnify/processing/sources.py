@@ -333,3 +333,19 @@ def as_source(data: Any) -> Source:
         f"cannot read from {type(data).__name__}; pass a path/glob, (connector, source), an Arrow "
         "table/reader, a Polars or pandas frame, or an iterator of batches"
     )
+
+
+def __getattr__(name: str) -> Any:
+    # ``StreamSource`` was this module's iterator source, named like the stream-source protocol
+    # of ``sygnify.streams``; the old name resolves, with a warning, for one release.
+    if name == "StreamSource":
+        import warnings
+
+        warnings.warn(
+            "sygnify.processing.sources.StreamSource is now IteratorSource "
+            "(sygnify.streams.StreamSource is the stream-source protocol)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return IteratorSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from sygnify.errors import (
 )
 from sygnify.ml.backends.sagemaker import SageMakerConfig
 from tests.clouds import assert_translates
-from tests.connectors._emulated import optional_emulator, required
+from tests.connectors._emulated import emulator_fixtures
 from tests.emulators.moto import MotoServer, moto_server
 
 
@@ -260,14 +259,9 @@ def test_assume_role_is_deferred_until_credentials_are_needed() -> None:
 # -- against moto: the same options reach the same account ----------------------------------
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer | None]:
-    yield from optional_emulator(moto_server)
-
-
-@pytest.fixture
-def server(moto: MotoServer | None) -> MotoServer:
-    return required(moto, "moto server could not be installed or started")
+moto, server = emulator_fixtures(
+    moto_server, "moto server could not be installed or started", session="moto", scope="module"
+)
 
 
 def _identity(config: AwsCredentials, verify: bool = True) -> dict[str, Any]:

@@ -284,3 +284,11 @@ def test_storage_error_codes_are_read_from_the_storage_sdk_enum() -> None:
     missing = azure_errors.ResourceNotFoundError(response=response(404))
     missing.error_code = StorageErrorCode.CONTAINER_NOT_FOUND
     assert type(translate_blob_error(missing, "m", "c")) is BucketNotFoundError
+
+
+def test_the_resolved_account_never_shows_its_key_or_sas() -> None:
+    from sygnify.clouds.azure import AzureAccount
+
+    account = AzureAccount("acct", "https://acct.blob.core.windows.net", "S3CRETKEY==", "sv=2024&sig=abc")
+    assert "S3CRETKEY" not in repr(account)
+    assert "sig=abc" not in repr(account)

@@ -1,30 +1,29 @@
 """Shared plumbing for connector tests that run against an emulator.
 
-A session fixture starts the emulator once (or yields ``None`` when it cannot be installed
-or started) and a per-test fixture turns ``None`` into a skip (a failure in CI)::
+:func:`emulator_fixtures` makes the two fixtures such a test module needs: one that starts
+the emulator once (or yields ``None`` when it cannot be installed or started) and a per-test
+one that turns ``None`` into a skip (a failure in CI)::
 
-    @pytest.fixture(scope="session")
-    def moto() -> Iterator[MotoServer | None]:
-        yield from optional_emulator(moto_server)
+    moto, server = emulator_fixtures(
+        moto_server, "moto server could not be installed or started", session="moto"
+    )
 
-
-    @pytest.fixture
-    def server(moto: MotoServer | None) -> MotoServer:
-        return required(moto, "moto server could not be installed or started")
+A test then asks for ``server``; ``optional_emulator`` and ``required`` are the two halves,
+for fixtures that need them apart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 
 from tests.emulators import EmulatorUnavailable
 from tests.services import require
 
-__all__ = ["format_per_target", "optional_emulator", "required"]
+__all__ = ["emulator_fixtures", "format_per_target", "optional_emulator", "required"]
 
 T = TypeVar("T")
 
@@ -43,6 +42,32 @@ def required(server: T | None, reason: str) -> T:
     require(server is not None, reason)
     assert server is not None
     return server
+
+
+def emulator_fixtures(
+    start: Callable[[], AbstractContextManager[T]],
+    reason: str,
+    *,
+    session: str,
+    name: str = "server",
+    scope: Literal["session", "package", "module"] = "session",
+) -> tuple[Any, Any]:
+    """Fixtures ``session`` (the emulator started once per ``scope``, or ``None``) and ``name``
+    (that emulator for one test; skipped, or failed in CI, because ``reason`` when it is ``None``).
+
+    Assign both to module names so pytest finds them: ``moto, server = emulator_fixtures(...)``.
+    """
+
+    @pytest.fixture(scope=scope, name=session)
+    def started() -> Iterator[T | None]:
+        yield from optional_emulator(start)
+
+    @pytest.fixture(name=name)
+    def running(request: pytest.FixtureRequest) -> T:
+        server: T | None = request.getfixturevalue(session)
+        return required(server, reason)
+
+    return started, running
 
 
 def format_per_target(

@@ -11,11 +11,12 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from sygnify.errors import ConfigurationError, ModelError, NotFoundError, PluginNotFoundError, SchemaError
-from sygnify.ml import MODEL_BACKENDS, BackendContext, RealTimeML
+from sygnify.ml import MODEL_BACKENDS, RealTimeML
 from sygnify.ml.backends.callable import CallableBackend
 from sygnify.ml.backends.onnx import OnnxBackend
 from sygnify.ml.backends.sklearn import SklearnBackend
 from sygnify.ml.backends.torch import TorchBackend
+from sygnify.plugins import PluginContext
 from tests.ml.conftest import FEATURES
 
 LOCAL = ["callable", "sklearn", "onnx", "torch"]
@@ -26,28 +27,25 @@ def _table(X: np.ndarray[Any, Any]) -> pa.Table:
 
 
 def _make(kind: str, classifier: LogisticRegression, onnx_bytes: bytes) -> Any:
-    ctx = BackendContext()
+    ctx = PluginContext("m")
     if kind == "callable":
-        return CallableBackend.from_options(
+        return CallableBackend.from_config(
             {"fn": classifier.predict, "proba_fn": classifier.predict_proba, "features": FEATURES},
-            name="m",
             context=ctx,
         )
     if kind == "sklearn":
-        return SklearnBackend.from_options({"model": classifier, "features": FEATURES}, name="m", context=ctx)
+        return SklearnBackend.from_config({"model": classifier, "features": FEATURES}, context=ctx)
     if kind == "onnx":
-        return OnnxBackend.from_options(
+        return OnnxBackend.from_config(
             {"model_bytes": onnx_bytes, "features": FEATURES, "intra_op_num_threads": 1},
-            name="m",
             context=ctx,
         )
     linear = torch.nn.Linear(4, 3)
     with torch.no_grad():
         linear.weight.copy_(torch.from_numpy(classifier.coef_.astype(np.float32)))
         linear.bias.copy_(torch.from_numpy(classifier.intercept_.astype(np.float32)))
-    return TorchBackend.from_options(
+    return TorchBackend.from_config(
         {"module": linear, "features": FEATURES, "task": "classification", "device": "cpu"},
-        name="m",
         context=ctx,
     )
 
@@ -132,7 +130,7 @@ def test_onnx_from_file_with_session_options(tmp_path: Path, onnx_bytes: bytes, 
 
 
 def test_onnx_wrong_width_is_a_schema_error(onnx_bytes: bytes) -> None:
-    backend = OnnxBackend.from_options({"model_bytes": onnx_bytes}, name="m", context=BackendContext())
+    backend = OnnxBackend.from_config({"model_bytes": onnx_bytes}, context=PluginContext("m"))
     with pytest.raises(SchemaError, match="takes 4 features, got 2"):
         backend.predict(pa.table({"a": [1.0], "b": [2.0]}))
 

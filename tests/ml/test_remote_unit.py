@@ -230,7 +230,7 @@ def test_secrets_never_show_in_repr_or_errors() -> None:
         assert "SECRET" not in text
 
 
-def test_azure_aad_token_is_fetched_and_cached() -> None:
+def _azure_entra_token_is_fetched_and_cached(**auth: Any) -> None:
     class Token:
         token = "aad-token"
         expires_on = 4_102_444_800  # 2100
@@ -255,15 +255,24 @@ def test_azure_aad_token_is_fetched_and_cached() -> None:
         "m",
         backend="azureml",
         scoring_uri="http://aml/score",
-        auth="aad",
         credential=credential,
         payload="data",
+        **auth,
         **FAST,
     )
     ml.predict("m", {"a": [1.0], "b": [2.0]})
     ml.predict("m", {"a": [1.0], "b": [2.0]})
     assert seen == ["Bearer aad-token"] * 2
     assert credential.scopes == ["https://ml.azure.com/.default"]
+
+
+def test_azure_entra_token_is_fetched_and_cached() -> None:
+    _azure_entra_token_is_fetched_and_cached()
+
+
+def test_azure_old_auth_aad_still_uses_the_entra_credential() -> None:
+    with pytest.warns(DeprecationWarning, match="auth='aad' is deprecated"):
+        _azure_entra_token_is_fetched_and_cached(auth="aad")
 
 
 def test_kserve_probabilities_ready_and_metadata() -> None:

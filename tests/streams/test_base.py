@@ -10,11 +10,25 @@ import pytest
 
 from sygnify.errors import ConnectionFailedError, DataQualityError, PluginNotFoundError, SchemaError
 from sygnify.resilience import RetryPolicy
-from sygnify.streams import SOURCES, BaseSource, RawMessage, StreamSource, build_batch, open_source
+from sygnify.streams import (
+    SOURCES,
+    BaseSource,
+    RawMessage,
+    StreamSource,
+    build_batch,
+    open_source,
+)
+from sygnify.streams.base import SourceConfig
+
+
+class FakeConfig(SourceConfig):
+    payloads: list[bytes]
+    failures: int = 0
 
 
 class FakeSource(BaseSource):
     name = "fake"
+    config_model = FakeConfig
 
     def __init__(self, payloads: list[bytes], *, failures: int = 0, **options: Any) -> None:
         super().__init__(**options)
@@ -137,11 +151,29 @@ def test_registry_knows_every_builtin_source_and_names_the_extra() -> None:
 def test_open_source_and_protocol() -> None:
     SOURCES.register("fake", FakeSource)
     try:
-        source = open_source("fake", payloads=[b'{"a": 1}'])
+        source = open_source("fake", payloads=[b'{"a": 1}'], failures=0)
         assert isinstance(source, StreamSource)
+        assert isinstance(source, FakeSource)
+        assert source.payloads == [b'{"a": 1}']
         source.close()
     finally:
         SOURCES.unregister("fake")
+
+
+def test_a_source_without_its_own_config_model_is_built_the_legacy_way() -> None:
+    class LegacySource(FakeSource):
+        name = "legacy"
+        config_model = SourceConfig
+
+    SOURCES.register("legacy", LegacySource)
+    try:
+        with pytest.warns(DeprecationWarning, match="legacy constructor called with keyword options"):
+            source = open_source("legacy", payloads=[b'{"a": 1}'])
+        assert isinstance(source, LegacySource)
+        assert source.payloads == [b'{"a": 1}']
+        source.close()
+    finally:
+        SOURCES.unregister("legacy")
 
 
 def test_protobuf_decoder_reads_a_message() -> None:

@@ -33,7 +33,7 @@ from typing import IO, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr
 
-from sygnify.config import ConnectorConfig, config_fingerprint
+from sygnify.config import ConnectorConfig
 from sygnify.connectors._objectstore.keys import locate
 from sygnify.connectors._objectstore.transfers import copy_ranges, read_parts, upload_parts
 from sygnify.connectors.base import BaseConnector
@@ -100,8 +100,7 @@ class ObjectStore(BaseConnector[ConfigT]):
 
     def __init__(self, config: ConfigT, *, name: str | None = None, pool: ClientPool | None = None):
         super().__init__(config, name=name, pool=pool)
-        self._pool_key = config_fingerprint(config, exclude=frozenset({"retry", "breaker", "tables"}))
-        self._clients: Any = self._pool.acquire(self._pool_key, self._open_clients, self._close_clients)
+        self._clients: Any = self._shared(self._open_clients, self._close_clients, exclude={"tables"})
 
     # -- what a concrete store provides ---------------------------------------------------
 
@@ -338,11 +337,6 @@ class ObjectStore(BaseConnector[ConfigT]):
                 raise ConfigurationError(
                     f"{self.url(name, '')} already exists; pass exist_ok=True to accept it", resource=name
                 ) from None
-
-    def close(self) -> None:
-        if not self._closed:
-            self._pool.release(self._pool_key)
-        super().close()
 
     # -- errors ---------------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from typing import Any, ClassVar, TypeVar
 import polars as pl
 import pyarrow as pa
 
-from sygnify.config import ConnectorConfig, config_fingerprint
+from sygnify.config import ConnectorConfig
 from sygnify.connectors._sql.names import TableName, parse_table_name
 from sygnify.connectors._sql.params import ParamStyle, bind_params
 from sygnify.connectors._sql.pool import ConnectionPool
@@ -90,12 +90,7 @@ class SqlConnector(BaseConnector[ConfigT]):
 
     def __init__(self, config: ConfigT, *, name: str | None = None, pool: ClientPool | None = None):
         super().__init__(config, name=name, pool=pool)
-        self._pool_key = f"{self.type_name}:" + config_fingerprint(
-            config, exclude=frozenset({"retry", "breaker"})
-        )
-        self._connections: ConnectionPool = self._pool.acquire(
-            self._pool_key, self._new_pool, ConnectionPool.close
-        )
+        self._connections: ConnectionPool = self._shared(self._new_pool, ConnectionPool.close)
         # For statements that may change data: one attempt, the same breaker.
         self._once = Resilience(
             retry=dataclasses.replace(self._resilience.retry, max_attempts=1), breaker=self.breaker
@@ -325,13 +320,16 @@ class SqlConnector(BaseConnector[ConfigT]):
     def _write_once(self, table: pa.Table, target: TableName, mode: WriteMode) -> int:
         connection = self._connections.checkout()
         discard = True
+        rolled_back = True
         try:
             self._begin(connection)
             try:
                 rows = self._bulk_load(connection, table, target, mode)
             except BaseException:
-                with contextlib.suppress(Exception):
+                try:
                     self._rollback(connection)
+                except Exception:
+                    rolled_back = False  # still inside an open or aborted transaction
                 raise
             try:
                 self._commit(connection)
@@ -347,7 +345,10 @@ class SqlConnector(BaseConnector[ConfigT]):
             discard = False
             return rows
         except Exception as exc:
-            discard = any(self._is_connection_failure(e) for e in (exc, exc.__cause__) if e is not None)
+            # A connection whose ROLLBACK failed would hand its next user an aborted transaction.
+            discard = not rolled_back or any(
+                self._is_connection_failure(e) for e in (exc, exc.__cause__) if e is not None
+            )
             raise
         finally:
             self._connections.checkin(connection, discard=discard)
@@ -363,11 +364,6 @@ class SqlConnector(BaseConnector[ConfigT]):
             if current:
                 names.add(str(table))
         return sorted(name for name in names if name.startswith(prefix))
-
-    def close(self) -> None:
-        if not self._closed:
-            self._pool.release(self._pool_key)
-        super().close()
 
     def _check_health(self) -> str:
         with self._connections.connection() as connection:

@@ -1,8 +1,9 @@
 """Query parameters for SQL connectors: one user-facing syntax, rewritten to the driver's style.
 
-Users write ``?`` with a sequence, or ``:name`` / ``$name`` with a mapping, whatever the
-database. :func:`bind_params` rewrites the placeholders into the style the driver binds
-(``?`` for qmark drivers, ``$1, $2`` for PostgreSQL) and orders the values; values are
+Users write ``?`` with a sequence, or ``:name`` with a mapping, whatever the database
+(``$name`` too where the driver binds ``$1`` placeholders: PostgreSQL). :func:`bind_params`
+rewrites the placeholders into the style the driver binds (``?`` for qmark drivers,
+``$1, $2`` for PostgreSQL) and orders the values; values are
 always bound by the driver and never formatted into the SQL text. Strings, quoted
 identifiers, comments, dollar-quoted bodies and ``::`` casts are left alone:
 
@@ -12,6 +13,10 @@ identifiers, comments, dollar-quoted bodies and ``::`` casts are left alone:
 ("SELECT '?', x::int FROM t WHERE x = $1 AND y = $2", [5, 6])
 >>> bind_params("SELECT * FROM t WHERE a = :a OR b = :a", {"a": 1}, "qmark")
 ('SELECT * FROM t WHERE a = ? OR b = ?', [1, 1])
+>>> bind_params("SELECT $$ it's ? $$, ? WHERE x > $threshold", [7], "qmark")  # Snowflake
+("SELECT $$ it's ? $$, ? WHERE x > $threshold", [7])
+>>> bind_params("SELECT $$ ? $$, $body$ :no $body$, ?", [1], "dollar")
+('SELECT $$ ? $$, $body$ :no $body$, $1', [1])
 """
 
 from __future__ import annotations
@@ -28,13 +33,21 @@ __all__ = ["ParamStyle", "bind_params"]
 #: ``qmark``: the driver binds ``?``; ``dollar``: the driver binds ``$1, $2, ...`` (PostgreSQL).
 ParamStyle: TypeAlias = Literal["qmark", "dollar"]
 
-_QUOTED = r"\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\$([A-Za-z_][A-Za-z0-9_]*)?\$.*?\$\1\$"
+# The tag group always takes part (empty for $$...$$): a back-reference to a group that did
+# not take part never matches in Python, which would leave $$-quoted bodies unskipped.
+_QUOTED = r"\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\$([A-Za-z_][A-Za-z0-9_]*|)\$.*?\$\1\$"
 #: Strings (standard SQL: '' is the only escape; E'...' also knows backslashes), quoted
 #: identifiers, comments and $tag$-quoted bodies: never searched for placeholders.
 _SKIP = re.compile(rf"[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|{_QUOTED}", re.S)
 #: The same where every string takes backslash escapes (Snowflake, MySQL).
 _SKIP_BACKSLASH = re.compile(rf"'(?:[^'\\]|\\.|'')*'|{_QUOTED}", re.S)
-_NAMED = re.compile(r"(?<![:\w$]):([A-Za-z_][A-Za-z0-9_]*)|(?<![\w$])\$([A-Za-z_][A-Za-z0-9_]*)(?!\$)")
+#: ``:name`` everywhere; ``$name`` only where the driver binds ``$n`` (PostgreSQL): in a
+#: qmark database ``$name`` is the database's own (Snowflake session variables).
+_COLON_NAMED = r"(?<![:\w$]):([A-Za-z_][A-Za-z0-9_]*)"
+_NAMED = {
+    "qmark": re.compile(_COLON_NAMED),
+    "dollar": re.compile(_COLON_NAMED + r"|(?<![\w$])\$([A-Za-z_][A-Za-z0-9_]*)(?!\$)"),
+}
 _NUMBERED = re.compile(r"(?<![\w$])\$[0-9]+")
 _QMARK = re.compile(r"\?")
 
@@ -62,7 +75,7 @@ def _bind_named(
         name = match.group(1) or match.group(2)
         if name not in params:
             raise QueryError(
-                f"the SQL uses :{name}, but params has no {name!r}; add it to params", resource=name
+                f"the SQL uses {match.group(0)}, but params has no {name!r}; add it to params", resource=name
             )
         used.add(name)
         if style == "qmark":
@@ -73,7 +86,8 @@ def _bind_named(
             numbers[name] = len(values)
         return f"${numbers[name]}"
 
-    sql = "".join(_NAMED.sub(replace, text) if searchable else text for searchable, text in pieces)
+    named = _NAMED[style]
+    sql = "".join(named.sub(replace, text) if searchable else text for searchable, text in pieces)
     unused = sorted(set(params) - used)
     if unused:
         raise QueryError(

@@ -125,6 +125,9 @@ class ConnectionPool:
         except Exception as exc:
             discard = self.is_failure(exc)
             raise
+        except BaseException:
+            discard = True  # interrupted mid-command (KeyboardInterrupt...): the connection may be busy
+            raise
         finally:
             self.checkin(connection, discard=discard)
 

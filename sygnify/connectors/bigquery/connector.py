@@ -31,7 +31,6 @@ import pyarrow.parquet as pq
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from sygnify.config import config_fingerprint
 from sygnify.connectors._sql.scan import Pushdown, SqlDialect, scan_sql_table, select_sql
 from sygnify.connectors.base import BaseConnector, Capability, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.bigquery.config import NO_RETRY, BigQueryClients, BigQueryConfig, open_clients
@@ -80,10 +79,9 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
 
     def __init__(self, config: BigQueryConfig, *, name: str | None = None, pool: ClientPool | None = None):
         super().__init__(config, name=name, pool=pool)
-        self._pool_key = config_fingerprint(config, exclude=frozenset({"retry", "breaker", "labels"}))
         self._clients: BigQueryClients = self._call(
             "connect",
-            lambda: self._pool.acquire(self._pool_key, lambda: open_clients(config), BigQueryClients.close),
+            lambda: self._shared(lambda: open_clients(config), BigQueryClients.close, exclude={"labels"}),
         )
 
     @property
@@ -374,11 +372,6 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
             return sorted(names)
 
         return self._call("list", list_tables, resource=prefix or None)
-
-    def close(self) -> None:
-        if not self._closed:
-            self._pool.release(self._pool_key)
-        super().close()
 
     def _check_health(self) -> str:
         list(self.client.list_datasets(max_results=1, retry=NO_RETRY))

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from pydantic import Field
 
-from sygnify.config import ConnectorConfig, config_fingerprint
+from sygnify.config import ConnectorConfig
 from sygnify.connectors.base import BaseConnector, Capability, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.local.duckdb import open_sandboxed_database, table_sql, translate_local_error
 from sygnify.connectors.local.paths import data_files, list_files, resolve_under, single_format
@@ -77,12 +77,9 @@ class LocalConnector(BaseConnector[LocalConfig]):
             raise ConfigurationError(f"root {root} is not a directory", resource=str(root))
         check_table_names(config.tables)
         self.root = root
-        self._pool_key = config_fingerprint(config, exclude=frozenset({"retry", "breaker"}))
-        self._database: duckdb.DuckDBPyConnection = self._pool.acquire(
-            self._pool_key, self._open_database, lambda db: db.close()
-        )
+        self._database: duckdb.DuckDBPyConnection = self._shared(self._open_database, lambda db: db.close())
         self._views_lock = threading.Lock()
-        self._views: set[str] = set()
+        self._views: dict[str, str] = {}  # table -> the SELECT its view holds
 
     # -- paths -------------------------------------------------------------------------
 
@@ -98,22 +95,29 @@ class LocalConnector(BaseConnector[LocalConfig]):
         )
 
     def _ensure_views(self) -> None:
-        """Register each configured table whose files exist (tables without files yet are retried)."""
+        """Point each configured table's view at the data files it names now (before each query).
+
+        The files are listed afresh every time, so new ones show up and removed ones are
+        not read; a view is replaced only when its file list changed, and a table without
+        files has no view (querying it names the table, see :meth:`_translate`).
+        """
         with self._views_lock:
             for table, source in self.config.tables.items():
-                if table in self._views:
-                    continue
                 try:
                     view_sql = table_sql(self.root, source)
                 except NotFoundError:
+                    if self._views.pop(table, None) is not None:
+                        self._database.execute(f'DROP VIEW IF EXISTS "{table}"')
                     continue
                 except SygnifyError as exc:
                     raise type(exc)(f"table {table!r}: {exc.message}", resource=table) from exc
+                if self._views.get(table) == view_sql:
+                    continue
                 try:
                     self._database.execute(f'CREATE OR REPLACE VIEW "{table}" AS {view_sql}')
                 except duckdb.Error as exc:
                     raise self._translate(exc, operation=f"register table {table!r}", resource=table) from exc
-                self._views.add(table)
+                self._views[table] = view_sql
 
     def _relation(self, sql: str, params: QueryParams) -> duckdb.DuckDBPyRelation:
         self._ensure_views()
@@ -221,11 +225,6 @@ class LocalConnector(BaseConnector[LocalConfig]):
     def list(self, prefix: str = "") -> list[str]:
         """Files under ``root/prefix`` as paths relative to root, sorted."""
         return list_files(self.root, prefix)
-
-    def close(self) -> None:
-        if not self._closed:
-            self._pool.release(self._pool_key)
-        super().close()
 
     def _check_health(self) -> str:
         if not os.access(self.root, os.R_OK | os.W_OK):

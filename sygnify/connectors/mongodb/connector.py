@@ -39,7 +39,6 @@ from bson.codec_options import CodecOptions
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from sygnify.config import config_fingerprint
 from sygnify.connectors.base import BaseConnector, Capability, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.mongodb.changes import (
     ChangeStream,
@@ -99,13 +98,12 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
                 "no database: pass database=, or name it in the URI (mongodb://host/DATABASE)",
                 resource=self.name,
             )
-        self._pool_key: str | None = None
         if client is None:
-            self._pool_key = config_fingerprint(
-                config,
-                exclude=frozenset({"retry", "breaker", "sample_size", "on_inconsistent", "write_batch_size"}),
+            client = self._shared(
+                self._open_client,
+                lambda c: c.close(),
+                exclude={"sample_size", "on_inconsistent", "write_batch_size"},
             )
-            client = self._pool.acquire(self._pool_key, self._open_client, lambda c: c.close())
         self.client: Any = client
         self.database: Database[Any] = client.get_database(database, codec_options=_UTC_CODEC)
 
@@ -122,34 +120,15 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
     # -- reading -------------------------------------------------------------------------
 
     def _open(
-        self,
-        source: str,
-        *,
-        filter: Mapping[str, Any] | None = None,
-        projection: Mapping[str, Any] | Sequence[str] | None = None,
-        sort: Sort | None = None,
-        limit: int = 0,
-        skip: int = 0,
-        pipeline: Sequence[Mapping[str, Any]] | None = None,
-        columns: Sequence[str] | None = None,
-        schema: pa.Schema | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        on_inconsistent: InconsistentPolicy | None = None,
+        self, source: str, *, on_inconsistent: InconsistentPolicy | None = None, **read: Any
     ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        """Run a find or aggregation; return the output schema and the batch iterator."""
-        plan = plan_read(
-            source,
-            policy=on_inconsistent or self.config.on_inconsistent,
-            filter=filter,
-            projection=projection,
-            sort=sort,
-            limit=limit,
-            skip=skip,
-            pipeline=pipeline,
-            columns=columns,
-            schema=schema,
-            batch_size=batch_size,
-        )
+        """Run a find or aggregation; return the output schema and the batch iterator.
+
+        ``read`` are :func:`~sygnify.connectors.mongodb.read.plan_read`'s options (``filter``,
+        ``projection``, ``sort``, ``limit``, ``skip``, ``pipeline``, ``columns``, ``schema``,
+        ``batch_size``); it checks them.
+        """
+        plan = plan_read(source, policy=on_inconsistent or self.config.on_inconsistent, **read)
         cursor, head = self._call(
             "find" if plan.stages is None else "aggregate",
             open_cursor,
@@ -379,11 +358,6 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
     def _check_health(self) -> str:
         self.database.command("ping")
         return f"database {self.database.name!r} answers ping"
-
-    def close(self) -> None:
-        if not self._closed and self._pool_key is not None:
-            self._pool.release(self._pool_key)
-        super().close()
 
     # -- errors --------------------------------------------------------------------------
 

@@ -148,12 +148,39 @@ def connection_uri(config: PostgresConfig) -> str:
     return f"postgresql://{location}{path}?{urllib.parse.urlencode(query, quote_via=urllib.parse.quote)}"
 
 
+def connection_secrets(config: PostgresConfig) -> list[str]:
+    """Every spelling of the password ``config`` holds (plain and percent-encoded), longest first.
+
+    Driver messages may echo the URI or a piece of it (libpq does, for a malformed one); these
+    are what must be cut out of them.
+
+    >>> connection_secrets(PostgresConfig(url="postgresql://u:p%40ss@db/x"))
+    ['postgresql://u:p%40ss@db/x', 'p%40ss', 'p@ss']
+    """
+    found: list[str] = []
+    if config.password is not None:
+        secret = config.password.get_secret_value()
+        found += [secret, urllib.parse.quote(secret, safe="")]
+    if config.url is not None:
+        url = config.url.get_secret_value()
+        found.append(url)
+        netloc = urllib.parse.urlsplit(url).netloc
+        userinfo, at, _ = netloc.rpartition("@")
+        if at and ":" in userinfo:
+            raw = userinfo.split(":", 1)[1]
+            found += [raw, urllib.parse.unquote(raw)]
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
 def describe_target(config: PostgresConfig) -> str:
     """``user@host:port/dbname`` for messages (never the password)."""
     if config.url is not None:
         parts = urllib.parse.urlsplit(config.url.get_secret_value())
         user = f"{parts.username}@" if parts.username else ""
-        port = f":{parts.port}" if parts.port else ""
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:  # a malformed port: say nothing rather than fail while reporting
+            port = ""
         return f"{user}{config.target_host() or 'localhost'}{port}{parts.path or '/'}"
     user = f"{config.user}@" if config.user else ""
     return f"{user}{config.host}:{config.port}/{config.dbname}"

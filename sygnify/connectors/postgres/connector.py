@@ -28,7 +28,12 @@ from sygnify.connectors._sql.connector import Result, SqlConnector
 from sygnify.connectors._sql.names import TableName, quote_identifier
 from sygnify.connectors._sql.scan import SqlDialect
 from sygnify.connectors.base import WriteMode
-from sygnify.connectors.postgres.config import PostgresConfig, connection_uri, describe_target
+from sygnify.connectors.postgres.config import (
+    PostgresConfig,
+    connection_secrets,
+    connection_uri,
+    describe_target,
+)
 from sygnify.connectors.postgres.errors import is_connection_failure, translate_postgres_error
 from sygnify.connectors.postgres.types import normalize
 from sygnify.errors import SygnifyError
@@ -39,6 +44,10 @@ Data = TypeVar("Data", pa.Table, pa.RecordBatch)
 
 #: Double-quoted identifiers, ``$1`` placeholders, unquoted names folded to lower case.
 DIALECT = SqlDialect(quote=quote_identifier, placeholder=lambda _name, index: f"${index + 1}", fold=str.lower)
+
+
+class _RedactedDriverError(Exception):
+    """A driver error whose text had the password cut out (translated like the original)."""
 
 
 class PostgresConnector(SqlConnector[PostgresConfig]):
@@ -57,7 +66,17 @@ class PostgresConnector(SqlConnector[PostgresConfig]):
     )
 
     def _connect(self) -> Any:
-        return adbc.connect(connection_uri(self.config), autocommit=True)
+        try:
+            return adbc.connect(connection_uri(self.config), autocommit=True)
+        except Exception as exc:
+            text = str(exc)
+            secrets = [s for s in connection_secrets(self.config) if s in text]
+            if not secrets:
+                raise
+            for secret in secrets:
+                text = text.replace(secret, "***")
+            # The driver echoed the URI or password: translate here, and drop the chain that holds it.
+            raise self._translate(_RedactedDriverError(text), operation="connect", resource=None) from None
 
     def _open_reader(self, connection: Any, sql: str, params: list[Any] | None) -> Result:
         cursor = connection.cursor()

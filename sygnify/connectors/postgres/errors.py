@@ -80,6 +80,11 @@ _CONNECT_MESSAGES: list[tuple[re.Pattern[str], type[SygnifyError], str]] = [
         "check sslmode and sslrootcert (use sslmode='require' to encrypt without verifying)",
     ),
     (
+        re.compile(r"invalid percent-encoded token|invalid URI|invalid connection option|missing \"=\""),
+        ConfigurationError,
+        "check url (percent-encode special characters in the user and password) and the options",
+    ),
+    (
         re.compile(r"too many (clients|connections)"),
         ThrottledError,
         "lower pool_size or raise max_connections",

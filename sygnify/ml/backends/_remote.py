@@ -37,7 +37,14 @@ from sygnify.ml.signature import Signature
 from sygnify.plugins import PluginContext, SharedHttpClients
 from sygnify.resilience import BreakerState, CircuitBreaker, Resilience, RetryPolicy
 
-__all__ = ["RemoteBackend", "RemoteConfig", "decode_predictions", "table_rows"]
+__all__ = [
+    "RemoteBackend",
+    "RemoteConfig",
+    "decode_predictions",
+    "parse_answer",
+    "table_rows",
+    "unwrap_answer",
+]
 
 ConfigT = TypeVar("ConfigT", bound="RemoteConfig")
 
@@ -57,6 +64,38 @@ def table_rows(features: pa.Table) -> list[list[Any]]:
     """Rows as lists of plain values (the JSON wire formats need them)."""
     columns = [column.to_pylist() for column in features.columns]
     return [list(row) for row in zip(*columns)] if columns else [[] for _ in range(features.num_rows)]
+
+
+def parse_answer(raw: str | bytes, *, where: str, model: str, status: int | None = None) -> Any:
+    """An answer's JSON text parsed; a :class:`~sygnify.errors.ModelError` naming ``where`` if it is not JSON.
+
+    ``status`` is the HTTP status of the answer, if it came over HTTP (named in the error).
+
+    >>> parse_answer(b'{"predictions": [1]}', where="endpoint 'e'", model="m")
+    {'predictions': [1]}
+    >>> parse_answer("<html>", where="endpoint 'e'", model="m")
+    Traceback (most recent call last):
+    ...
+    sygnify.errors.ModelError: endpoint 'e' answered malformed JSON
+    """
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        http = f" (HTTP {status})" if status is not None else ""
+        raise ModelError(f"{where} answered malformed JSON{http}", resource=model) from exc
+
+
+def unwrap_answer(body: Any, *keys: str) -> Any:
+    """The value at the first of ``keys`` a JSON object ``body`` has (an answer's envelope), else ``body``.
+
+    >>> unwrap_answer({"outputs": [1]}, "predictions", "outputs"), unwrap_answer([2], "predictions")
+    ([1], [2])
+    """
+    if isinstance(body, dict):
+        for key in keys:
+            if key in body:
+                return body[key]
+    return body
 
 
 _LABEL_KEYS = ("prediction", "predictions", "label", "labels", "predicted_label", "score", "value", "output")
@@ -201,12 +240,7 @@ class RemoteBackend(ModelBackend):
             raise _status_error(status, response, where, self.model_name)
         if not response.content:
             return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise ModelError(
-                f"{where} answered malformed JSON (HTTP {status})", resource=self.model_name
-            ) from exc
+        return parse_answer(response.content, where=where, model=self.model_name, status=status)
 
     def close(self) -> None:
         """Close the HTTP clients this backend made itself (shared ones belong to RealTimeML)."""

@@ -30,8 +30,15 @@ from sygnify.clouds.azure import (
     infer_azure_auth,
     translate_azure_error,
 )
-from sygnify.errors import AuthenticationError, ModelError, SygnifyError
-from sygnify.ml.backends._remote import RemoteBackend, RemoteConfig, decode_predictions, table_rows
+from sygnify.errors import AuthenticationError, SygnifyError
+from sygnify.ml.backends._remote import (
+    RemoteBackend,
+    RemoteConfig,
+    decode_predictions,
+    parse_answer,
+    table_rows,
+    unwrap_answer,
+)
 from sygnify.ml.backends.base import BackendOutput
 
 __all__ = ["AzureMLBackend", "AzureMLConfig"]
@@ -128,15 +135,7 @@ class AzureMLBackend(RemoteBackend):
             payload = {"data": table_rows(features)}
         body = self.request_json("POST", cfg.scoring_uri, payload)
         if isinstance(body, str):  # some scoring scripts return JSON encoded twice
-            import json
-
-            try:
-                body = json.loads(body)
-            except ValueError as exc:
-                raise ModelError(
-                    f"Azure ML answered a non-JSON string for model {self.model_name!r}",
-                    resource=self.model_name,
-                ) from exc
-        if isinstance(body, dict):
-            body = body.get("predictions", body.get("result", body))
+            where = f"Azure ML endpoint of model {self.model_name!r} (a JSON string)"
+            body = parse_answer(body, where=where, model=self.model_name)
+        body = unwrap_answer(body, "predictions", "result")
         return decode_predictions(body, features.num_rows, model=self.model_name, output_key=cfg.output_key)

@@ -23,7 +23,14 @@ import pyarrow as pa
 
 from sygnify.clouds.aws import AwsCredentials, aws_client, aws_session, error_code, translate_aws_error
 from sygnify.errors import ModelError, SygnifyError, TransientError
-from sygnify.ml.backends._remote import RemoteBackend, RemoteConfig, decode_predictions, table_rows
+from sygnify.ml.backends._remote import (
+    RemoteBackend,
+    RemoteConfig,
+    decode_predictions,
+    parse_answer,
+    table_rows,
+    unwrap_answer,
+)
 from sygnify.ml.backends.base import BackendOutput
 from sygnify.plugins import PluginContext
 
@@ -108,15 +115,8 @@ class SageMakerBackend(RemoteBackend):
 
     def predict(self, features: pa.Table) -> BackendOutput:
         raw = self.resilience.call(self._invoke, self._body(features))
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise ModelError(
-                f"SageMaker endpoint {self.config.endpoint_name!r} answered malformed JSON",
-                resource=self.model_name,
-            ) from exc
-        if isinstance(body, dict):
-            body = body.get("predictions", body.get("outputs", body))
+        where = f"SageMaker endpoint {self.config.endpoint_name!r}"
+        body = unwrap_answer(parse_answer(raw, where=where, model=self.model_name), "predictions", "outputs")
         return decode_predictions(
             body, features.num_rows, model=self.model_name, output_key=self.config.output_key
         )

@@ -12,7 +12,13 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from sygnify.ml.backends._remote import RemoteBackend, RemoteConfig, decode_predictions, table_rows
+from sygnify.ml.backends._remote import (
+    RemoteBackend,
+    RemoteConfig,
+    decode_predictions,
+    table_rows,
+    unwrap_answer,
+)
 from sygnify.ml.backends.base import BackendOutput
 
 __all__ = ["TorchServeBackend", "TorchServeConfig"]
@@ -49,9 +55,12 @@ class TorchServeBackend(RemoteBackend):
         else:
             payload = table_rows(features)
         body = self.request_json("POST", self._url(), payload)
-        if isinstance(body, dict) and "predictions" in body:
-            body = body["predictions"]
-        return decode_predictions(body, features.num_rows, model=self.model_name, output_key=cfg.output_key)
+        return decode_predictions(
+            unwrap_answer(body, "predictions"),
+            features.num_rows,
+            model=self.model_name,
+            output_key=cfg.output_key,
+        )
 
     def ready(self) -> bool:
         body = self.request_json("GET", f"{self.config.url.rstrip('/')}/ping", what="health check")

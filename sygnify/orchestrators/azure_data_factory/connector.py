@@ -81,6 +81,10 @@ TERMINAL = _TERMINAL
 # -- the connector -------------------------------------------------------------------------
 
 
+#: Options that change how runs are polled, not the client: connections differing only in them share it.
+_POLLING = frozenset({"poll_interval", "max_poll_interval", "poll_backoff", "timeout"})
+
+
 class AzureDataFactoryConnector(BaseConnector[AzureDataFactoryConfig]):
     """Pipelines, runs and triggers of one Data Factory (see the module docstring).
 
@@ -110,14 +114,14 @@ class AzureDataFactoryConnector(BaseConnector[AzureDataFactoryConfig]):
         self._sleep = sleep
         self._clock = clock
         self._credential = credential
-        key = config_fingerprint(
-            config,
-            exclude=frozenset(
-                {"retry", "breaker", "poll_interval", "max_poll_interval", "poll_backoff", "timeout"}
-            ),
+        # A client built with a caller's credential object is shared only with that credential.
+        key = (
+            None
+            if credential is None
+            else f"{self.type_name}:credential-{id(credential)}:"
+            + (config_fingerprint(config, exclude=frozenset({"retry", "breaker", *_POLLING})))
         )
-        self._pool_key = key if credential is None else f"{key}:credential-{id(credential)}"
-        self.client: Any = self._pool.acquire(self._pool_key, self._open_client, lambda c: c.close())
+        self.client: Any = self._shared(self._open_client, lambda c: c.close(), exclude=_POLLING, key=key)
         # Plain http is only accepted for loopback test servers (checked by the config).
         self._http: dict[str, Any] = {"enforce_https": False} if config.insecure_loopback else {}
         # Starting a run is not idempotent: retry it only when the service refused it (429).
@@ -334,11 +338,6 @@ class AzureDataFactoryConnector(BaseConnector[AzureDataFactoryConfig]):
     def _check_health(self) -> str:
         factory = self.client.factories.get(*self._where, **self._http)
         return f"factory {factory.name!r} ({getattr(factory, 'provisioning_state', None) or 'ok'})"
-
-    def close(self) -> None:
-        if not self._closed:
-            self._pool.release(self._pool_key)
-        super().close()
 
     # -- errors ----------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from sygnify.errors import (
     ThrottledError,
 )
 from sygnify.testing.connectors import ConnectorConformance, sample_table
-from tests.connectors._emulated import format_per_target, optional_emulator, required
+from tests.connectors._emulated import emulator_fixtures, format_per_target
 from tests.connectors._fault_proxy import FaultProxy, fault_proxy
 from tests.emulators.azurite import ACCOUNT_KEY, ACCOUNT_NAME, AzuriteServer, azurite_server
 
@@ -47,14 +47,9 @@ MiB = 1024 * 1024
 FAST_RETRY = {"max_attempts": 4, "initial_delay": 0.001, "max_delay": 0.01, "jitter": 0.0}
 
 
-@pytest.fixture(scope="session")
-def azurite() -> Iterator[AzuriteServer | None]:
-    yield from optional_emulator(azurite_server)
-
-
-@pytest.fixture
-def server(azurite: AzuriteServer | None) -> AzuriteServer:
-    return required(azurite, "Azurite could not be installed or started")
+azurite, server = emulator_fixtures(
+    azurite_server, "Azurite could not be installed or started", session="azurite"
+)
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ from sygnify.errors import (
 )
 from sygnify.testing.connectors import ConnectorConformance, sample_table
 from tests.clouds.google_token import TokenEndpoint, service_account_key, token_endpoint
-from tests.connectors._emulated import optional_emulator, required
+from tests.connectors._emulated import emulator_fixtures
 from tests.emulators.bqemulator import BigQueryEmulator, running_bqemulator
 
 pytestmark = pytest.mark.emulator
@@ -51,14 +51,9 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 FAST_RETRY = {"max_attempts": 2, "initial_delay": 0.001, "max_delay": 0.001, "jitter": 0.0}
 
 
-@pytest.fixture(scope="session")
-def bq_emulator() -> Iterator[BigQueryEmulator | None]:
-    yield from optional_emulator(running_bqemulator)
-
-
-@pytest.fixture
-def emulator(bq_emulator: BigQueryEmulator | None) -> BigQueryEmulator:
-    return required(bq_emulator, "bqemulator could not be installed or started")
+bq_emulator, emulator = emulator_fixtures(
+    running_bqemulator, "bqemulator could not be installed or started", session="bq_emulator", name="emulator"
+)
 
 
 def emulator_options(emulator: BigQueryEmulator, **extra: Any) -> dict[str, Any]:
@@ -411,17 +406,17 @@ def test_rejected_service_account_is_an_authentication_error(
     assert bq.breaker.state.value == "closed"
 
 
-def test_oauth_token_and_impersonation_configuration(
+def test_access_token_and_impersonation_configuration(
     connector: CloudDataConnector, emulator: BigQueryEmulator
 ) -> None:
     base = emulator_options(emulator)
     base.pop("anonymous")
-    user = connector.connect("bigquery", oauth_token="ya29.secret-token", use_storage_api=False, **base)
+    user = connector.connect("bigquery", access_token="ya29.secret-token", use_storage_api=False, **base)
     assert user.query("SELECT 3 AS three").to_pylist() == [{"three": 3}]
     assert "ya29" not in repr(user)
     impersonating = connector.connect(
         "bigquery",
-        oauth_token="ya29.other",
+        access_token="ya29.other",
         impersonate_service_account="target@p.iam.gserviceaccount.com",
         use_storage_api=False,
         **base,
@@ -432,9 +427,20 @@ def test_oauth_token_and_impersonation_configuration(
     assert credentials.service_account_email == "target@p.iam.gserviceaccount.com"
 
 
+def test_the_old_oauth_token_name_still_connects(
+    connector: CloudDataConnector, emulator: BigQueryEmulator
+) -> None:
+    base = emulator_options(emulator)
+    base.pop("anonymous")
+    with pytest.warns(DeprecationWarning, match="'oauth_token' is deprecated, use 'access_token'"):
+        user = connector.connect("bigquery", oauth_token="ya29.secret-token", use_storage_api=False, **base)
+    assert user.query("SELECT 3 AS three").to_pylist() == [{"three": 3}]
+    assert "ya29" not in repr(user)
+
+
 def test_bad_credentials_configuration_is_typed(connector: CloudDataConnector, tmp_path: Any) -> None:
     with pytest.raises(ConfigurationError, match="at most one"):
-        connector.connect("bigquery", project="p", anonymous=True, oauth_token="t")
+        connector.connect("bigquery", project="p", anonymous=True, access_token="t")
     with pytest.raises(ConfigurationError, match="does not exist"):
         connector.connect("bigquery", project="p", credentials_file=tmp_path / "missing.json")
     with pytest.raises(AuthenticationError, match="not valid") as info:

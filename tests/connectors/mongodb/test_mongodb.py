@@ -36,6 +36,7 @@ from sygnify.errors import (
     NotFoundError,
     SchemaError,
 )
+from sygnify.plugins import PluginContext
 from sygnify.testing.connectors import ConnectorConformance, sample_table
 from tests.emulators import EmulatorUnavailable, free_port
 from tests.services import require
@@ -174,7 +175,7 @@ def test_stream_with_pipeline_and_columns(orders: MongoDBConnector) -> None:
 
 def test_given_schema_is_used_and_projects(orders: MongoDBConnector) -> None:
     schema = pa.schema([("status", pa.string()), ("total", pa.decimal128(20, 3))])
-    table = orders.query("orders", {"status": "open"}, schema=schema)
+    table = orders.find("orders", {"status": "open"}, schema=schema)
     assert table.schema == schema
     assert table.to_pylist() == [{"status": "open", "total": decimal.Decimal("7.125")}]
 
@@ -430,7 +431,7 @@ def test_x509_and_tls_options(tmp_path: Path) -> None:
 )
 def test_invalid_configuration(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        MongoDBConnector.from_options(settings)
+        MongoDBConnector.from_config(settings, context=PluginContext("mongodb"))
 
 
 def test_database_is_required(connector: CloudDataConnector) -> None:

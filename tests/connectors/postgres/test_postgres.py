@@ -41,6 +41,7 @@ from sygnify.errors import (
     OperationTimeoutError,
     PermissionDeniedError,
     QueryError,
+    SygnifyError,
 )
 from sygnify.testing.connectors import ConnectorConformance, sample_table
 from tests.connectors.postgres._tcp_proxy import TcpProxy, tcp_proxy
@@ -477,3 +478,36 @@ def test_docs_examples_run(dbname: str, capsys: pytest.CaptureFixture[str]) -> N
         exec(block.replace('dbname="postgres"', f'dbname="{dbname}"'), namespace)
     out = capsys.readouterr().out
     assert "batch sizes: [400, 400, 200]" in out
+
+
+def test_a_malformed_url_is_a_configuration_error_that_never_shows_the_password(
+    connector: CloudDataConnector,
+) -> None:
+    import traceback
+
+    pg = connect(connector, "bad-url", url="postgresql://etl:s3cr%zzet@127.0.0.1:5432/db")
+    with pytest.raises(ConfigurationError, match="percent-encode") as caught:
+        pg.query("SELECT 1")
+    told = "".join(traceback.format_exception(caught.value))
+    assert "s3cr" not in told
+    assert "zzet" not in told
+    assert caught.value.__cause__ is None or "s3cr" not in str(caught.value.__cause__)
+
+
+def test_a_write_whose_rollback_fails_does_not_return_its_connection(
+    pg: PostgresConnector, table_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_load(*args: Any) -> int:
+        raise ValueError("a bug in the load")
+
+    def broken_rollback(connection: Any) -> None:
+        raise RuntimeError("rollback failed too")
+
+    pg.query("SELECT 1")  # one idle connection in the pool
+    monkeypatch.setattr(pg, "_bulk_load", broken_load)
+    monkeypatch.setattr(pg, "_rollback", broken_rollback)
+    with pytest.raises(SygnifyError):
+        pg.write(sample_table(3), table_name)
+    monkeypatch.undo()
+    assert pg._connections.open_connections == 0  # closed, not handed to the next user
+    assert pg.query("SELECT 1 AS x").column("x").to_pylist() == [1]

@@ -31,7 +31,7 @@ from sygnify.errors import (
     ThrottledError,
 )
 from sygnify.testing.connectors import ConnectorConformance, sample_table
-from tests.connectors._emulated import format_per_target, optional_emulator, required
+from tests.connectors._emulated import emulator_fixtures, format_per_target, optional_emulator, required
 from tests.connectors._fault_proxy import FaultProxy, fault_proxy
 from tests.emulators import REPO
 from tests.emulators.moto import MotoServer, moto_server
@@ -42,14 +42,7 @@ MiB = 1024 * 1024
 FAST_RETRY = {"max_attempts": 4, "initial_delay": 0.001, "max_delay": 0.01, "jitter": 0.0}
 
 
-@pytest.fixture(scope="session")
-def moto() -> Iterator[MotoServer | None]:
-    yield from optional_emulator(moto_server)
-
-
-@pytest.fixture
-def server(moto: MotoServer | None) -> MotoServer:
-    return required(moto, "moto server could not be installed or started")
+moto, server = emulator_fixtures(moto_server, "moto server could not be installed or started", session="moto")
 
 
 def base_options(endpoint: str) -> dict[str, Any]:

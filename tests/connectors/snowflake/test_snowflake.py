@@ -19,7 +19,6 @@ import runpy
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -50,7 +49,7 @@ from sygnify.errors import (
     QueryError,
     SchemaError,
 )
-from tests.connectors._emulated import optional_emulator, required
+from tests.connectors._emulated import emulator_fixtures
 from tests.connectors.conformance import ConnectorConformance, sample_table
 from tests.emulators.fakesnow import FakesnowServer, running_fakesnow
 
@@ -60,14 +59,9 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 FAST_RETRY = {"max_attempts": 2, "initial_delay": 0.001, "max_delay": 0.001, "jitter": 0.0}
 
 
-@pytest.fixture(scope="session")
-def fakesnow_server() -> Iterator[FakesnowServer | None]:
-    yield from optional_emulator(running_fakesnow)
-
-
-@pytest.fixture
-def server(fakesnow_server: FakesnowServer | None) -> FakesnowServer:
-    return required(fakesnow_server, "fakesnow server could not be installed or started")
+fakesnow_server, server = emulator_fixtures(
+    running_fakesnow, "fakesnow server could not be installed or started", session="fakesnow_server"
+)
 
 
 @pytest.fixture

@@ -15,7 +15,12 @@ from sygnify.errors import ConfigurationError, QueryError
         ("SELECT ?, ?", [1, 2], "qmark", ("SELECT ?, ?", [1, 2])),
         ("SELECT $2, $1", [1, 2], "dollar", ("SELECT $2, $1", [1, 2])),
         ("SELECT :a, $b, :a", {"a": 1, "b": 2}, "dollar", ("SELECT $1, $2, $1", [1, 2])),
-        ("SELECT :a, $b, :a", {"a": 1, "b": 2}, "qmark", ("SELECT ?, ?, ?", [1, 2, 1])),
+        ("SELECT :a, :b, :a", {"a": 1, "b": 2}, "qmark", ("SELECT ?, ?, ?", [1, 2, 1])),
+        # $name is Snowflake's session variable in a qmark database, never a placeholder
+        ("SELECT :a WHERE x > $limit", {"a": 1}, "qmark", ("SELECT ? WHERE x > $limit", [1])),
+        ("SELECT $$ ? :a $$, ?", [1], "qmark", ("SELECT $$ ? :a $$, ?", [1])),
+        ("SELECT $$ ? $$, ?", [1], "dollar", ("SELECT $$ ? $$, $1", [1])),
+        ("SELECT $fn$ :a ? $fn$, :b", {"b": 2}, "dollar", ("SELECT $fn$ :a ? $fn$, $1", [2])),
         ("SELECT x::int, :x", {"x": 1}, "dollar", ("SELECT x::int, $1", [1])),
         ("SELECT ':x', \"?\", :x -- :y ?\n", {"x": 1}, "dollar", ("SELECT ':x', \"?\", $1 -- :y ?\n", [1])),
         ("SELECT /* ? */ ?", [1], "dollar", ("SELECT /* ? */ $1", [1])),

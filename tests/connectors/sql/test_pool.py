@@ -69,3 +69,12 @@ def test_a_failing_factory_frees_its_slot() -> None:
         pool.checkout()
     assert pool.open_connections == 0
     assert isinstance(pool.checkout(), Connection)
+
+
+def test_an_interrupted_block_closes_its_connection_instead_of_returning_it_busy() -> None:
+    pool = ConnectionPool(Connection, kind="postgres", size=1, is_failure=lambda e: False)
+    with pytest.raises(KeyboardInterrupt), pool.connection() as first:
+        raise KeyboardInterrupt
+    assert first.closed
+    with pool.connection() as second:
+        assert second is not first

@@ -27,6 +27,7 @@ from sygnify.orchestrators.azure_data_factory.connector import (
     parse_storage_url,
     storage_urls,
 )
+from sygnify.plugins import PluginContext
 from tests.orchestrators.azure_data_factory._arm_server import ArmServer, ArmState
 
 SUB, RG, FACTORY = "00000000-0000-0000-0000-000000000001", "rg-data", "etl-factory"
@@ -322,14 +323,15 @@ def test_facade_builds_it_from_options(server: ArmServer) -> None:
 )
 def test_invalid_configuration(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        AzureDataFactoryConnector.from_options(
-            {"subscription_id": SUB, "resource_group": RG, "factory_name": FACTORY, **settings}
+        AzureDataFactoryConnector.from_config(
+            {"subscription_id": SUB, "resource_group": RG, "factory_name": FACTORY, **settings},
+            context=PluginContext("adf"),
         )
 
 
 def test_certificate_and_default_credentials(tmp_path: Path) -> None:
     base = {"subscription_id": SUB, "resource_group": RG, "factory_name": FACTORY}
-    default = AzureDataFactoryConnector.from_options(base)
+    default = AzureDataFactoryConnector.from_config(base, context=PluginContext("adf"))
     assert type(default.make_credential()).__name__ == "DefaultAzureCredential"
     certificate = AzureDataFactoryConfig(
         **base,

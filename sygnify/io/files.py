@@ -19,8 +19,9 @@ name (a file or directory starting with ``.`` or ``_``: in-flight writes, ``_SUC
 **Atomic writes.** :func:`atomic_write` makes readers see all of a file or none of it:
 locally it writes a temporary sibling, flushes and fsyncs it, renames it over the target
 and fsyncs the directory (:func:`publish` is that last step, for files already written);
-on an object store (a pyarrow filesystem) an object appears only once its upload
-completes, so a direct write is already atomic::
+on an object store (a pyarrow filesystem) it uploads a hidden temporary key and moves it
+to the target, so the target appears only once complete (a crash can leave the hidden
+temporary behind, never a partial target)::
 
     >>> import tempfile
     >>> from pathlib import Path
@@ -33,8 +34,10 @@ completes, so a direct write is already atomic::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -97,9 +100,18 @@ def glob_prefix(pattern: str) -> str:
 def _char_class(inner: str) -> str:
     negate = inner.startswith("!")
     body = inner[1:] if negate else inner
-    # Keep ranges (a-z); escape what a regex set would read differently ("\\", "^", nested "[", "&&"...).
-    body = re.sub(r"([\\\[&~|^])", r"\\\1", body)
+    # Keep ranges (a-z); escape what a regex set would read differently ("\\", "^", "]" first,
+    # nested "[", "&&"...).
+    body = re.sub(r"([\\\[\]&~|^])", r"\\\1", body)
     return f"[^/{body}]" if negate else f"(?!/)[{body}]"
+
+
+def _class_body_start(pattern: str, opening: int) -> int:
+    """Where to look for the ``]`` closing the set opened at ``opening``: as in fnmatch, a
+    ``]`` right after ``[`` or ``[!`` is a member, not the end (``[]a]``, ``[!]a]``)."""
+    start = opening + 1
+    start += pattern.startswith("!", start)
+    return start + pattern.startswith("]", start)
 
 
 def glob_regex(pattern: str, *, hidden: bool = False) -> re.Pattern[str]:
@@ -118,8 +130,8 @@ def glob_regex(pattern: str, *, hidden: bool = False) -> re.Pattern[str]:
     while i < len(pattern):
         at_segment_start = i == 0 or pattern[i - 1] == "/"
         if at_segment_start and pattern.startswith("**", i) and pattern[i + 2 : i + 3] in ("", "/"):
-            if i + 2 == len(pattern):  # a trailing "**": everything below, at any depth
-                out.append(f"(?:{segment}/)*{visible}[^/]*")
+            if i + 2 == len(pattern):  # a trailing "**": every file below, at any depth
+                out.append(f"(?:{segment}/)*{segment}")
                 i += 2
             else:  # "**/": zero or more directories
                 out.append(f"(?:{segment}/)*")
@@ -130,10 +142,13 @@ def glob_regex(pattern: str, *, hidden: bool = False) -> re.Pattern[str]:
         if char == "*":
             while pattern.startswith("*", i + 1):  # "**" inside a segment is one "*"
                 i += 1
-            out.append(f"{start}[^/]*")
+            # A "*" that is the whole segment names something: never an empty name ("a/" for
+            # "a/*", a directory-marker key on an object store).
+            whole = at_segment_start and pattern[i + 1 : i + 2] in ("", "/")
+            out.append(f"{start}[^/]{'+' if whole else '*'}")
         elif char == "?":
             out.append(f"{start}[^/]")
-        elif char == "[" and (end := pattern.find("]", i + 2)) != -1:
+        elif char == "[" and (end := pattern.find("]", _class_body_start(pattern, i))) != -1:
             out.append(start + _char_class(pattern[i + 1 : end]))
             i = end
         else:
@@ -268,30 +283,69 @@ def publish(staged: str | os.PathLike[str], path: str | os.PathLike[str]) -> Non
     _fsync(os.path.dirname(target))
 
 
+def _object_store_write(filesystem: pafs.FileSystem, target: str, write: Callable[[BinaryIO], T]) -> T:
+    """Write a hidden temporary key next to ``target``, then move it there.
+
+    Closing an object-store stream completes the upload, even when ``write`` failed
+    half-way, so ``write`` never streams into ``target`` itself."""
+    directory, _, name = target.rpartition("/")
+    temporary = f"{directory}/" * bool(directory) + f"{TEMP_PREFIX}{uuid.uuid4().hex}-{name}"
+    moved = False
+    try:
+        stream: Any
+        with filesystem.open_output_stream(temporary) as stream:
+            result = write(stream)
+        try:
+            filesystem.move(temporary, target)  # S3, GCS: a server-side copy, then a delete
+            moved = True
+        except NotImplementedError:  # a store without moves (Azure without a namespace)
+            filesystem.copy_file(temporary, target)
+    finally:
+        if not moved:
+            # Best effort: a temporary left behind is a hidden key no glob or listing yields.
+            with contextlib.suppress(OSError):
+                filesystem.delete_file(temporary)
+    return result
+
+
 def atomic_write(
     path: str | os.PathLike[str],
     write: Callable[[BinaryIO], T],
     *,
     filesystem: pafs.FileSystem | None = None,
+    mode: int | None = None,
 ) -> T:
     """Write a file through ``write(stream)`` so that readers see all of it or none of it.
 
     Without ``filesystem`` (or with a ``LocalFileSystem``) ``path`` is local: ``write`` fills
-    a hidden temporary sibling, which is flushed, fsynced and renamed over ``path``, and the
-    directory is fsynced (:func:`publish`); a failure leaves ``path`` as it was and no
-    temporary file behind. On any other pyarrow filesystem (object stores) ``write`` writes
-    the object directly: it appears only once complete. Returns what ``write`` returns.
+    a hidden temporary sibling (created exclusively, with permissions ``mode``; by default
+    those of the file it replaces, or what ``open()`` gives a new file), which is flushed,
+    fsynced and renamed over ``path``, and the directory is fsynced (:func:`publish`); a
+    failure leaves ``path`` as it was and no temporary file behind.
+
+    On any other pyarrow filesystem (object stores) ``write`` uploads a hidden temporary key
+    next to ``path`` (``.sygnify-tmp-<uuid>-<name>``), which is then moved to ``path``: the
+    target appears only once complete, and a failure deletes the temporary (best effort;
+    a crash can leave it behind, hidden from every glob; like any delete through pyarrow's
+    S3 filesystem, the move may leave a ``dir/`` marker, which no glob names either).
+    ``mode`` does not apply there.
+    Returns what ``write`` returns.
     """
     target = os.fspath(path)
     if filesystem is not None and not isinstance(filesystem, pafs.LocalFileSystem):
-        stream: Any
-        with filesystem.open_output_stream(target) as stream:
-            return write(stream)
+        return _object_store_write(filesystem, target, write)
     directory = os.path.dirname(target)
     os.makedirs(directory or ".", exist_ok=True)
+    if mode is None and os.path.exists(target):
+        mode = stat.S_IMODE(os.stat(target).st_mode)
     temporary = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
     try:
-        with open(temporary, "wb") as handle:
+        # Created with at most ``mode`` (the umask narrows it), then set to exactly ``mode``:
+        # a 0600 file is never readable by others, not even for a moment.
+        descriptor = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 if mode is None else mode)
+        with os.fdopen(descriptor, "wb") as handle:
+            if mode is not None:
+                os.fchmod(descriptor, mode)
             result = write(handle)
         publish(temporary, target)
     finally:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow.fs as pafs
 import pytest
@@ -74,6 +76,20 @@ def tree(tmp_path: Path) -> Path:
         ("a/x.parquet", "a/x.parquet", True),  # no glob characters: the literal path
         ("a/x.parquet", "a/x.parquetz", False),
         ("a+(b)/*.csv", "a+(b)/c.csv", True),  # regex characters are literal
+        ("a/*", "a/", False),  # a wildcard segment names something: never an empty name
+        ("a/*", "a/x", True),
+        ("a/**", "a/", False),  # ... nor a trailing "**" (an object store's directory marker)
+        ("**", "a/b/", False),
+        ("**", "a/b", True),
+        ("a/*/x", "a//x", False),
+        ("a/x*", "a/x", True),  # a "*" after other characters may still match nothing
+        ("a/[!]a]", "a/]", False),  # "]" right after "[!" is a member: not "]" or "a"
+        ("a/[!]a]", "a/a", False),
+        ("a/[!]a]", "a/b", True),
+        ("a/[]a]", "a/]", True),  # ... and right after "[": "]" or "a"
+        ("a/[]a]", "a/a", True),
+        ("a/[]a]", "a/b", False),
+        ("a/[]", "a/[]", True),  # an unclosed set is literal text
     ],
 )
 def test_glob_regex(pattern: str, path: str, matches: bool) -> None:
@@ -184,12 +200,55 @@ def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path: Pa
 
 
 def test_atomic_write_on_a_pyarrow_filesystem_writes_the_object(tmp_path: Path) -> None:
-    # Any filesystem that is not LocalFileSystem (here one rooted at tmp_path) is written
-    # directly, as an object store is: its object appears only once complete.
+    # Any filesystem that is not LocalFileSystem (here one rooted at tmp_path) is written as
+    # an object store is: a hidden temporary key, moved to the target once complete
+    # (tests/io/test_atomic_object_store.py does this against S3).
     store = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
     store.create_dir("bucket")
     assert atomic_write("bucket/key.bin", lambda out: out.write(b"abc"), filesystem=store) == 3
     assert (tmp_path / "bucket" / "key.bin").read_bytes() == b"abc"
+    assert os.listdir(tmp_path / "bucket") == ["key.bin"]
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_atomic_write_gives_a_new_file_what_open_would(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "new.json", lambda out: out.write(b"{}"))
+        with open(tmp_path / "opened.json", "wb"):
+            pass
+    finally:
+        os.umask(umask)
+    assert _mode(tmp_path / "new.json") == _mode(tmp_path / "opened.json") == 0o644
+
+
+def test_atomic_write_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "shared.json"
+    target.write_bytes(b"old")
+    target.chmod(0o664)  # wider than the umask allows a new file: kept all the same
+    atomic_write(target, lambda out: out.write(b"new"))
+    assert _mode(target) == 0o664
+
+
+def test_atomic_write_with_a_mode_sets_exactly_that_mode_from_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "secret.json"
+    target.write_bytes(b"old")
+    target.chmod(0o644)
+    seen: list[int] = []
+
+    def write(out: BinaryIO) -> int:  # the temporary, while it is being written
+        seen.append(_mode(next(tmp_path.glob(f"{TEMP_PREFIX}*"))))
+        return out.write(b"token")
+
+    atomic_write(target, write, mode=0o600)
+    assert seen == [0o600]
+    assert _mode(target) == 0o600
+    assert target.read_bytes() == b"token"
 
 
 def test_publish_moves_a_staged_file_into_a_new_directory(tmp_path: Path) -> None:

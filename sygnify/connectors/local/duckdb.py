@@ -1,8 +1,10 @@
 """The ``local`` connector's DuckDB: sandboxed to the root, tables as views over its files.
 
 DuckDB may open files only under the root (``allowed_directories``), with external access
-off and the settings locked so SQL cannot lift the sandbox; each configured table is a view
-whose ``read_*`` call DuckDB re-expands per query, so new files show up::
+off and the settings locked so SQL cannot lift the sandbox. Each configured table is a view
+over the files that the one glob (:func:`sygnify.io.files.find_files`) finds, named one by
+one, never a pattern DuckDB would expand by its own rules (which read hidden and
+temporary names); the connector rebuilds the views before each query, so new files show up::
 
     >>> import tempfile
     >>> from pathlib import Path
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import duckdb
 
-from sygnify.connectors.local.paths import data_files, resolve_under, single_format
+from sygnify.connectors.local.paths import data_files, single_format
 from sygnify.errors import PathEscapeError, SygnifyError
 from sygnify.io.arrow import translate_read_error
 from sygnify.io.duckdb import translate_duckdb_error
@@ -59,18 +61,17 @@ def open_sandboxed_database(
 
 
 def table_sql(root: Path, source: str) -> str:
-    """A SELECT over ``source`` that DuckDB re-expands on every query (new files show up)."""
+    """A SELECT over the data files ``source`` names now (a file, a directory or a glob).
+
+    The files are listed here, by :func:`~sygnify.connectors.local.paths.data_files`, the
+    listing ``scan()`` and ``stream()`` use, so SQL reads exactly what they read; build it
+    again for each query to see new files. A directory's ``key=value`` subdirectories are
+    hive partition columns. No data files is a :class:`~sygnify.errors.NotFoundError`.
+    """
     files, directory = data_files(root, source)
     fmt = single_format(files, source, None)
-    reader = _READERS[fmt]
-    if directory is not None:
-        suffixes = {Path(path).suffix for path in files}
-        pattern = str(directory / "**" / f"*{suffixes.pop()}") if len(suffixes) == 1 else None
-        target = _quote(pattern) if pattern else "[" + ", ".join(map(_quote, files)) + "]"
-        options = ", hive_partitioning=true" if fmt in ("parquet", "csv") else ""
-    else:
-        target, options = _quote(str(resolve_under(root, source))), ""
-    return f"SELECT * FROM {reader}({target}{options})"
+    options = ", hive_partitioning=true" if directory is not None and fmt in ("parquet", "csv") else ""
+    return f"SELECT * FROM {_READERS[fmt]}([{', '.join(map(_quote, files))}]{options})"
 
 
 def translate_local_error(exc: Exception, message: str, resource: str | None) -> SygnifyError:

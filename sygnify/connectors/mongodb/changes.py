@@ -76,7 +76,10 @@ class MemoryResumeTokenStore:
 
 
 class FileResumeTokenStore:
-    """A resume token in a JSON file, replaced atomically (:func:`sygnify.io.files.atomic_write`)."""
+    """A resume token in a JSON file, replaced atomically (:func:`sygnify.io.files.atomic_write`).
+
+    The file is readable by its owner only (0600): a token can reveal what the stream saw.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -99,7 +102,7 @@ class FileResumeTokenStore:
 
     def save(self, token: Mapping[str, Any]) -> None:
         payload = json_util.dumps(token, json_options=json_util.CANONICAL_JSON_OPTIONS).encode()
-        atomic_write(self.path, lambda out: out.write(payload))
+        atomic_write(self.path, lambda out: out.write(payload), mode=0o600)
 
 
 def _text(value: Any) -> str | None:

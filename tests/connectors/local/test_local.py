@@ -287,3 +287,61 @@ def test_list_is_confined_and_relative(lake: LocalConnector) -> None:
 def test_missing_root_without_create_is_not_found(connector: CloudDataConnector, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         connector.connect("local", root=tmp_path / "absent", create_root=False)
+
+
+# -- SQL reads what scan() and stream() read ----------------------------------------------
+
+
+def _rows_everywhere(lake: LocalConnector, table: str, source: str) -> dict[str, int]:
+    (count,) = lake.query(f"SELECT count(*) AS n FROM {table}").column("n").to_pylist()
+    return {
+        "query": count,
+        "stream": sum(batch.num_rows for batch in lake.stream(source)),
+        "scan": lake.scan(source).collect().height,
+    }
+
+
+@pytest.mark.parametrize("source", ["d", "d/", "d/**/*.parquet", "d/*.parquet"])
+def test_sql_over_a_table_skips_hidden_and_temporary_files(
+    connector: CloudDataConnector, root: Path, source: str
+) -> None:
+    visible = root / "d" / "part-0.parquet"
+    hidden = [
+        root / "d" / "_temporary" / "0" / "part-1.parquet",  # a job's staging directory
+        root / "d" / ".hid" / "part-2.parquet",
+        root / "d" / "_d.parquet",
+        root / "d" / ".e.parquet",
+    ]
+    for path in [visible, *hidden]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(sample_table(10), path)
+    lake = connector.connect("local", root=root, tables={"d": source})
+    assert _rows_everywhere(lake, "d", source) == {"query": 10, "stream": 10, "scan": 10}
+    # The file list is built per query: a new file shows up, a new hidden one does not.
+    pq.write_table(sample_table(5), root / "d" / "part-3.parquet")
+    pq.write_table(sample_table(5), root / "d" / "_part-4.parquet")
+    assert _rows_everywhere(lake, "d", source) == {"query": 15, "stream": 15, "scan": 15}
+
+
+def test_sql_over_a_hive_partitioned_table_has_the_partition_columns(
+    connector: CloudDataConnector, root: Path
+) -> None:
+    lake = connector.connect("local", root=root, tables={"sales": "sales/"})
+    lake.write(pl.DataFrame({"day": [1, 1, 2], "amount": [5, 7, 1]}), "sales/", partition_by=["day"])
+    (root / "sales" / "day=3" / "_temporary").mkdir(parents=True)
+    pq.write_table(pa.table({"amount": [100]}), root / "sales" / "day=3" / "_temporary" / "part.parquet")
+    totals = lake.query("SELECT day, sum(amount) AS total FROM sales GROUP BY day ORDER BY day")
+    assert totals.to_pylist() == [{"day": 1, "total": 12}, {"day": 2, "total": 1}]
+    assert _rows_everywhere(lake, "sales", "sales/") == {"query": 3, "stream": 3, "scan": 3}
+
+
+def test_a_table_whose_files_are_all_removed_is_not_found_again(
+    connector: CloudDataConnector, root: Path
+) -> None:
+    lake = connector.connect("local", root=root, tables={"d": "d/"})
+    lake.write(sample_table(3), "d/", mode="overwrite")
+    assert lake.query("SELECT count(*) AS n FROM d").to_pylist() == [{"n": 3}]
+    for path in (root / "d").iterdir():
+        path.unlink()
+    with pytest.raises(NotFoundError, match=r"table 'd' is configured as 'd/'"):
+        lake.query("SELECT * FROM d")

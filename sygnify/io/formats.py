@@ -16,6 +16,15 @@ import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
 
 from sygnify.errors import ConfigurationError
+from sygnify.io.partitions import (
+    PARTITIONS_FILE,
+    PartitionColumns,
+    decoded_partitions,
+    partitions_file_text,
+    polars_hive_schema,
+    split_partitions,
+    with_partition_columns,
+)
 
 __all__ = [
     "FileFormat",
@@ -86,17 +95,41 @@ def polars_scan(
     files: Sequence[str],
     *,
     hive_partitioning: bool = False,
+    hive_schema: pa.Schema | None = None,
+    hive_paths: Sequence[str] | None = None,
     storage_options: dict[str, Any] | None = None,
+    **options: Any,
 ) -> pl.LazyFrame:
-    """A Polars lazy scan over ``files`` (native readers: projection/predicate pushdown)."""
+    """A Polars lazy scan over ``files`` (native readers: projection/predicate pushdown).
+
+    ``hive_schema`` is the partition columns' schema (:func:`sygnify.io.partitions.partition_schema`),
+    so Polars types them as every other reader does. Polars reads CSV and JSON lines without
+    hive partitioning: given ``hive_paths`` (the files' paths relative to the dataset root),
+    their partition columns are added per partition instead. ``options`` go to the Polars
+    scanner (``credential_provider``)."""
     sources = list(files)
+    partitioned = hive_partitioning and hive_schema is not None and len(hive_schema) > 0
+    if fmt in ("csv", "json") and partitioned and hive_paths is not None:
+        assert hive_schema is not None
+        groups: dict[PartitionColumns, list[str]] = {}
+        for path, columns in zip(sources, decoded_partitions(hive_paths, hive_schema)):
+            groups.setdefault(columns, []).append(path)
+        scans = [
+            with_partition_columns(polars_scan(fmt, group, storage_options=storage_options, **options), part)
+            for part, group in groups.items()
+        ]
+        return pl.concat(scans)
+    hive: dict[str, Any] = {"hive_partitioning": hive_partitioning}
+    if partitioned:
+        assert hive_schema is not None
+        hive["hive_schema"] = polars_hive_schema(hive_schema)
     if fmt == "parquet":
-        return pl.scan_parquet(sources, hive_partitioning=hive_partitioning, storage_options=storage_options)
+        return pl.scan_parquet(sources, **hive, storage_options=storage_options, **options)
     if fmt == "ipc":
-        return pl.scan_ipc(sources, hive_partitioning=hive_partitioning, storage_options=storage_options)
+        return pl.scan_ipc(sources, **hive, storage_options=storage_options, **options)
     if fmt == "csv":
-        return pl.scan_csv(sources, storage_options=storage_options)
-    return pl.scan_ndjson(sources, storage_options=storage_options)
+        return pl.scan_csv(sources, storage_options=storage_options, **options)
+    return pl.scan_ndjson(sources, storage_options=storage_options, **options)
 
 
 def write_table(table: pa.Table, sink: str | BinaryIO, fmt: FileFormat) -> None:
@@ -121,23 +154,26 @@ def write_table(table: pa.Table, sink: str | BinaryIO, fmt: FileFormat) -> None:
 def write_parts(
     table: pa.Table, directory: Path, fmt: FileFormat, partition_by: Sequence[str] | None
 ) -> list[Path]:
-    """Write ``table`` as new part files under the local ``directory`` (hive partitions with
-    ``partition_by``) and return the files written. pyarrow's ``write_dataset`` has no
-    JSON writer, so JSON lines go out as one part file (callers refuse partitioned JSON)."""
+    """Write ``table`` as new part files under the local ``directory`` and return the files
+    written. With ``partition_by`` the parts go in hive partitions (``col=value/``, values
+    encoded by :func:`sygnify.io.partitions.encode_value`, without those columns in the
+    files) and :data:`~sygnify.io.partitions.PARTITIONS_FILE` at ``directory`` holds the
+    partition columns' types, so reads restore them; it is the last path returned. pyarrow
+    has no JSON writer for datasets, so JSON lines go out as one part file (callers refuse
+    partitioned JSON)."""
     basename = f"part-{uuid.uuid4().hex}-{{i}}{SUFFIX[fmt]}"
-    if fmt == "json":
-        directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    if not partition_by:
         path = directory / basename.format(i=0)
-        write_table(table, str(path), "json")
+        write_table(table, str(path), fmt)
         return [path]
     written: list[Path] = []
-    ds.write_dataset(
-        table,
-        directory,
-        format=fmt,
-        basename_template=basename,
-        partitioning=list(partition_by) if partition_by else None,
-        partitioning_flavor="hive" if partition_by else None,
-        file_visitor=lambda written_file: written.append(Path(written_file.path)),
-    )
-    return written
+    for relative, part in split_partitions(table, partition_by):
+        path = directory / relative / basename.format(i=0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_table(part, str(path), fmt)
+        written.append(path)
+    schema = pa.schema([table.schema.field(name) for name in partition_by])
+    types = directory / PARTITIONS_FILE
+    types.write_text(partitions_file_text(schema), encoding="utf-8")
+    return [*written, types]

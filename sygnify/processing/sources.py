@@ -17,8 +17,9 @@ Every input becomes a :class:`Source` with up to three ways to read it:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,14 @@ from sygnify.io.files import (
     resolve_filesystem,
 )
 from sygnify.io.formats import FileFormat, detect_format, format_of_file, polars_scan
+from sygnify.io.partitions import (
+    PARTITIONS_FILE,
+    PartitionColumns,
+    decoded_partitions,
+    partition_schema,
+    read_partitions_file,
+    with_partition_columns,
+)
 from sygnify.processing.parts import CSV_BLOCK, BadRow, FilePart, Part, TablePart, open_input
 
 __all__ = ["BadRow", "ConnectorSource", "FileSource", "Part", "Source", "as_source"]
@@ -166,6 +175,30 @@ class ConnectorSource(Source):
             yield TablePart(index, f"{self.origin}#{index}", table, table.num_rows)
 
 
+@dataclass(frozen=True)
+class PartitionedFilePart(FilePart):
+    """A file of a hive-partitioned directory: its rows plus its partition columns
+    (name, Arrow type, value), which its path holds and :class:`FileSource` decoded."""
+
+    partitions: PartitionColumns = field(default=(), compare=False)
+
+    def _wanted(self) -> list[tuple[str, pa.DataType, Any]]:
+        return [item for item in self.partitions if self.columns is None or item[0] in self.columns]
+
+    def batches(self, batch_rows: int, bad_rows: list[BadRow] | None = None) -> Iterator[pa.RecordBatch]:
+        wanted = self._wanted()
+        for batch in super().batches(batch_rows, bad_rows):
+            for name, type, value in wanted:
+                if name not in batch.schema.names:
+                    column = pa.array([value] * batch.num_rows, type)
+                    batch = batch.append_column(pa.field(name, type), column)
+            yield batch
+
+    def scan(self) -> pl.LazyFrame | None:
+        frame = super().scan()
+        return None if frame is None else with_partition_columns(frame, tuple(self._wanted()))
+
+
 class FileSource(Source):
     """Files by path, directory or glob, local or on an object store (``s3://``, ``gs://``...).
 
@@ -187,6 +220,9 @@ class FileSource(Source):
         self.storage_options = storage_options
         self.origin = ", ".join(self.spec)
         self._files: list[str] | None = None
+        # file -> the directory spec it was found under (where its hive partitions start)
+        self._bases: dict[str, str] = {}
+        self._partitions: dict[str, PartitionColumns] | None = None
         self._remote = filesystem is not None or any(
             "://" in s and not s.startswith("file://") for s in self.spec
         )
@@ -205,13 +241,19 @@ class FileSource(Source):
     def refresh(self) -> None:
         """Forget the cached listing (incremental mode lists again to find new files)."""
         self._files = None
+        self._bases = {}
+        self._partitions = None
 
     def _list(self, spec: str) -> list[str]:
         # One glob for every store (sygnify.io.files): the S3 connector's "a/*.parquet" and
         # "s3://b/a/*.parquet" here match the same keys.
         any_format = self.explicit_format is not None
         if not self._remote:
-            return find_files(spec.removeprefix("file://"), any_format=any_format)
+            local = spec.removeprefix("file://")
+            found = find_files(local, any_format=any_format)
+            if not has_glob(local) and os.path.isdir(local):
+                self._bases.update(dict.fromkeys(found, local))
+            return found
         filesystem, base = resolve_filesystem(spec, self.filesystem)
         self.filesystem = filesystem
         is_glob = has_glob(base)
@@ -222,7 +264,38 @@ class FileSource(Source):
         paths = (entry.path for entry in entries if entry.type == pafs.FileType.File)
         if is_glob:
             return sorted(filter(glob_matcher(base, any_format=any_format), paths))
-        return sorted(p for p in paths if is_data_file(p[len(root) :], any_format=any_format))
+        found = sorted(p for p in paths if is_data_file(p[len(root) :], any_format=any_format))
+        self._bases.update(dict.fromkeys(found, root))
+        return found
+
+    def _stored_partitions(self, base: str) -> pa.Schema | None:
+        """The partition types a sygnify write stored at ``base``, if it did."""
+        path = f"{base.rstrip('/')}/{PARTITIONS_FILE}"
+        if not self._remote:
+            return read_partitions_file(Path(path).read_bytes()) if os.path.isfile(path) else None
+        assert self.filesystem is not None
+        if self.filesystem.get_file_info(path).type != pafs.FileType.File:
+            return None
+        with self.filesystem.open_input_stream(path) as stream:
+            return read_partitions_file(stream.read())
+
+    def partitions(self) -> dict[str, PartitionColumns]:
+        """Each file's hive partition columns (name, type, value), for files found under a
+        directory spec: typed and decoded by :mod:`sygnify.io.partitions`, as the connectors
+        read them (files of a glob or named one by one have none)."""
+        if self._partitions is None:
+            files = self.files()
+            by_base: dict[str, list[str]] = {}
+            for path in files:
+                if path in self._bases:
+                    by_base.setdefault(self._bases[path], []).append(path)
+            found: dict[str, PartitionColumns] = {}
+            for base, paths in by_base.items():
+                relative = [path[len(base) :].lstrip("/") for path in paths]
+                schema = partition_schema(relative, stored=self._stored_partitions(base))
+                found.update(zip(paths, decoded_partitions(relative, schema)))
+            self._partitions = found
+        return self._partitions
 
     def format(self) -> FileFormat:
         if self.explicit_format is not None:
@@ -245,7 +318,20 @@ class FileSource(Source):
     def lazy(self) -> pl.LazyFrame | None:
         if self._remote and self.storage_options is None:
             return None
-        return polars_scan(self.format(), self.files(), storage_options=self.storage_options)
+        partitions = self.partitions()
+        if not any(partitions.values()):
+            return polars_scan(self.format(), self.files(), storage_options=self.storage_options)
+        groups: dict[PartitionColumns, list[str]] = {}
+        for path in self.files():
+            groups.setdefault(partitions.get(path, ()), []).append(path)
+        return pl.concat(
+            [
+                with_partition_columns(
+                    polars_scan(self.format(), paths, storage_options=self.storage_options), values
+                )
+                for values, paths in groups.items()
+            ]
+        )
 
     def _parquet(self, path: str) -> pq.ParquetFile:
         return pq.ParquetFile(path, filesystem=self.filesystem)
@@ -254,8 +340,13 @@ class FileSource(Source):
         """The parts of one file: Parquet row groups gathered up to ``rows`` rows."""
         fmt = self.format()
         fs = self.filesystem
+        values = self.partitions().get(path, ())
         if fmt != "parquet":
-            columns = tuple(self.schema().names) if fmt == "csv" else None
+            columns = tuple(self._file_schema().names) if fmt == "csv" else None
+            if values:
+                return [
+                    PartitionedFilePart(start, path, path, fmt, fs, None, None, columns, partitions=values)
+                ]
             return [FilePart(start, path, path, fmt, fs, None, None, columns)]
         meta = self._parquet(path).metadata
         parts: list[Part] = []
@@ -267,6 +358,10 @@ class FileSource(Source):
             if group_rows >= rows or rg == meta.num_row_groups - 1:
                 origin = f"{path}#rg{group[0]}-{group[-1]}"
                 part = FilePart(start + len(parts), origin, path, fmt, fs, tuple(group), group_rows)
+                if values:
+                    part = PartitionedFilePart(
+                        start + len(parts), origin, path, fmt, fs, tuple(group), group_rows, partitions=values
+                    )
                 parts.append(replace(part, first_row=first_row))
                 first_row += group_rows
                 group, group_rows = [], 0
@@ -280,6 +375,13 @@ class FileSource(Source):
             yield from parts
 
     def schema(self) -> pa.Schema:
+        schema = self._file_schema()
+        for name, type, _ in self.partitions().get(self.files()[0], ()):
+            if name not in schema.names:
+                schema = schema.append(pa.field(name, type))
+        return schema
+
+    def _file_schema(self) -> pa.Schema:
         first = self.files()[0]
         fmt = self.format()
         if fmt == "parquet":

@@ -27,7 +27,12 @@ import pyarrow.fs as pafs
 
 from sygnify.connectors._objectstore.arrow_errors import translate_arrow_error
 from sygnify.connectors._objectstore.filesystem import ObjectStoreFileSystem
-from sygnify.connectors._objectstore.sources import Partitions, hive_partitions, resolve_source
+from sygnify.connectors._objectstore.sources import (
+    Partitions,
+    ResolvedSource,
+    hive_partitions,
+    resolve_source,
+)
 from sygnify.connectors._objectstore.store import ConfigT, ObjectStore
 from sygnify.connectors.base import Capability, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.pool import ClientPool
@@ -39,10 +44,19 @@ from sygnify.io.formats import (
     FileFormat,
     detect_format,
     format_of_file,
+    polars_scan,
     pyarrow_format,
     write_parts,
     write_table,
 )
+from sygnify.io.partitions import (
+    PARTITIONS_FILE,
+    HiveSchema,
+    partition_schema,
+    pinned_hive_types,
+    read_partitions_file,
+)
+from sygnify.io.schemas import SchemaDrift, check_columns, dataset_schema, drift_mode, polars_drift_scan
 
 # The Arrow filesystem over the SDK and hive partitioning live in private modules; their
 # public names are re-exported here, next to the connector that uses them.
@@ -83,22 +97,62 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
             self._sdk_fs = pafs.PyFileSystem(ObjectStoreFileSystem(self))
         return self._sdk_fs
 
-    def dataset(self, source: str, *, format: str | None = None) -> ds.Dataset:
+    def dataset(
+        self,
+        source: str,
+        *,
+        format: str | None = None,
+        hive_schema: HiveSchema | None = None,
+        union_by_name: bool = False,
+        allow_missing_columns: bool = False,
+    ) -> ds.Dataset:
         """A :class:`pyarrow.dataset.Dataset` over an object, prefix or glob.
 
         Listing happens once, through the SDK (with retries); object sizes are handed to
-        pyarrow so reading needs no extra round trips. Directory sources get hive partitions.
+        pyarrow so reading needs no extra round trips. Directory sources get hive partitions,
+        typed by ``hive_schema`` (a schema or a mapping of column to type), else by the
+        types the writer stored, else inferred (:mod:`sygnify.io.partitions`). Every
+        object's schema (its footer) is read: objects whose schemas differ are a
+        ``SchemaError`` naming the object and column, unless ``union_by_name`` (the union of
+        the columns, missing ones null) or ``allow_missing_columns`` (objects may lack
+        columns of the first) says how to read them (:mod:`sygnify.io.schemas`).
         """
-        return self._call("open dataset", self._open_dataset, source, format, resource=source)
+        drift = drift_mode(union_by_name=union_by_name, allow_missing_columns=allow_missing_columns)
+        return self._call(
+            "open dataset", self._open_dataset, source, format, hive_schema, drift, resource=source
+        )
 
-    def _open_dataset(self, source: str, fmt: str | None) -> ds.Dataset:
-        resolved = resolve_source(self, source, fmt)
+    def _stored_partitions(self, resolved: ResolvedSource) -> pa.Schema | None:
+        """The partition types a sygnify write stored at the root of a directory source."""
+        info = resolved.partitions_file
+        if info is None:
+            return None
+        return read_partitions_file(self.get_range(resolved.bucket, info.key, 0, None, operation="open"))
+
+    def _open_dataset(
+        self,
+        source: str,
+        fmt: str | None,
+        hive_schema: HiveSchema | None = None,
+        drift: SchemaDrift = "error",
+    ) -> ds.Dataset:
+        return self._dataset_of(resolve_source(self, source, fmt), source, hive_schema, drift)
+
+    def _dataset_of(
+        self, resolved: ResolvedSource, source: str, hive_schema: HiveSchema | None, drift: SchemaDrift
+    ) -> ds.Dataset:
+        """The dataset of a listing; every object's schema (footer) is read and checked for drift."""
         filesystem = self.filesystem()
         file_format = pyarrow_format(resolved.fmt)
         if resolved.directory is None:
             partitions = Partitions([ds.scalar(True)] * len(resolved.files), [])
         else:
-            partitions = hive_partitions(resolved.directory, [info.key for info in resolved.files])
+            partitions = hive_partitions(
+                resolved.directory,
+                [info.key for info in resolved.files],
+                stored=self._stored_partitions(resolved),
+                hive_schema=hive_schema,
+            )
         fragments = [
             file_format.make_fragment(
                 f"{resolved.bucket}/{info.key}",
@@ -108,11 +162,7 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
             )
             for info, expression in zip(resolved.files, partitions.expressions)
         ]
-        physical = fragments[0].physical_schema
-        schema = physical
-        for partition_field in partitions.fields:
-            if partition_field.name not in schema.names:
-                schema = schema.append(partition_field)
+        schema = dataset_schema(fragments, partitions.fields, drift, resource=source)
         return ds.FileSystemDataset(fragments, schema, file_format, filesystem)
 
     def stream(
@@ -124,12 +174,17 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
         columns: Sequence[str] | None = None,
         format: str | None = None,
         filter: ds.Expression | None = None,
+        hive_schema: HiveSchema | None = None,
+        union_by_name: bool = False,
+        allow_missing_columns: bool = False,
     ) -> Iterator[pa.RecordBatch]:
         """Yield batches of exactly ``batch_size`` rows (the last may be shorter).
 
         ``source`` is SQL over the configured ``tables`` (starting with SELECT/WITH/FROM...)
         or an object, prefix or glob; ``columns`` and a pyarrow ``filter`` expression are
-        pushed down into the scan.
+        pushed down into the scan; ``hive_schema`` pins partition column types;
+        ``union_by_name`` and ``allow_missing_columns`` read objects whose schemas differ
+        (see :meth:`dataset`; without them such drift is a ``SchemaError``).
         """
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
@@ -139,40 +194,83 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
         else:
             if params:
                 raise ConfigurationError("params apply to SQL sources only", resource=source)
-            dataset = self.dataset(source, format=format)
+            dataset = self.dataset(
+                source,
+                format=format,
+                hive_schema=hive_schema,
+                union_by_name=union_by_name,
+                allow_missing_columns=allow_missing_columns,
+            )
+            check_columns(dataset.schema, columns, source)
             batches = dataset.to_batches(
                 columns=list(columns) if columns else None, filter=filter, batch_size=batch_size
             )
         yield from self._translate_stream(rebatch(batches, batch_size), source)
 
-    def scan(self, source: str, *, format: str | None = None, **options: Any) -> pl.LazyFrame:
+    def scan(
+        self,
+        source: str,
+        *,
+        format: str | None = None,
+        hive_schema: HiveSchema | None = None,
+        union_by_name: bool = False,
+        allow_missing_columns: bool = False,
+        **options: Any,
+    ) -> pl.LazyFrame:
         """A Polars ``LazyFrame`` over an object, prefix (hive-partitioned) or glob.
 
         Polars reads the objects itself (native cloud reader: projection and predicate
         pushdown, parallel ranged reads) with this connection's credentials; the listing is
-        done here, with retries. Errors inside the data surface on ``collect()``.
+        done here, with retries; partition columns get the types ``stream()`` gives them
+        (``hive_schema`` pins them). Schema drift across the objects is checked here, from
+        their footers (see :meth:`dataset` for ``union_by_name`` and
+        ``allow_missing_columns``); errors inside the data surface on ``collect()``.
         """
         if options:
             raise ConfigurationError(f"unknown scan options: {', '.join(sorted(options))}", resource=source)
+        drift = drift_mode(union_by_name=union_by_name, allow_missing_columns=allow_missing_columns)
 
         def open_scan() -> pl.LazyFrame:
             resolved = resolve_source(self, source, format)
             urls = [self.url(resolved.bucket, info.key) for info in resolved.files]
-            frame = self._polars_scan(resolved.fmt, urls, hive=resolved.directory is not None)
+            hive = None
+            relative = None
+            if resolved.directory is not None:
+                relative = [info.key[len(resolved.directory) :] for info in resolved.files]
+                stored = self._stored_partitions(resolved)
+                hive = partition_schema(relative, stored=stored, hive_schema=hive_schema)
+            # The drift check, from the objects' footers (or first blocks), before Polars reads them.
+            schema = self._dataset_of(resolved, source, hive_schema, drift).schema
+            if drift == "error":
+                frame = self._polars_scan(resolved.fmt, urls, hive=hive, hive_paths=relative)
+            else:
+                partition_names = set(hive.names) if hive is not None else set()
+                file_schema = pa.schema([f for f in schema if f.name not in partition_names])
+                frame = polars_drift_scan(
+                    resolved.fmt,
+                    urls,
+                    file_schema,
+                    drift,
+                    hive_partitioning=hive is not None,
+                    **pinned_hive_types(resolved.fmt, hive),
+                    **self._polars_options(),
+                )
             frame.collect_schema()
             return frame
 
         return self._call("scan", open_scan, resource=source)
 
-    def _polars_scan(self, fmt: FileFormat, urls: list[str], *, hive: bool) -> pl.LazyFrame:
-        options = self._polars_options()
-        if fmt == "parquet":
-            return pl.scan_parquet(urls, hive_partitioning=hive, **options)
-        if fmt == "ipc":
-            return pl.scan_ipc(urls, hive_partitioning=hive, **options)
-        if fmt == "csv":
-            return pl.scan_csv(urls, **options)
-        return pl.scan_ndjson(urls, **options)
+    def _polars_scan(
+        self, fmt: FileFormat, urls: list[str], *, hive: pa.Schema | None, hive_paths: list[str] | None = None
+    ) -> pl.LazyFrame:
+        return polars_scan(
+            fmt,
+            urls,
+            hive_partitioning=hive is not None,
+            hive_schema=hive,
+            hive_paths=hive_paths,
+            **self._polars_options(),
+        )
 
     def query(self, sql: str, params: QueryParams = None) -> pa.Table:
         """Run DuckDB SQL over the configured ``tables``; ``?`` or ``$name`` parameters.
@@ -184,7 +282,10 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
         return self._call("query", self._sql.query, sql, params, resource=sql)
 
     def _sql_dataset(self, source: str) -> ds.Dataset:
-        return self._open_dataset(source, None)
+        drift = drift_mode(
+            union_by_name=self.config.union_by_name, allow_missing_columns=self.config.allow_missing_columns
+        )
+        return self._open_dataset(source, None, None, drift)
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -242,7 +343,9 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
         return WriteResult(
             target=target,
             rows=table.num_rows,
-            paths=sorted(self._display(bucket, k, as_url) for k in new_keys),
+            paths=sorted(
+                self._display(bucket, k, as_url) for k in new_keys if k.rsplit("/", 1)[-1] != PARTITIONS_FILE
+            ),
         )
 
     @staticmethod

@@ -7,7 +7,7 @@ columns::
 
     >>> partitions = hive_partitions("sales/", ["sales/region=eu/year=2026/a.parquet"])
     >>> [field.name for field in partitions.fields], str(partitions.fields[1].type)
-    (['region', 'year'], 'int32')
+    (['region', 'year'], 'int64')
 """
 
 from __future__ import annotations
@@ -23,6 +23,13 @@ from sygnify.connectors._objectstore.store import ObjectInfo, ObjectStore
 from sygnify.errors import ConfigurationError, ObjectNotFoundError
 from sygnify.io.files import glob_matcher, glob_prefix, has_glob, is_data_file
 from sygnify.io.formats import FileFormat, detect_format, format_of_file
+from sygnify.io.partitions import (
+    PARTITIONS_FILE,
+    HiveSchema,
+    partition_expression,
+    partition_schema,
+    partition_values,
+)
 
 __all__ = ["Partitions", "ResolvedSource", "hive_partitions", "resolve_source"]
 
@@ -35,6 +42,7 @@ class ResolvedSource:
     files: list[ObjectInfo]
     fmt: FileFormat
     directory: str | None  # the prefix for hive partitions, for directory sources
+    partitions_file: ObjectInfo | None = None  # the stored partition types of a directory
 
 
 @dataclass(frozen=True)
@@ -45,37 +53,24 @@ class Partitions:
     fields: list[pa.Field]
 
 
-def _hive_value(raw: str) -> tuple[pa.DataType, Any]:
-    try:
-        return pa.int32(), int(raw)
-    except ValueError:
-        return pa.string(), raw
-
-
-def hive_partitions(directory: str, keys: Sequence[str]) -> Partitions:
+def hive_partitions(
+    directory: str,
+    keys: Sequence[str],
+    *,
+    stored: pa.Schema | None = None,
+    hive_schema: HiveSchema | None = None,
+) -> Partitions:
     """Partition values of ``keys`` below ``directory`` (``col=value/`` segments).
 
-    A column whose every value is an integer is ``int32``, any other is ``string``.
+    The types are decided once, by :func:`sygnify.io.partitions.partition_schema`
+    (``hive_schema``, then the ``stored`` types of the dataset, then inference), and the
+    values by :func:`sygnify.io.partitions.partition_expression` (percent-decoding, the
+    null sentinel), as every other reader decodes them.
     """
-    values_per_file: list[dict[str, str]] = []
-    for key in keys:
-        segments = key[len(directory) :].split("/")[:-1]
-        values_per_file.append(
-            dict(segment.split("=", 1) for segment in segments if "=" in segment and segment[0] != "=")
-        )
-    names = list(dict.fromkeys(name for values in values_per_file for name in values))
-    types: dict[str, pa.DataType] = {}
-    for name in names:
-        kinds = {_hive_value(values[name])[0] for values in values_per_file if name in values}
-        types[name] = pa.int32() if kinds == {pa.int32()} else pa.string()
-    expressions = []
-    for values in values_per_file:
-        expression = ds.scalar(True)
-        for name, raw in values.items():
-            value: Any = int(raw) if types[name] == pa.int32() else raw
-            expression = expression & (ds.field(name) == pa.scalar(value, types[name]))
-        expressions.append(expression)
-    return Partitions(expressions, [pa.field(name, types[name]) for name in names])
+    relative = [key[len(directory) :] for key in keys]
+    schema = partition_schema(relative, stored=stored, hive_schema=hive_schema)
+    expressions = [partition_expression(values, schema) for values in partition_values(relative)]
+    return Partitions(expressions, list(schema))
 
 
 def resolve_source(store: ObjectStore[Any], source: str, explicit: str | None) -> ResolvedSource:
@@ -88,27 +83,26 @@ def resolve_source(store: ObjectStore[Any], source: str, explicit: str | None) -
     fmt_hint = detect_format(source, explicit) if explicit is not None else None
     any_format = fmt_hint is not None
     directory: str | None = None
+    partitions_file: ObjectInfo | None = None
     if has_glob(key):
         # The one glob (sygnify.io.files): what a local path or LargeDataHandler matches too.
         matches = glob_matcher(key, any_format=any_format)
         files = [info for info in store.iter_objects(bucket, glob_prefix(key)) if matches(info.key)]
     elif key == "" or key.endswith("/") or format_of_file(key) is None:
         directory = key.rstrip("/") + "/" if key.strip("/") else ""
-        files = [
-            info
-            for info in store.iter_objects(bucket, directory)
-            if is_data_file(info.key[len(directory) :], any_format=any_format)
-        ]
+        listed = list(store.iter_objects(bucket, directory))
+        files = [info for info in listed if is_data_file(info.key[len(directory) :], any_format=any_format)]
+        partitions_file = next((info for info in listed if info.key == directory + PARTITIONS_FILE), None)
     else:
         files = [store.head(bucket, key, operation="open")]
     if not files:
         raise ObjectNotFoundError(f"{source!r} matches no data objects", resource=source)
     if fmt_hint is not None:
-        return ResolvedSource(bucket, files, fmt_hint, directory)
+        return ResolvedSource(bucket, files, fmt_hint, directory, partitions_file)
     formats = {format_of_file(info.key) for info in files}
     if len(formats) != 1 or None in formats:
         names = ", ".join(sorted(str(fmt) for fmt in formats))
         raise ConfigurationError(
             f"{source!r} mixes file formats ({names}); narrow the glob or pass format=", resource=source
         )
-    return ResolvedSource(bucket, files, formats.pop(), directory)  # type: ignore[arg-type]
+    return ResolvedSource(bucket, files, formats.pop(), directory, partitions_file)  # type: ignore[arg-type]

@@ -44,6 +44,7 @@ from sygnify.errors import (
     ConnectionFailedError,
     NotFoundError,
     ObjectNotFoundError,
+    PathEscapeError,
     SygnifyError,
 )
 from sygnify.io.files import atomic_write
@@ -91,6 +92,14 @@ class ObjectStoreConfig(ConnectorConfig):
     verify_tls: bool = Field(True, description="Verify TLS certificates (leave on outside tests).")
     duckdb_threads: int | None = Field(None, ge=1, description="DuckDB threads for query().")
     list_page_size: int = Field(1000, ge=1, le=1000, description="Objects per list request.")
+    union_by_name: bool = Field(
+        False,
+        description="SQL tables read the union of their objects' columns (by name, missing ones null) "
+        "instead of refusing schema drift.",
+    )
+    allow_missing_columns: bool = Field(
+        False, description="SQL table objects may lack columns of the first object (read as null)."
+    )
 
 
 class ObjectStore(BaseConnector[ConfigT]):
@@ -152,10 +161,22 @@ class ObjectStore(BaseConnector[ConfigT]):
     # -- locations --------------------------------------------------------------------------
 
     def locate(self, source: str) -> tuple[str, str, bool]:
-        """``(bucket, key, is_url)`` of a URL or a key relative to the default bucket."""
-        return locate(
+        """``(bucket, key, is_url)`` of a URL or a key relative to the default bucket.
+
+        A key with a ``.`` or ``..`` segment is refused (:class:`~sygnify.errors.PathEscapeError`)
+        before any request: stores and proxies normalise such keys differently (Azure
+        resolves ``a/../b`` to ``b``, S3 keeps it literally), so it would not name one object.
+        """
+        bucket, key, is_url = locate(
             source, schemes=self.schemes, type_name=self.type_name, default_bucket=self.default_bucket
         )
+        if any(segment in (".", "..") for segment in key.split("/")):
+            raise PathEscapeError(
+                f"{source!r} has a '.' or '..' segment; name the object by its plain key "
+                "(e.g. 'a/b.txt', not 'a/../b.txt')",
+                resource=source,
+            )
+        return bucket, key, is_url
 
     def url(self, bucket: str, key: str) -> str:
         """The URL of ``key`` in ``bucket`` (``s3://bucket/key``, ``az://container/key``)."""

@@ -15,6 +15,14 @@ built, secrets never reach a repr, and the account and endpoint are worked out o
     >>> account = resolve_account(azurite)
     >>> account.name, account.url, account.sas
     ('devstoreaccount1', 'http://127.0.0.1:10000/devstoreaccount1', 'sig=x')
+
+Over plain http only a shared key or a SAS can sign requests (Entra tokens need https)::
+
+    >>> try:
+    ...     open_azure_clients(AzureBlobConfig(account_url="http://127.0.0.1:10000/devstoreaccount1"))
+    ... except ConfigurationError as exc:
+    ...     print(type(exc).__name__, "plain http" in exc.message, "set account_key" in exc.message)
+    ConfigurationError True True
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from sygnify.clouds.azure import (
     resolve_storage_account,
 )
 from sygnify.connectors._objectstore.store import ObjectStoreConfig
+from sygnify.errors import ConfigurationError
 
 __all__ = [
     "AzureAccount",
@@ -71,6 +80,14 @@ class AzureClients:
 def open_azure_clients(config: AzureBlobConfig) -> AzureClients:
     """The blob service client for ``config``, with its account and credential."""
     account = resolve_storage_account(config)
+    if account.key is None and account.sas is None and account.url.lower().startswith("http://"):
+        # azure-core sends Entra tokens over https only (and says so with a bare ValueError).
+        raise ConfigurationError(
+            f"{account.url} is plain http, where only a shared key or a SAS can sign requests: set "
+            "account_key, sas_token or connection_string (Azurite: its well-known devstoreaccount1 "
+            "key), or use an https account_url for an Entra identity",
+            resource=account.url,
+        )
     credential = azure_storage_credential(config, account)
     service = BlobServiceClient(
         account_url=account.url,

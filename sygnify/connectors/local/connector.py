@@ -32,14 +32,27 @@ from pydantic import Field
 
 from sygnify.config import ConnectorConfig
 from sygnify.connectors.base import BaseConnector, Capability, QueryParams, WriteMode, WriteResult
-from sygnify.connectors.local.duckdb import open_sandboxed_database, table_sql, translate_local_error
-from sygnify.connectors.local.paths import data_files, list_files, resolve_under, single_format
+from sygnify.connectors.local.duckdb import (
+    open_sandboxed_database,
+    select_sql,
+    table_files,
+    translate_local_error,
+)
+from sygnify.connectors.local.paths import data_files, file_dataset, list_files, resolve_under, single_format
 from sygnify.connectors.local.writes import write_dataset, write_file
 from sygnify.connectors.pool import ClientPool
-from sygnify.errors import ConfigurationError, NotFoundError, QueryError, SygnifyError
+from sygnify.errors import (
+    ConfigurationError,
+    DataQualityError,
+    NotFoundError,
+    QueryError,
+    SygnifyError,
+)
 from sygnify.io.arrow import DEFAULT_BATCH_SIZE, rebatch, to_arrow_table
 from sygnify.io.duckdb import check_table_names, looks_like_sql
-from sygnify.io.formats import detect_format, format_of_file, polars_scan, pyarrow_format
+from sygnify.io.formats import detect_format, format_of_file, polars_scan
+from sygnify.io.partitions import HiveSchema, local_partition_schema, pinned_hive_types
+from sygnify.io.schemas import SchemaDrift, check_columns, drift_mode, polars_drift_scan
 
 __all__ = ["LocalConfig", "LocalConnector"]
 
@@ -55,6 +68,16 @@ class LocalConfig(ConnectorConfig):
     create_root: bool = Field(True, description="Create root if it does not exist.")
     threads: int | None = Field(None, ge=1, description="DuckDB worker threads (default: all cores).")
     memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '2GB'.")
+    union_by_name: bool = Field(
+        False,
+        description="Tables read the union of their files' columns (matched by name, missing ones "
+        "null) instead of refusing schema drift.",
+    )
+    allow_missing_columns: bool = Field(
+        False,
+        description="Table files may lack columns of the first file (read as null); other drift "
+        "is still a SchemaError.",
+    )
 
 
 class LocalConnector(BaseConnector[LocalConfig]):
@@ -80,6 +103,8 @@ class LocalConnector(BaseConnector[LocalConfig]):
         self._database: duckdb.DuckDBPyConnection = self._shared(self._open_database, lambda db: db.close())
         self._views_lock = threading.Lock()
         self._views: dict[str, str] = {}  # table -> the SELECT its view holds
+        # table -> the error (type, message) a query naming it gets: its files cannot be read
+        self._unreadable: dict[str, tuple[type[SygnifyError], str]] = {}
 
     # -- paths -------------------------------------------------------------------------
 
@@ -99,25 +124,54 @@ class LocalConnector(BaseConnector[LocalConfig]):
 
         The files are listed afresh every time, so new ones show up and removed ones are
         not read; a view is replaced only when its file list changed, and a table without
-        files has no view (querying it names the table, see :meth:`_translate`).
+        files has no view (querying it names the table, see :meth:`_translate`). A new file
+        list has its files' schemas checked first (schema drift is a ``SchemaError`` unless
+        the config's ``union_by_name`` or ``allow_missing_columns`` allows it).
         """
+        drift = drift_mode(
+            union_by_name=self.config.union_by_name, allow_missing_columns=self.config.allow_missing_columns
+        )
         with self._views_lock:
             for table, source in self.config.tables.items():
                 try:
-                    view_sql = table_sql(self.root, source)
+                    files, directory, fmt = table_files(self.root, source)
+                    view_sql = select_sql(files, directory, fmt, drift)
+                    if self._views.get(table) == view_sql:
+                        continue
+                    file_dataset(files, fmt, directory, drift, source=source)  # the drift check
                 except NotFoundError:
+                    self._unreadable.pop(table, None)
                     if self._views.pop(table, None) is not None:
                         self._database.execute(f'DROP VIEW IF EXISTS "{table}"')
                     continue
                 except SygnifyError as exc:
-                    raise type(exc)(f"table {table!r}: {exc.message}", resource=table) from exc
-                if self._views.get(table) == view_sql:
+                    # Bad files (corrupt, drifted, mixed formats) break only the queries naming this table.
+                    self._set_unreadable(table, type(exc), f"table {table!r}: {exc.message}")
+                    continue
+                except (pa.ArrowException, OSError) as exc:  # a file pyarrow cannot open
+                    error = translate_local_error(exc, f"table {table!r} ({source!r}): {exc}", table)
+                    self._set_unreadable(table, type(error), error.message)
                     continue
                 try:
                     self._database.execute(f'CREATE OR REPLACE VIEW "{table}" AS {view_sql}')
                 except duckdb.Error as exc:
-                    raise self._translate(exc, operation=f"register table {table!r}", resource=table) from exc
+                    reason = str(exc).splitlines()[0]
+                    self._set_unreadable(
+                        table,
+                        DataQualityError,
+                        f"table {table!r} is configured as {source!r}, but its data files cannot be "
+                        f"read: {reason} (fix or remove the bad files)",
+                    )
+                    continue
+                self._unreadable.pop(table, None)
                 self._views[table] = view_sql
+
+    def _set_unreadable(self, table: str, error: type[SygnifyError], message: str) -> None:
+        # One unreadable table must not break SQL over the others: it has no view (its files
+        # are tried again before the next query), and a query naming it gets this error.
+        self._unreadable[table] = (error, message)
+        if self._views.pop(table, None) is not None:
+            self._database.execute(f'DROP VIEW IF EXISTS "{table}"')
 
     def _relation(self, sql: str, params: QueryParams) -> duckdb.DuckDBPyRelation:
         self._ensure_views()
@@ -144,12 +198,23 @@ class LocalConnector(BaseConnector[LocalConfig]):
         batch_size: int = DEFAULT_BATCH_SIZE,
         columns: Sequence[str] | None = None,
         format: str | None = None,
+        union_by_name: bool = False,
+        allow_missing_columns: bool = False,
+        hive_schema: HiveSchema | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """Yield batches of exactly ``batch_size`` rows (the last may be shorter).
 
         ``source`` is SQL (starting with SELECT/WITH/FROM...) or a path, directory or glob
-        under root; ``columns`` projects a file source.
+        under root; ``columns`` projects a file source. Files whose schemas differ are a
+        ``SchemaError`` naming the file and column, unless ``union_by_name`` (the union of
+        the columns, missing ones null) or ``allow_missing_columns`` (files may lack columns
+        of the first file) says how to read them; SQL sources follow the config's options.
+        A directory's hive partition columns get the types its writer stored, or those
+        ``hive_schema`` pins (a schema, or a mapping of column to type).
         """
+        drift = drift_mode(union_by_name=union_by_name, allow_missing_columns=allow_missing_columns)
+        if batch_size < 1:
+            raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}", resource=source)
         if looks_like_sql(source):
             reader = self._call(
                 "query", lambda: self._relation(source, params).to_arrow_reader(batch_size), resource=source
@@ -158,35 +223,66 @@ class LocalConnector(BaseConnector[LocalConfig]):
         else:
             if params:
                 raise ConfigurationError("params apply to SQL sources only", resource=source)
-            dataset = self._call("open dataset", self._dataset, source, format, resource=source)
+            dataset = self._call(
+                "open dataset", self._dataset, source, format, drift, hive_schema, resource=source
+            )
+            check_columns(dataset.schema, columns, source)
             batches = dataset.to_batches(columns=list(columns) if columns else None, batch_size=batch_size)
         yield from self._translate_stream(rebatch(batches, batch_size), source)
 
-    def _dataset(self, source: str, fmt: str | None) -> ds.Dataset:
+    def _dataset(
+        self,
+        source: str,
+        fmt: str | None,
+        drift: SchemaDrift = "error",
+        hive_schema: HiveSchema | None = None,
+    ) -> ds.Dataset:
         files, directory = data_files(self.root, source, fmt)
         file_format = single_format(files, source, fmt)
-        if directory is not None:
-            return ds.dataset(
-                files,
-                format=pyarrow_format(file_format),
-                partitioning="hive",
-                partition_base_dir=str(directory),
-            )
-        return ds.dataset(files, format=pyarrow_format(file_format))
+        return file_dataset(files, file_format, directory, drift, source=source, hive_schema=hive_schema)[0]
 
-    def scan(self, source: str, *, format: str | None = None, **options: Any) -> pl.LazyFrame:
+    def scan(
+        self,
+        source: str,
+        *,
+        format: str | None = None,
+        union_by_name: bool = False,
+        allow_missing_columns: bool = False,
+        hive_schema: HiveSchema | None = None,
+        **options: Any,
+    ) -> pl.LazyFrame:
         """A Polars ``LazyFrame`` over a path, directory (hive-partitioned) or glob under root.
 
-        Missing files, unreadable headers and format mismatches raise here; errors inside
-        the data surface when the frame is collected.
+        Missing files, unreadable headers, format mismatches and schema drift across the
+        files (see :meth:`stream` for ``union_by_name`` and ``allow_missing_columns``) raise
+        here; errors inside the data surface when the frame is collected.
         """
         if options:
             raise ConfigurationError(f"unknown scan options: {', '.join(sorted(options))}", resource=source)
+        drift = drift_mode(union_by_name=union_by_name, allow_missing_columns=allow_missing_columns)
 
         def open_scan() -> pl.LazyFrame:
             files, directory = data_files(self.root, source, format)
             file_format = single_format(files, source, format)
-            frame = polars_scan(file_format, files, hive_partitioning=directory is not None)
+            # The drift check, from the files' footers (or first blocks) before Polars reads them.
+            _, file_schema = file_dataset(
+                files, file_format, directory, drift, source=source, hive_schema=hive_schema
+            )
+            hive = directory is not None
+            # The partition types stream() and SQL use (sygnify.io.partitions), pinned for Polars.
+            partitions = relative = None
+            if directory is not None:
+                partitions = local_partition_schema(directory, files, hive_schema=hive_schema)
+                relative = [Path(path).relative_to(directory).as_posix() for path in files]
+            if drift == "error":
+                frame = polars_scan(
+                    file_format, files, hive_partitioning=hive, hive_schema=partitions, hive_paths=relative
+                )
+            else:
+                pinned = pinned_hive_types(file_format, partitions)
+                frame = polars_drift_scan(
+                    file_format, files, file_schema, drift, hive_partitioning=hive, **pinned
+                )
             frame.collect_schema()
             return frame
 
@@ -243,6 +339,9 @@ class LocalConnector(BaseConnector[LocalConfig]):
             for table in unregistered:
                 if f"name {table} does not exist" in str(exc):
                     source = self.config.tables[table]
+                    if table in self._unreadable:
+                        error, text = self._unreadable[table]
+                        return error(text, resource=table)
                     return NotFoundError(
                         f"table {table!r} is configured as {source!r}, but no data files match it under "
                         f"{self.root}",

@@ -34,8 +34,11 @@ from sygnify.connectors.local.paths import data_files, single_format
 from sygnify.errors import PathEscapeError, SygnifyError
 from sygnify.io.arrow import translate_read_error
 from sygnify.io.duckdb import translate_duckdb_error
+from sygnify.io.formats import FileFormat
+from sygnify.io.partitions import duckdb_hive_types, local_partition_schema
+from sygnify.io.schemas import SchemaDrift
 
-__all__ = ["open_sandboxed_database", "table_sql", "translate_local_error"]
+__all__ = ["open_sandboxed_database", "select_sql", "table_files", "table_sql", "translate_local_error"]
 
 _READERS = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json_auto", "ipc": "read_arrow"}
 
@@ -60,18 +63,45 @@ def open_sandboxed_database(
     return database
 
 
-def table_sql(root: Path, source: str) -> str:
-    """A SELECT over the data files ``source`` names now (a file, a directory or a glob).
+def table_files(root: Path, source: str) -> tuple[list[str], Path | None, FileFormat]:
+    """The data files ``source`` names now, the directory of their hive partitions, and their format.
 
-    The files are listed here, by :func:`~sygnify.connectors.local.paths.data_files`, the
-    listing ``scan()`` and ``stream()`` use, so SQL reads exactly what they read; build it
-    again for each query to see new files. A directory's ``key=value`` subdirectories are
-    hive partition columns. No data files is a :class:`~sygnify.errors.NotFoundError`.
+    The files are listed by :func:`~sygnify.connectors.local.paths.data_files`, the listing
+    ``scan()`` and ``stream()`` use, so SQL reads exactly what they read. No data files is
+    a :class:`~sygnify.errors.NotFoundError`.
     """
     files, directory = data_files(root, source)
-    fmt = single_format(files, source, None)
-    options = ", hive_partitioning=true" if directory is not None and fmt in ("parquet", "csv") else ""
+    return files, directory, single_format(files, source, None)
+
+
+def select_sql(
+    files: list[str], directory: Path | None, fmt: FileFormat, drift: SchemaDrift = "error"
+) -> str:
+    """A SELECT over ``files``, named one by one (a directory's ``key=value`` subdirectories
+    are hive partition columns).
+
+    Any ``drift`` but ``"error"`` reads by name (DuckDB's ``union_by_name=true``); the
+    connector checks the files' schemas against ``drift`` before it uses the SELECT
+    (:func:`sygnify.io.schemas.reconcile_schemas`), which DuckDB does not do.
+    """
+    options = ""
+    if directory is not None and fmt in ("parquet", "csv"):
+        # The partition types every reader uses (sygnify.io.partitions); DuckDB decodes the values.
+        types = duckdb_hive_types(local_partition_schema(directory, files))
+        pinned = ", ".join(f"{_quote(name)}: {type}" for name, type in types.items())
+        options = ", hive_partitioning=true" + (f", hive_types={{{pinned}}}" if pinned else "")
+    if drift != "error" and fmt in ("parquet", "csv", "json"):
+        options += ", union_by_name=true"
     return f"SELECT * FROM {_READERS[fmt]}([{', '.join(map(_quote, files))}]{options})"
+
+
+def table_sql(root: Path, source: str, *, drift: SchemaDrift = "error") -> str:
+    """A SELECT over the data files ``source`` names now (a file, a directory or a glob).
+
+    :func:`table_files` then :func:`select_sql`; build it again for each query to see new
+    files.
+    """
+    return select_sql(*table_files(root, source), drift)
 
 
 def translate_local_error(exc: Exception, message: str, resource: str | None) -> SygnifyError:

@@ -23,11 +23,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.dataset as ds
+
 from sygnify.errors import ConfigurationError, NotFoundError, PathEscapeError
 from sygnify.io.files import TEMP_PREFIX, find_files, has_glob
-from sygnify.io.formats import FileFormat, detect_format, format_of_file
+from sygnify.io.formats import FileFormat, detect_format, format_of_file, pyarrow_format
+from sygnify.io.partitions import HiveSchema, hive_partitioning, local_partition_schema
+from sygnify.io.schemas import SchemaDrift, dataset_schema
 
-__all__ = ["TEMP_PREFIX", "data_files", "list_files", "relative_to_root", "resolve_under", "single_format"]
+__all__ = [
+    "TEMP_PREFIX",
+    "data_files",
+    "file_dataset",
+    "list_files",
+    "relative_to_root",
+    "resolve_under",
+    "single_format",
+]
 
 
 def resolve_under(root: Path, path: str) -> Path:
@@ -77,6 +90,41 @@ def single_format(files: list[str], source: str, explicit: str | None) -> FileFo
             resource=source,
         )
     return formats.pop()  # type: ignore[return-value]
+
+
+def file_dataset(
+    files: list[str],
+    fmt: FileFormat,
+    directory: Path | None,
+    drift: SchemaDrift,
+    *,
+    source: str,
+    hive_schema: HiveSchema | None = None,
+) -> tuple[ds.Dataset, pa.Schema]:
+    """The pyarrow dataset of ``files`` (hive partitions below ``directory``), drift checked,
+    and the schema of the files' own columns (the dataset's, less the partition columns).
+
+    Every file's schema (its Parquet footer, the first block of a CSV or JSON file) is read
+    once and reconciled under ``drift`` (:func:`sygnify.io.schemas.dataset_schema`): drift it
+    does not allow is a :class:`~sygnify.errors.SchemaError` naming the file and the column.
+    Partition columns are typed by :func:`sygnify.io.partitions.local_partition_schema`
+    (``hive_schema``, the types the writer stored, inference), as on every store.
+    """
+    if directory is not None:
+        partitioning = hive_partitioning(local_partition_schema(directory, files, hive_schema=hive_schema))
+        dataset = ds.dataset(
+            files, format=pyarrow_format(fmt), partitioning=partitioning, partition_base_dir=str(directory)
+        )
+    else:
+        dataset = ds.dataset(files, format=pyarrow_format(fmt))
+    fragments = list(dataset.get_fragments())
+    first_columns = set(fragments[0].physical_schema.names)
+    partition_fields = [field for field in dataset.schema if field.name not in first_columns]
+    file_schema = dataset_schema(fragments, [], drift, resource=source)
+    schema = pa.schema([*file_schema, *(f for f in partition_fields if f.name not in file_schema.names)])
+    if not schema.equals(dataset.schema):
+        dataset = dataset.replace_schema(schema)
+    return dataset, file_schema
 
 
 def list_files(root: Path, prefix: str = "") -> list[str]:

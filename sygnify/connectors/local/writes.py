@@ -31,6 +31,7 @@ from sygnify.connectors.local.paths import TEMP_PREFIX, relative_to_root
 from sygnify.errors import ConfigurationError, SchemaError
 from sygnify.io.files import atomic_write, publish
 from sygnify.io.formats import FileFormat, detect_format, write_parts, write_table
+from sygnify.io.partitions import PARTITIONS_FILE
 
 __all__ = ["write_dataset", "write_file"]
 
@@ -79,7 +80,8 @@ def write_dataset(
             relative = staged.relative_to(staging)
             destination = directory / relative
             publish(staged, destination)
-            final_paths.append(relative_to_root(root, destination))
+            if destination.name != PARTITIONS_FILE:  # the partition types, not a part
+                final_paths.append(relative_to_root(root, destination))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return WriteResult(target=target, rows=table.num_rows, paths=sorted(final_paths))

@@ -42,8 +42,8 @@ from sygnify.connectors._objectstore.store import (
     ObjectNotFoundError,
 )
 from sygnify.connectors.s3.config import S3Clients, S3Config, open_s3_clients
-from sygnify.connectors.s3.errors import error_code, translate_s3_error
-from sygnify.errors import AuthenticationError, SygnifyError
+from sygnify.connectors.s3.errors import bodiless_forbidden, error_code, translate_s3_error
+from sygnify.errors import AuthenticationError, PermissionDeniedError, SygnifyError
 
 # Configuration, credentials and client construction, and error translation live in private
 # modules; the public names are re-exported here, where users import them from.
@@ -287,7 +287,32 @@ class S3Connector(ObjectStoreConnector[S3Config]):
 
     def _translate(self, exc: Exception, *, operation: str, resource: str | None) -> SygnifyError:
         message = self._scrub(f"s3 {operation} failed for {resource!r}: {type(exc).__name__}: {exc}")
-        return translate_s3_error(exc, message, resource) or self._translate_fallback(exc, message, resource)
+        error = translate_s3_error(exc, message, resource) or self._translate_fallback(exc, message, resource)
+        if (
+            isinstance(error, PermissionDeniedError)
+            and bodiless_forbidden(exc)
+            and self._credentials_rejected()
+        ):
+            return AuthenticationError(
+                f"{message} (check the access key, secret and token)", resource=resource
+            )
+        return error
+
+    def _credentials_rejected(self) -> bool:
+        """Whether S3 rejects these credentials outright (not merely denies one request).
+
+        A HEAD answer has no body, so its 403 does not say whether the signature or the
+        permission failed. One ``ListBuckets`` (whose errors have a body) tells: S3 checks
+        the credentials before any permission, so wrong keys answer with an authentication
+        code whatever the policy allows.
+        """
+        try:
+            self._s3.list_buckets()
+        except botocore.exceptions.ClientError as probe:
+            return isinstance(translate_s3_error(probe, "", None), AuthenticationError)
+        except Exception:  # the probe only refines the answer; the original error stands
+            return False
+        return False
 
 
 def _object_args(content_type: str | None, metadata: Mapping[str, str] | None) -> dict[str, Any]:

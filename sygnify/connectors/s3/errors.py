@@ -14,6 +14,16 @@ the codes only it has (a missing bucket, key, upload or version, S3's own bad-in
     ('ThrottledError', 2.0)
     >>> translate_s3_error(RuntimeError("boom"), "s3 get failed", None) is None
     True
+
+A HEAD answer has no body, so a 403 to one carries no error code, and wrong keys cannot be
+told from a denied permission by the answer alone (:func:`bodiless_forbidden`; the connector
+then asks S3 once more, with a request whose error has a body)::
+
+    >>> head = {"HTTPStatusCode": 403}
+    >>> bodiless_forbidden(ClientError({"Error": {"Code": "403"}, "ResponseMetadata": head}, "HeadObject"))
+    True
+    >>> bodiless_forbidden(ClientError({"Error": {"Code": "AccessDenied"}}, "GetObject"))
+    False
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from __future__ import annotations
 from sygnify.clouds.aws import error_code, translate_aws_error
 from sygnify.errors import BucketNotFoundError, ConfigurationError, ObjectNotFoundError, SygnifyError
 
-__all__ = ["error_code", "translate_s3_error"]
+__all__ = ["bodiless_forbidden", "error_code", "translate_s3_error"]
 
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchUpload", "NoSuchVersion"})
 _BAD_INPUT_CODES = frozenset(
@@ -43,3 +53,8 @@ def _refine_s3(exc: BaseException, message: str, resource: str | None) -> Sygnif
 def translate_s3_error(exc: Exception, message: str, resource: str | None) -> SygnifyError | None:
     """Map a boto3 / botocore exception onto the sygnify error tree (``None``: no rule matched)."""
     return translate_aws_error(exc, message, resource, refine=_refine_s3)
+
+
+def bodiless_forbidden(exc: BaseException) -> bool:
+    """Whether ``exc`` is a 403 without an error code (a HEAD answer: wrong keys or no permission)."""
+    return error_code(exc) in ("403", "Forbidden")

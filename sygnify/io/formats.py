@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Literal, TypeAlias, get_args
 
@@ -17,6 +18,7 @@ import pyarrow.parquet as pq
 
 from sygnify.errors import ConfigurationError
 from sygnify.io.partitions import (
+    NULL_PARTITION,
     PARTITIONS_FILE,
     PartitionColumns,
     decoded_partitions,
@@ -28,6 +30,8 @@ from sygnify.io.partitions import (
 
 __all__ = [
     "FileFormat",
+    "FilePutter",
+    "PartEncoder",
     "detect_format",
     "polars_scan",
     "pyarrow_format",
@@ -151,29 +155,80 @@ def write_table(table: pa.Table, sink: str | BinaryIO, fmt: FileFormat) -> None:
             sink.write(buffer.getvalue())
 
 
+#: Writes one part's bytes to a stream: ``encode(part, path)`` gives it (:func:`write_parts`).
+PartEncoder: TypeAlias = Callable[[pa.Table, str], Callable[[BinaryIO], None]]
+#: Puts a file at a path: ``put(path, write)`` calls ``write(stream)`` (:func:`write_parts`).
+FilePutter: TypeAlias = Callable[[str, Callable[[BinaryIO], None]], None]
+
+
+def _put_local(path: str, write: Callable[[BinaryIO], None]) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        write(handle)
+
+
 def write_parts(
-    table: pa.Table, directory: Path, fmt: FileFormat, partition_by: Sequence[str] | None
+    table: pa.Table,
+    directory: str | os.PathLike[str],
+    fmt: FileFormat,
+    partition_by: Sequence[str] | None,
+    *,
+    name: str | None = None,
+    encode: PartEncoder | None = None,
+    put: FilePutter | None = None,
 ) -> list[Path]:
-    """Write ``table`` as new part files under the local ``directory`` and return the files
-    written. With ``partition_by`` the parts go in hive partitions (``col=value/``, values
-    encoded by :func:`sygnify.io.partitions.encode_value`, without those columns in the
-    files) and :data:`~sygnify.io.partitions.PARTITIONS_FILE` at ``directory`` holds the
-    partition columns' types, so reads restore them; it is the last path returned. pyarrow
-    has no JSON writer for datasets, so JSON lines go out as one part file (callers refuse
-    partitioned JSON)."""
-    basename = f"part-{uuid.uuid4().hex}-{{i}}{SUFFIX[fmt]}"
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write ``table`` as new part files under ``directory`` and return the files written.
+
+    With ``partition_by`` the parts go in hive partitions (``col=value/``, values encoded by
+    :func:`sygnify.io.partitions.encode_value`, without those columns in the files) and
+    :data:`~sygnify.io.partitions.PARTITIONS_FILE` at ``directory`` holds the partition
+    columns' types, so reads restore them; it is the last path returned. A table without
+    rows still writes one part, empty, with the data columns' schema, in the null
+    partition (``col=__HIVE_DEFAULT_PARTITION__/``): the dataset then reads back as 0 rows
+    with every column, and the empty part adds no rows to later appends. pyarrow has no JSON
+    writer for datasets, so JSON lines go out as one part file (callers refuse partitioned
+    JSON).
+
+    Every part is named ``name`` (default ``part-<uuid>-0<suffix>``: new files, never a
+    replaced one). ``encode(part, path)`` gives the function that writes a part's bytes
+    (default :func:`write_table` in ``fmt``); ``put(path, write)`` puts a file (default: a
+    local file, its directories made). Sinks pass both to write through a pyarrow
+    filesystem, atomically.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> table = pa.table({"cat": ["a/b", None], "v": [1, 2]})
+    >>> [p.relative_to(root).as_posix() for p in write_parts(table, root, "csv", ["cat"], name="p.csv")]
+    ['cat=a%2Fb/p.csv', 'cat=__HIVE_DEFAULT_PARTITION__/p.csv', '_sygnify_partitions.json']
+    >>> empty = write_parts(table.slice(0, 0), root / "empty", "parquet", ["cat"], name="p.parquet")
+    >>> [p.relative_to(root / "empty").as_posix() for p in empty]
+    ['cat=__HIVE_DEFAULT_PARTITION__/p.parquet', '_sygnify_partitions.json']
+    """
+    basename = name or f"part-{uuid.uuid4().hex}-0{SUFFIX[fmt]}"
+    encoder = encode or (lambda part, _path: lambda out: write_table(part, out, fmt))
+    putter = put or _put_local
+    root = os.fspath(directory).rstrip("/")
+    if put is None:
+        Path(root).mkdir(parents=True, exist_ok=True)
     if not partition_by:
-        path = directory / basename.format(i=0)
-        write_table(table, str(path), fmt)
-        return [path]
+        path = f"{root}/{basename}"
+        putter(path, encoder(table, path))
+        return [Path(path)]
+    parts = list(split_partitions(table, partition_by))
+    if not parts:  # no rows: one empty part keeps the data columns' schema
+        null_path = "/".join(f"{column}={NULL_PARTITION}" for column in partition_by)
+        parts = [(null_path, table.drop_columns(list(partition_by)))]
     written: list[Path] = []
-    for relative, part in split_partitions(table, partition_by):
-        path = directory / relative / basename.format(i=0)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_table(part, str(path), fmt)
-        written.append(path)
-    schema = pa.schema([table.schema.field(name) for name in partition_by])
-    types = directory / PARTITIONS_FILE
-    types.write_text(partitions_file_text(schema), encoding="utf-8")
-    return [*written, types]
+    for relative, part in parts:
+        path = f"{root}/{relative}/{basename}"
+        putter(path, encoder(part, path))
+        written.append(Path(path))
+    schema = pa.schema([table.schema.field(column) for column in partition_by])
+    text = partitions_file_text(schema).encode("utf-8")
+    types = f"{root}/{PARTITIONS_FILE}"
+
+    def write_types(out: BinaryIO) -> None:
+        out.write(text)
+
+    putter(types, write_types)
+    return [*written, Path(types)]

@@ -23,14 +23,14 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
 
 from sygnify.connectors.protocols import Writable
 from sygnify.errors import ConfigurationError, SchemaError
-from sygnify.io import files
+from sygnify.io import files, formats
+from sygnify.io.partitions import PARTITIONS_FILE
 
 __all__ = ["CallbackSink", "ConnectorSink", "IPCSink", "ParquetSink", "Sink", "as_sink", "atomic_write"]
 
@@ -115,8 +115,12 @@ _POLARS_COMPRESSION: dict[str, Any] = {
 class ParquetSink(Sink):
     """A Parquet file (``out.parquet``) or dataset directory (anything else), local or cloud.
 
-    A dataset gets one ``part-<label>.parquet`` per chunk (hive sub-directories with
-    ``partition_by``). A single file is written by one ``ParquetWriter`` in chunk order.
+    A dataset gets one ``part-<label>.parquet`` per chunk. With ``partition_by`` it gets
+    one ``part-<label>-0.parquet`` per chunk and partition, written by
+    :func:`sygnify.io.formats.write_parts` (the one hive encoding: nulls, escaped values,
+    the partition types stored in ``_sygnify_partitions.json``); every file is written
+    atomically, so rewriting a label replaces its parts. A single file is written by one
+    ``ParquetWriter`` in chunk order.
     """
 
     def __init__(
@@ -172,19 +176,16 @@ class ParquetSink(Sink):
             missing = [c for c in self.partition_by if c not in table.column_names]
             if missing:
                 raise SchemaError(f"partition columns not in the output: {missing}", resource=self.path)
-            written: list[str] = []
-            ds.write_dataset(
+            written = formats.write_parts(
                 table,
                 self.target,
-                format="parquet",
-                filesystem=self.filesystem,
-                partitioning=self.partition_by,
-                partitioning_flavor="hive",
-                basename_template=f"part-{label}-{{i}}.parquet",
-                existing_data_behavior="overwrite_or_ignore",
-                file_visitor=lambda f: written.append(f.path),
+                "parquet",
+                self.partition_by,
+                name=f"part-{label}-0.parquet",
+                encode=lambda part, path: _parquet_writer(part, self.compression, path),
+                put=lambda path, write: files.atomic_write(path, write, filesystem=self.filesystem),
             )
-            return sorted(written)
+            return sorted(str(path) for path in written if path.name != PARTITIONS_FILE)
         path = f"{self.target.rstrip('/')}/part-{label}.parquet"
         files.atomic_write(path, _parquet_writer(table, self.compression, path), filesystem=self.filesystem)
         return [path]

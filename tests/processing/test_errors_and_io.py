@@ -143,7 +143,12 @@ def test_sources_and_sinks_round_trip(tmp_path: Path) -> None:
             tmp_path / "parts", partition_by=["k"]
         ),
     )
-    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == ["k=a", "k=b", "k=c"]
+    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == [
+        "_sygnify_partitions.json",
+        "k=a",
+        "k=b",
+        "k=c",
+    ]
     seen: list[int] = []
     H.process(frame, mode="chunked", sink=lambda table: seen.append(table.num_rows))
     assert seen == [4, 1]

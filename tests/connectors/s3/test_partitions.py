@@ -10,6 +10,7 @@ import pytest
 
 from sygnify import CloudDataConnector
 from sygnify.connectors.s3.connector import S3Connector
+from tests.connectors.local.test_partitions import check_empty_partitioned
 from tests.connectors.s3.test_s3 import base_options, bucket, moto, raw_s3, server
 from tests.emulators.moto import MotoServer
 from tests.io.test_partitions import check_round_trip
@@ -48,3 +49,12 @@ def test_foreign_partitions_are_inferred_alike_everywhere(
     assert lake.scan("ext/").collect().sort("v").to_dicts() == expected
     assert lake.query("SELECT v FROM ext WHERE code = ?", ["a b"]).to_pylist() == [{"v": 2}]
     assert lake.query("SELECT v FROM ext WHERE n = ?", [3000000000]).to_pylist() == [{"v": 1}]
+
+
+def test_an_empty_partitioned_write_reads_back_as_zero_rows_with_its_schema(
+    connector: CloudDataConnector, server: MotoServer, bucket: str
+) -> None:
+    lake = connector.connect(
+        "s3", name="lake", bucket=bucket, tables={"empty": "empty/"}, **base_options(server.endpoint)
+    )
+    check_empty_partitioned(lake, "empty/")

@@ -12,7 +12,7 @@ nox.options.error_on_missing_interpreters = True
 #: Extras the test suite needs: every backend whose tests run against a local emulator.
 TEST_EXTRAS = (
     "test,s3,azure,bigquery,snowflake,postgres,mongodb,adf,dask,ray,sklearn,onnx,torch,serving,sagemaker,vertex,azureml,"
-    "kafka,redis,nats,mqtt,monitoring"
+    "kafka,redis,nats,mqtt,monitoring,delta,iceberg"
 )
 
 

@@ -11,7 +11,10 @@ relative to the raw library doing the same work:
 - ``dataset().to_table()`` vs ``pyarrow.dataset.dataset(...).to_table()``;
 - ``stream(batch_size=B)`` vs raw ``to_batches(batch_size=B)`` (the same streaming work) and
   also vs raw ``to_table()`` (the raw library's fastest way to read everything);
-- ``scan().collect()`` vs ``polars.scan_parquet(...).collect()``.
+- ``scan().collect()`` vs ``polars.scan_parquet(...).collect()``;
+- Delta read: ``scan("delta/")`` of a Delta table (found by its ``_delta_log/``) vs
+  ``polars.scan_delta(...).collect()``; Delta append: ``write(format="delta")`` of one
+  100k-row chunk vs ``deltalake.write_deltalake(mode="append")`` (each into its own table).
 
 The target (issue 3) is >= 0.9x raw for every pair; the script exits 1 when one is missed.
 """
@@ -30,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import boto3
+import deltalake
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -104,6 +108,10 @@ def main() -> None:
                 "s3", bucket=BUCKET, endpoint_url=server.endpoint, region="us-east-1", **KEYS
             )
             assert isinstance(store, S3Connector)
+            # The same rows as one Delta table, and a chunk that each Delta append round adds.
+            everything = ds.dataset(f"{BUCKET}/data/", filesystem=raw_fs, format="parquet").to_table()
+            deltalake.write_deltalake(f"s3://{BUCKET}/delta", everything, storage_options=storage)
+            chunk = everything.slice(0, 100_000).select(COLUMNS)
 
             def raw_dataset() -> ds.Dataset:
                 return ds.dataset(f"{BUCKET}/data/", filesystem=raw_fs, format="parquet")
@@ -126,6 +134,19 @@ def main() -> None:
                     .collect()
                 ),
                 "sygnify scan().collect()": lambda: store.scan("data/*.parquet").select(COLUMNS).collect(),
+                "raw polars scan_delta().collect()": lambda: (
+                    pl.scan_delta(f"s3://{BUCKET}/delta", storage_options=storage).select(COLUMNS).collect()
+                ),
+                "sygnify scan(Delta table).collect()": lambda: store.scan("delta/").select(COLUMNS).collect(),
+            }
+            # Writes: timed in the same interleaved rounds, not part of the rows check.
+            writers: dict[str, Callable[[], object]] = {
+                "raw deltalake write_deltalake(append)": lambda: deltalake.write_deltalake(
+                    f"s3://{BUCKET}/append-raw", chunk, mode="append", storage_options=storage
+                ),
+                "sygnify write(format='delta', append)": lambda: store.write(
+                    chunk, "append-ours/", format="delta", mode="append"
+                ),
             }
             names = list(readers)
             expected_rows = args.files * args.rows
@@ -139,6 +160,9 @@ def main() -> None:
 
             # The streaming readers' results are tables here, to compare rows; timing only counts them.
             check = {**readers, names[2]: raw_batches, names[3]: our_batches}
+            for write in writers.values():  # round 0 for the writers: the tables exist
+                write()
+            readers.update(writers)
             for name in names:  # round 0: same data from every reader, caches and connections warm
                 table = check[name]()
                 arrow = table.to_arrow() if isinstance(table, pl.DataFrame) else table
@@ -150,6 +174,7 @@ def main() -> None:
                     expected_sum,
                 ), name
 
+            names += list(writers)
             timings: dict[str, list[float]] = {name: [] for name in names}
             for round_number in range(args.rounds):
                 shift = round_number % len(names)
@@ -165,6 +190,8 @@ def main() -> None:
         (names[3], names[2]),
         (names[3], names[0]),
         (names[5], names[4]),
+        (names[7], names[6]),  # Delta read
+        (names[9], names[8]),  # Delta append
     ]
     print(
         f"{args.files} Parquet objects, {expected_rows:,} rows, {size / 2**20:.1f} MiB on moto; "

@@ -70,6 +70,7 @@ __all__ = [
     "load_config_file",
     "load_section",
     "merge_settings",
+    "parse_size",
     "resolve_connection",
     "validate_config",
 ]
@@ -82,6 +83,50 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 #: The tables of a sygnify TOML file: named sections per plugin kind, and the handler's one.
 SECTIONS = ("connections", "models", "sources", "handler")
 Section = Literal["connections", "models", "sources", "handler"]
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+    "k": 1024,
+    "m": 1024**2,
+    "g": 1024**3,
+}
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(value: int | float | str, *, what: str = "size") -> int:
+    """Bytes in ``value``: an int, or a string such as ``"512MB"``, ``"2GiB"``, ``"1.5g"``.
+
+    ``what`` names the option in errors (a :class:`~sygnify.errors.ConfigurationError`).
+
+    >>> parse_size(1024), parse_size("2 KiB"), parse_size("1GB"), parse_size("128MiB")
+    (1024, 2048, 1000000000, 134217728)
+    """
+    if isinstance(value, bool):
+        raise ConfigurationError(f"{what} must be a size, got {value!r}", resource=what)
+    if isinstance(value, int | float):
+        size = int(value)
+    else:
+        match = _SIZE.match(value)
+        unit = match.group(2).lower() if match else ""
+        if match is None or unit not in _UNITS:
+            raise ConfigurationError(
+                f"cannot read {what}={value!r} as a memory size; use bytes or e.g. '512MB', '2GiB'",
+                resource=what,
+            )
+        size = int(float(match.group(1)) * _UNITS[unit])
+    if size <= 0:
+        raise ConfigurationError(f"{what}: memory size must be positive, got {value!r}", resource=what)
+    return size
 
 
 class RetrySettings(BaseModel):

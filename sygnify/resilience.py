@@ -18,11 +18,12 @@ Clocks, sleeps and random sources are injectable so that tests never wait::
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import enum
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
@@ -32,6 +33,7 @@ from sygnify.errors import (
     CircuitOpenError,
     ConfigurationError,
     OperationTimeoutError,
+    SygnifyError,
     ThrottledError,
     TransientError,
 )
@@ -47,6 +49,8 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,20 @@ class RetryPolicy:
         if isinstance(exc, ThrottledError) and exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
         return delay
+
+    def total_delay(self) -> float:
+        """The longest the policy sleeps in all (its backoff between ``max_attempts`` attempts).
+
+        What a persistent outage costs on top of the attempts' own time (their timeouts);
+        ``Retry-After`` answers may stretch it.
+
+        >>> RetryPolicy(max_attempts=4, initial_delay=0.5, multiplier=2.0, jitter=0.0).total_delay()
+        3.5
+        """
+        return sum(
+            min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1)) * (1 + self.jitter)
+            for attempt in range(1, self.max_attempts)
+        )
 
     def _wait(self, retry_state: tenacity.RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
@@ -138,6 +156,10 @@ class CircuitBreaker:
     ``is_failure`` is true count (default: transient errors, so a user's bad query does not
     open the breaker). Thread-safe.
 
+    Outcomes count per top-level operation: while :meth:`operation` is active on a thread,
+    calls made there (a listing or a HEAD inside a failing data read) are part of it and
+    record nothing, so their successes cannot hide the outer failure (:class:`Resilience`).
+
         >>> now = [0.0]
         >>> breaker = CircuitBreaker("svc", failure_threshold=2, reset_timeout=5, clock=lambda: now[0])
         >>> for _ in range(2):
@@ -178,6 +200,21 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._trials_in_flight = 0
+        self._scope = threading.local()
+
+    @contextlib.contextmanager
+    def operation(self) -> Iterator[None]:
+        """Mark the calls made on this thread until exit as one operation (see the class docstring)."""
+        self._scope.depth = getattr(self._scope, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._scope.depth -= 1
+
+    @property
+    def in_operation(self) -> bool:
+        """Whether this thread is inside :meth:`operation` (a nested call)."""
+        return bool(getattr(self._scope, "depth", 0))
 
     def add_listener(self, listener: Callable[[BreakerState, BreakerState], None]) -> None:
         """Call ``listener(old_state, new_state)`` on every state change."""
@@ -206,6 +243,15 @@ class CircuitBreaker:
             self._trials_in_flight = 0
             self._set_state(BreakerState.HALF_OPEN)
 
+    def _open_error(self) -> CircuitOpenError:
+        retry_at = self._opened_at + self.reset_timeout
+        return CircuitOpenError(
+            f"circuit breaker {self.name!r} is open after {self._failures} consecutive "
+            f"failures; calls are refused until clock time {retry_at:.3f}",
+            resource=self.name,
+            retry_at=retry_at,
+        )
+
     def before_call(self) -> None:
         """Raise :class:`CircuitOpenError` unless a call may go through now."""
         with self._lock:
@@ -213,15 +259,20 @@ class CircuitBreaker:
             if self._state is BreakerState.OPEN or (
                 self._state is BreakerState.HALF_OPEN and self._trials_in_flight >= self.half_open_max_calls
             ):
-                retry_at = self._opened_at + self.reset_timeout
-                raise CircuitOpenError(
-                    f"circuit breaker {self.name!r} is open after {self._failures} consecutive "
-                    f"failures; calls are refused until clock time {retry_at:.3f}",
-                    resource=self.name,
-                    retry_at=retry_at,
-                )
+                raise self._open_error()
             if self._state is BreakerState.HALF_OPEN:
                 self._trials_in_flight += 1
+
+    def check(self) -> None:
+        """Raise :class:`CircuitOpenError` if the breaker is open (takes no half-open trial)."""
+        with self._lock:
+            self._refresh()
+            if self._state is BreakerState.OPEN:
+                raise self._open_error()
+
+    def is_failure(self, exc: BaseException) -> bool:
+        """Whether ``exc`` counts as a failure of the service (``is_failure``)."""
+        return self._is_failure(exc)
 
     def record_success(self) -> None:
         with self._lock:
@@ -236,6 +287,32 @@ class CircuitBreaker:
                 self._opened_at = self._clock()
                 self._trials_in_flight = 0
                 self._set_state(BreakerState.OPEN)
+
+    @contextlib.contextmanager
+    def guarding(self) -> Iterator[None]:
+        """The breaker around a block (work no single call wraps, such as a frame that a
+        library collects): refused when open, its outcome recorded.
+
+        >>> from sygnify.errors import ConnectionFailedError
+        >>> breaker = CircuitBreaker("lake", failure_threshold=1)
+        >>> try:
+        ...     with breaker.guarding():
+        ...         raise ConnectionFailedError("down")
+        ... except ConnectionFailedError:
+        ...     pass
+        >>> breaker.state.value
+        'open'
+        """
+        self.before_call()
+        try:
+            yield
+        except BaseException as exc:
+            if self._is_failure(exc):
+                self.record_failure()
+            else:
+                self._release_trial()
+            raise
+        self.record_success()
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``fn`` through the breaker, recording its outcome."""
@@ -262,14 +339,101 @@ class Resilience:
     """A retry policy around a circuit breaker: what connectors wrap each SDK call in.
 
     Each attempt goes through the breaker; once it opens, :class:`CircuitOpenError` (not
-    transient) ends the retries at once.
+    transient) ends the retries at once. A call made inside another one on the same thread
+    (and the same breaker) is part of that outer operation: it makes one attempt (refused at
+    once by an open breaker) and records nothing; the outer call retries and records, so
+    attempts do not multiply and a nested success cannot reset the count of a failing outer
+    operation::
+
+        >>> from sygnify.errors import ConnectionFailedError
+        >>> breaker = CircuitBreaker("svc", failure_threshold=2)
+        >>> policy = RetryPolicy(max_attempts=3, initial_delay=0, sleep=lambda s: None)
+        >>> resilience = Resilience(policy, breaker)
+        >>> def read() -> None:
+        ...     resilience.call(lambda: "listing ok")  # nested: no success recorded
+        ...     raise ConnectionFailedError("GET failed")
+        >>> try:
+        ...     resilience.call(read)
+        ... except Exception as exc:
+        ...     print(type(exc).__name__, breaker.state.value)
+        CircuitOpenError open
     """
 
     retry: RetryPolicy
     breaker: CircuitBreaker
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self.retry.call(self.breaker.call, fn, *args, **kwargs)
+        if self.breaker.in_operation:
+            self.breaker.check()
+            return fn(*args, **kwargs)
+        with self.breaker.operation():
+            return self.retry.call(self.breaker.call, fn, *args, **kwargs)
+
+    def resume(
+        self,
+        open_from: Callable[[C | None], Iterator[tuple[T, C]]],
+        *,
+        translate: Callable[[Exception], BaseException] | None = None,
+    ) -> Iterator[T]:
+        """Yield a stream's items, reopening it after the last one yielded when it fails.
+
+        ``open_from(checkpoint)`` opens the stream (``None``: from the start) and yields
+        ``(item, checkpoint)`` pairs, the checkpoint saying where the stream stands after
+        ``item``. A retryable failure (:class:`TransientError` by default, after
+        ``translate``) waits as the policy says and reopens from the last checkpoint, so
+        nothing yielded is repeated; ``max_attempts`` failures in a row without progress, or
+        an open breaker, end it. Each failure counts on the breaker; the breaker sees the
+        stream succeed when it ends::
+
+            >>> from sygnify.errors import ConnectionFailedError
+            >>> failed = []
+            >>> def numbers(start: int | None) -> Iterator[tuple[int, int]]:
+            ...     for n in range(start or 0, 4):
+            ...         if n == 2 and not failed:
+            ...             failed.append(n)
+            ...             raise ConnectionFailedError("reset")
+            ...         yield n, n + 1
+            >>> policy = RetryPolicy(initial_delay=0, sleep=lambda s: None)
+            >>> list(Resilience(policy, CircuitBreaker("svc")).resume(numbers))
+            [0, 1, 2, 3]
+        """
+        checkpoint: C | None = None
+        failures = 0
+        stream: Iterator[tuple[T, C]] | None = None
+        done = False
+        try:
+            while True:
+                try:
+                    with self.breaker.operation():
+                        if stream is None:
+                            self.breaker.check()
+                            stream = open_from(checkpoint)
+                        item, checkpoint = next(stream)
+                except StopIteration:
+                    break
+                except Exception as raw:
+                    stream = None
+                    exc = raw if translate is None or isinstance(raw, SygnifyError) else translate(raw)
+                    if self.breaker.is_failure(exc):
+                        self.breaker.record_failure()
+                    failures += 1
+                    if not isinstance(exc, self.retry.retry_on) or failures >= self.retry.max_attempts:
+                        if exc is raw:
+                            raise
+                        raise exc from raw
+                    delay = self.retry.delay_for(failures, exc)
+                    if self.retry.on_retry is not None:
+                        self.retry.on_retry(failures, exc, delay)
+                    self.retry.sleep(delay)
+                    continue
+                failures = 0
+                yield item
+            done = True
+        finally:
+            if stream is not None and hasattr(stream, "close"):
+                stream.close()
+        if done:
+            self.breaker.record_success()
 
 
 class Deadline:

@@ -16,7 +16,9 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
+import polars as pl
 import pyarrow as pa
+from polars.io.plugins import register_io_source
 from pydantic import BaseModel
 from typing_extensions import Self
 
@@ -34,7 +36,7 @@ from sygnify.connectors.protocols import (
 )
 from sygnify.errors import ConfigurationError, SygnifyError, UnsupportedOperationError
 from sygnify.plugins import PluginContext, SharedClientPool
-from sygnify.resilience import CircuitBreaker, Resilience
+from sygnify.resilience import CircuitBreaker, Resilience, RetryPolicy
 
 __all__ = [
     "BaseConnector",
@@ -47,6 +49,8 @@ __all__ = [
 ]
 
 ConfigT = TypeVar("ConfigT", bound=ConnectorConfig)
+#: What Polars raises for files whose schemas disagree (see ``_guarded_scan``).
+_POLARS_SCHEMA_ERRORS = (pl.exceptions.SchemaError, pl.exceptions.ColumnNotFoundError)
 R = TypeVar("R")
 C = TypeVar("C")
 
@@ -196,6 +200,11 @@ class BaseConnector(abc.ABC, Generic[ConfigT]):
         """This connection's circuit breaker (state, listeners)."""
         return self._resilience.breaker
 
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """This connection's retry policy (what libraries reading on their own are bounded by)."""
+        return self._resilience.retry
+
     def _ensure_open(self) -> None:
         if self._closed:
             raise ConfigurationError(
@@ -216,6 +225,9 @@ class BaseConnector(abc.ABC, Generic[ConfigT]):
 
         ``resilience`` replaces the connection's policy for this call (e.g. a narrower retry
         policy for a call that is not idempotent); the hooks and error translation stay the same.
+        A call made inside another ``_call`` on the same thread (a listing inside ``open
+        dataset``) is part of that operation: one attempt, no outcome of its own on the breaker;
+        the outer call retries and counts (:class:`~sygnify.resilience.Resilience`).
         """
         self._ensure_open()
 
@@ -236,11 +248,37 @@ class BaseConnector(abc.ABC, Generic[ConfigT]):
         self._emit_call(operation, "ok", None, started)
         return result
 
+    def _resumable(
+        self,
+        operation: str,
+        open_from: Callable[[C | None], Iterator[tuple[R, C]]],
+        *,
+        resource: str | None = None,
+    ) -> Iterator[R]:
+        """Yield a stream's items with the connection's retry policy and breaker, resuming after
+        a transient failure from the last checkpoint (:meth:`Resilience.resume`), errors translated.
+
+        ``open_from(checkpoint)`` yields ``(item, checkpoint)`` pairs; nothing already yielded is
+        yielded again.
+        """
+        self._ensure_open()
+        started = time.perf_counter()
+
+        def translate(exc: Exception) -> BaseException:
+            return self._translate(exc, operation=operation, resource=resource)
+
+        try:
+            yield from self._resilience.resume(open_from, translate=translate)
+        except SygnifyError as exc:
+            self._emit_call(operation, "error", type(exc).__name__, started)
+            raise
+        self._emit_call(operation, "ok", None, started)
+
     def _translate_stream(self, batches: Iterator[pa.RecordBatch], source: str) -> Iterator[pa.RecordBatch]:
         """Pass ``batches`` through, translating an error raised mid-stream (as a ``stream`` error).
 
-        Such errors are translated but not retried: a restart would repeat rows the caller
-        already has.
+        Such errors are translated but not retried here (a restart would repeat rows the
+        caller already has): a stream that can resume goes through :meth:`_resumable`.
         """
         try:
             yield from batches
@@ -248,6 +286,53 @@ class BaseConnector(abc.ABC, Generic[ConfigT]):
             raise
         except Exception as exc:
             raise self._translate(exc, operation="stream", resource=source) from exc
+
+    def _guarded_scan(
+        self, frame: pl.LazyFrame, *, resource: str | None, diagnose: Callable[[], object] | None = None
+    ) -> pl.LazyFrame:
+        """``frame`` (a library's native lazy scan) whose collection goes through this
+        connection's circuit breaker and error translation.
+
+        Polars reads the data when the frame is collected, outside any sygnify call; as a
+        Polars IO source that runs the native scan (columns, predicate and row limit pushed
+        into it), its failures are sygnify errors (a :class:`~sygnify.errors.TransientError`
+        for an outage) and count on the breaker, which refuses collection while open. The
+        retries stay the library's own, bounded by the policy (its storage options).
+        ``diagnose()`` runs when Polars refuses the data's schema, to raise a precise
+        :class:`~sygnify.errors.SchemaError` (which file, which column) instead.
+        """
+        schema = frame.collect_schema()
+        breaker = self.breaker
+
+        def source(
+            with_columns: list[str] | None,
+            predicate: pl.Expr | None,
+            n_rows: int | None,
+            batch_size: int | None,
+        ) -> Iterator[pl.DataFrame]:
+            query = frame if predicate is None else frame.filter(predicate)
+            if with_columns is not None:
+                query = query.select(with_columns)
+            if n_rows is not None:
+                query = query.head(n_rows)
+            self._ensure_open()
+            started = time.perf_counter()
+            try:
+                with breaker.guarding():
+                    try:
+                        yield from query.collect_batches()
+                    except SygnifyError:
+                        raise
+                    except Exception as exc:
+                        if diagnose is not None and isinstance(exc, _POLARS_SCHEMA_ERRORS):
+                            diagnose()  # raises the SchemaError that names the file
+                        raise self._translate(exc, operation="scan", resource=resource) from exc
+            except SygnifyError as exc:
+                self._emit_call("scan", "error", type(exc).__name__, started)
+                raise
+            self._emit_call("scan", "ok", None, started)
+
+        return register_io_source(source, schema=schema, explain_name=f"sygnify {self.type_name} scan")
 
     def _emit_call(self, operation: str, outcome: str, error: str | None, started: float) -> None:
         events.emit(

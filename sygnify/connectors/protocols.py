@@ -57,7 +57,7 @@ __all__ = [
     "WriteResult",
 ]
 
-WriteMode: TypeAlias = Literal["append", "overwrite"]
+WriteMode: TypeAlias = Literal["append", "overwrite", "merge"]
 
 
 @dataclass(frozen=True)

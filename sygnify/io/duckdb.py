@@ -23,17 +23,21 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
 from sygnify.errors import (
+    CircuitOpenError,
     ConfigurationError,
     DataQualityError,
     MemoryBudgetError,
     NotFoundError,
     QueryError,
     SygnifyError,
+    TransientError,
 )
 from sygnify.io.sql import QueryParams
 from sygnify.io.sql import looks_like_sql as _looks_like_any_sql
+from sygnify.io.transient import transient_read_error
 
 __all__ = ["DatasetSQL", "check_table_names", "looks_like_sql", "translate_duckdb_error"]
 
@@ -60,6 +64,42 @@ def check_table_names(tables: Iterable[str]) -> None:
                 f"table name {table!r} is not a plain SQL identifier (letters, digits, _)",
                 resource=table,
             )
+
+
+#: pyarrow reads ahead this many fragments of a dataset scan (its ``fragment_readahead``).
+FRAGMENT_READAHEAD = 4
+
+
+def by_row_group(dataset: ds.Dataset) -> ds.Dataset:
+    """``dataset`` with its Parquet objects split into one fragment per row group, when it
+    has fewer objects than pyarrow reads ahead.
+
+    pyarrow fetches a whole fragment's row groups as soon as a scan opens it, so
+    ``SELECT * FROM t LIMIT 5`` over one large object would download all of it; split,
+    it downloads the first row groups only. Tables of many objects keep one fragment per
+    object (a scan stops after the first few anyway, and splitting would repeat footer reads),
+    and so do datasets read through a Python filesystem (Azure: it reads in ``part_size``
+    blocks per opened object, so split fragments would download the object again each).
+
+    >>> import tempfile, pyarrow as pa, pyarrow.parquet as pq
+    >>> path = tempfile.mkdtemp() + "/t.parquet"
+    >>> pq.write_table(pa.table({"x": list(range(10))}), path, row_group_size=3)
+    >>> len(list(by_row_group(ds.dataset(path)).get_fragments()))
+    4
+    """
+    if not isinstance(dataset, ds.FileSystemDataset) or not isinstance(dataset.format, ds.ParquetFileFormat):
+        return dataset
+    if isinstance(dataset.filesystem, pafs.PyFileSystem):
+        # A Python filesystem (sygnify's SDK reads) reads in blocks of its own per opened
+        # file: row-group fragments would each fetch a block, so the object stays whole.
+        return dataset
+    fragments = list(dataset.get_fragments())
+    if not fragments or len(fragments) >= FRAGMENT_READAHEAD:
+        return dataset
+    split = [piece for fragment in fragments for piece in fragment.split_by_row_group()]
+    if len(split) == len(fragments):
+        return dataset
+    return ds.FileSystemDataset(split, dataset.schema, dataset.format, dataset.filesystem)
 
 
 class DatasetSQL:
@@ -109,9 +149,11 @@ class DatasetSQL:
                         f"({exc.message})",
                         resource=table,
                     ) from exc
+                except (TransientError, CircuitOpenError):
+                    raise  # as they are, so the query is retried or refused
                 except SygnifyError as exc:
                     raise type(exc)(f"table {table!r}: {exc.message}", resource=table) from exc
-                cursor.register(table, dataset)
+                cursor.register(table, by_row_group(dataset))
         except BaseException:
             cursor.close()
             raise
@@ -166,7 +208,9 @@ _DATA_WORDS = ("magic bytes", "Parquet", "parquet", "CSV", "sniffing", "JSON", "
 def translate_duckdb_error(exc: Exception, message: str, resource: str | None) -> SygnifyError:
     """Map a DuckDB exception onto the sygnify error tree (the one map for every DuckDB).
 
-    Out of memory is a :class:`~sygnify.errors.MemoryBudgetError`; an unknown table or a
+    Out of memory is a :class:`~sygnify.errors.MemoryBudgetError`; a throttled or dropped
+    store request under the scan a :class:`~sygnify.errors.TransientError`
+    (:func:`sygnify.io.transient.transient_read_error`, so the query is retried); an unknown table or a
     missing file a :class:`~sygnify.errors.NotFoundError`; data DuckDB cannot read or
     convert a :class:`~sygnify.errors.DataQualityError`; the sandbox refusing a file or URL,
     and any other failure, a :class:`~sygnify.errors.QueryError`.
@@ -177,6 +221,10 @@ def translate_duckdb_error(exc: Exception, message: str, resource: str | None) -
     text = str(exc)
     if isinstance(exc, duckdb.OutOfMemoryException):
         return MemoryBudgetError(message, resource=resource)
+    # A store failure while DuckDB read an Arrow dataset reaches us as text only.
+    transient = transient_read_error(text, message, resource)
+    if transient is not None:
+        return transient
     if isinstance(exc, duckdb.CatalogException) and "does not exist" in text:
         return NotFoundError(
             f"{message} (check the name against the connection's `tables`)", resource=resource

@@ -46,6 +46,7 @@ from typing import Any, BinaryIO, TypeVar
 import pyarrow.fs as pafs
 
 from sygnify.errors import NotFoundError
+from sygnify.io.commits import LOG_DIR, CommitFilter, Log, dataset_root
 from sygnify.io.formats import format_of_file
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "HIDDEN_PREFIXES",
     "TEMP_PREFIX",
     "atomic_write",
+    "committed_files",
     "expand_glob",
     "find_files",
     "glob_matcher",
@@ -219,17 +221,63 @@ def find_files(path: str, *, any_format: bool = False) -> list[str]:
     """The local data files named by a file, a directory (walked) or a glob, sorted.
 
     Hidden names are skipped, and so, unless ``any_format``, are files whose extension names
-    no format; a file named directly is returned as it is. A missing file or directory is a
+    no format, and files a dataset's commit log hides (:func:`committed_files`: parts of
+    writes that did not commit, data an overwrite replaced); a file named directly is
+    returned as it is. A missing file or directory is a
     :class:`~sygnify.errors.NotFoundError`; a glob that matches nothing returns ``[]``.
     """
     if has_glob(path):
-        return list(filter(glob_matcher(path, any_format=any_format), expand_glob(path)))
+        found = list(filter(glob_matcher(path, any_format=any_format), expand_glob(path)))
+        literal = glob_prefix(path)
+        return committed_files(found, literal[: literal.rfind("/") + 1] or ".")
     if os.path.isdir(path):
         files = _walk(path, max_depth=None, prune_hidden=True)
-        return sorted(os.path.join(path, name) for name in files if is_data_file(name, any_format=any_format))
+        found = sorted(
+            os.path.join(path, name) for name in files if is_data_file(name, any_format=any_format)
+        )
+        return committed_files(found, path)
     if os.path.isfile(path):
         return [path]
     raise NotFoundError(f"no file or directory {path!r}; check the path", resource=path)
+
+
+def committed_files(paths: list[str], top: str) -> list[str]:
+    """``paths`` (local files found below the directory ``top``) less those the datasets'
+    commit logs hide (:mod:`sygnify.io.commits`).
+
+    A log governs the files below its directory: the directories of ``paths`` are checked
+    up to ``top``, and above it through hive partition directories (``k=v``), so reading one
+    partition honours its dataset's log. Without a log, only parts of uncommitted writes
+    are left out.
+    """
+    stop = os.path.normpath(dataset_root(os.path.normpath(top) + "/") or ".")
+    logs: dict[str, Log] = {}
+    checked: set[str] = set()
+    for path in paths:
+        directory = os.path.dirname(path) or "."
+        while directory not in checked:
+            checked.add(directory)
+            log_dir = os.path.join(directory, LOG_DIR)
+            if os.path.isdir(log_dir):
+                with os.scandir(log_dir) as entries:
+                    logs[directory.rstrip("/") + "/"] = Log.parse(
+                        (entry.name, entry.stat().st_mtime) for entry in entries if entry.is_file()
+                    )
+            parent = os.path.dirname(directory)
+            if os.path.normpath(directory) == stop or parent in ("", directory):
+                break
+            directory = parent
+    keep = CommitFilter((), logs=logs)
+    if not any(log.commits for log in logs.values()):  # no stat needed: only part names count
+        return [path for path in paths if keep(path, None)]
+    return [path for path in paths if keep(path, _mtime(path))]
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except FileNotFoundError:
+        return None
 
 
 _URI_QUERY = re.compile(r"\?(?=[A-Za-z_]\w*=)")  # "?region=..." (a glob "?" is not followed by "name=")
@@ -238,16 +286,20 @@ _URI_QUERY = re.compile(r"\?(?=[A-Za-z_]\w*=)")  # "?region=..." (a glob "?" is 
 def resolve_filesystem(path: str, filesystem: pafs.FileSystem | None = None) -> tuple[pafs.FileSystem, str]:
     """The pyarrow filesystem of ``path`` and the path (or glob) within it.
 
-    ``filesystem`` given: used as is. A URL (``s3://``, ``gs://``...): pyarrow's filesystem
-    for it (credentials from the environment, options as URL query parameters); a glob in
-    it stays a glob, ``?`` included. Anything else is a local path, made absolute.
+    ``filesystem`` given: used as is, the path without its URL scheme. A URL (``s3://``,
+    ``gs://``...): pyarrow's filesystem for it (credentials from the environment, options as
+    URL query parameters); a glob in it stays a glob, ``?`` included. Anything else is a
+    local path, made absolute.
 
     >>> filesystem, local = resolve_filesystem("file:///tmp/x.parquet")
     >>> type(filesystem).__name__, local
     ('LocalFileSystem', '/tmp/x.parquet')
     """
     if filesystem is not None:
-        return filesystem, path
+        # pyarrow filesystems take "bucket/key": a URL's scheme is dropped ("s3://b/k" -> "b/k").
+        scheme, sep, rest = path.partition("://")
+        is_url = sep and scheme.isalnum() and not isinstance(filesystem, pafs.LocalFileSystem)
+        return filesystem, rest if is_url else path
     if "://" not in path or path.startswith("file://"):
         return pafs.LocalFileSystem(), os.path.abspath(path.removeprefix("file://"))
     query_mark = _URI_QUERY.search(path)

@@ -6,6 +6,7 @@ import io
 import os
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Literal, TypeAlias, get_args
 
@@ -16,6 +17,7 @@ import pyarrow.dataset as ds
 import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
 
+from sygnify.config import parse_size
 from sygnify.errors import ConfigurationError
 from sygnify.io.partitions import (
     NULL_PARTITION,
@@ -32,9 +34,11 @@ __all__ = [
     "FileFormat",
     "FilePutter",
     "PartEncoder",
+    "WriteOptions",
     "detect_format",
     "polars_scan",
     "pyarrow_format",
+    "split_by_size",
     "write_parts",
     "write_table",
 ]
@@ -136,15 +140,74 @@ def polars_scan(
     return pl.scan_ndjson(sources, storage_options=storage_options, **options)
 
 
-def write_table(table: pa.Table, sink: str | BinaryIO, fmt: FileFormat) -> None:
-    """Write ``table`` to a path or binary file object in ``fmt``."""
+#: Parquet codecs pyarrow writes (``None``: pyarrow's default, snappy).
+PARQUET_CODECS = ("none", "snappy", "gzip", "brotli", "lz4", "zstd")
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How files are written: ``compression`` (Parquet codec, or ``gzip`` for CSV/JSON lines...),
+    ``row_group_size`` (rows per Parquet row group / IPC record batch) and ``max_file_size``
+    (bytes per part file: larger data goes in several parts).
+
+    >>> WriteOptions.of(compression="zstd", max_file_size="64MiB")
+    WriteOptions(compression='zstd', row_group_size=None, max_file_size=67108864)
+    """
+
+    compression: str | None = None
+    row_group_size: int | None = None
+    max_file_size: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        compression: str | None = None,
+        row_group_size: int | None = None,
+        max_file_size: int | str | None = None,
+    ) -> WriteOptions:
+        """Checked options (a :class:`~sygnify.errors.ConfigurationError` for a bad value)."""
+        if compression is not None and compression.lower() not in PARQUET_CODECS:
+            raise ConfigurationError(
+                f"unknown compression {compression!r}; use one of {', '.join(PARQUET_CODECS)}",
+                resource="compression",
+            )
+        if row_group_size is not None and (isinstance(row_group_size, bool) or row_group_size < 1):
+            raise ConfigurationError(
+                f"row_group_size must be >= 1 rows, got {row_group_size!r}", resource="row_group_size"
+            )
+        size = None if max_file_size is None else parse_size(max_file_size, what="max_file_size")
+        return cls(None if compression is None else compression.lower(), row_group_size, size)
+
+
+def write_table(
+    table: pa.Table, sink: str | BinaryIO, fmt: FileFormat, options: WriteOptions | None = None
+) -> None:
+    """Write ``table`` to a path or binary file object in ``fmt``, shaped by ``options``
+    (compression and row-group size apply to Parquet and IPC)."""
+    opts = options or WriteOptions()
+    if opts.compression not in (None, "none") and fmt in ("csv", "json"):
+        raise ConfigurationError(
+            f"compression applies to parquet and ipc files, not {fmt}", resource="compression"
+        )
     if fmt == "parquet":
-        pq.write_table(table, sink)
+        pq.write_table(
+            table,
+            sink,
+            compression=opts.compression or "snappy",
+            row_group_size=opts.row_group_size,
+        )
     elif fmt == "csv":
         pa_csv.write_csv(table, sink)
     elif fmt == "ipc":
-        with pa_ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
+        codec = None if opts.compression in (None, "none") else opts.compression
+        if codec not in (None, "lz4", "zstd"):
+            raise ConfigurationError(
+                f"IPC files compress with lz4 or zstd, not {codec}", resource="compression"
+            )
+        ipc_options = pa_ipc.IpcWriteOptions(compression="lz4" if codec == "lz4" else codec)
+        with pa_ipc.new_file(sink, table.schema, options=ipc_options) as writer:
+            writer.write_table(table, max_chunksize=opts.row_group_size)
     else:
         buffer = io.BytesIO()
         pl.from_arrow(table).write_ndjson(buffer)  # type: ignore[union-attr]
@@ -153,6 +216,20 @@ def write_table(table: pa.Table, sink: str | BinaryIO, fmt: FileFormat) -> None:
                 handle.write(buffer.getvalue())
         else:
             sink.write(buffer.getvalue())
+
+
+def split_by_size(table: pa.Table, max_bytes: int | None) -> list[pa.Table]:
+    """``table`` in consecutive slices of at most about ``max_bytes`` of Arrow data each
+    (encoded files are usually smaller); one slice, however small, keeps the schema.
+
+    >>> [t.num_rows for t in split_by_size(pa.table({"v": list(range(1000))}), 2000)]
+    [250, 250, 250, 250]
+    """
+    if max_bytes is None or table.num_rows <= 1 or table.nbytes <= max_bytes:
+        return [table]
+    per_row = table.nbytes / table.num_rows
+    rows = max(1, int(max_bytes // per_row))
+    return [table.slice(start, rows) for start in range(0, table.num_rows, rows)]
 
 
 #: Writes one part's bytes to a stream: ``encode(part, path)`` gives it (:func:`write_parts`).
@@ -173,9 +250,10 @@ def write_parts(
     fmt: FileFormat,
     partition_by: Sequence[str] | None,
     *,
-    name: str | None = None,
+    name: str | Callable[[int], str] | None = None,
     encode: PartEncoder | None = None,
     put: FilePutter | None = None,
+    options: WriteOptions | None = None,
 ) -> list[Path]:
     """Write ``table`` as new part files under ``directory`` and return the files written.
 
@@ -189,11 +267,13 @@ def write_parts(
     writer for datasets, so JSON lines go out as one part file (callers refuse partitioned
     JSON).
 
-    Every part is named ``name`` (default ``part-<uuid>-0<suffix>``: new files, never a
-    replaced one). ``encode(part, path)`` gives the function that writes a part's bytes
-    (default :func:`write_table` in ``fmt``); ``put(path, write)`` puts a file (default: a
-    local file, its directories made). Sinks pass both to write through a pyarrow
-    filesystem, atomically.
+    Parts are named by ``name``: a function of the part's number within its partition
+    (several when ``options.max_file_size`` splits a partition), or one name (default
+    ``part-<uuid>-0<suffix>``: new files, never a replaced one; a split adds ``-<n>``).
+    ``encode(part, path)`` gives the function that writes a part's bytes (default
+    :func:`write_table` in ``fmt`` with ``options``); ``put(path, write)`` puts a file
+    (default: a local file, its directories made). Sinks pass both to write through a
+    pyarrow filesystem, atomically.
 
     >>> import tempfile
     >>> root = Path(tempfile.mkdtemp())
@@ -204,28 +284,46 @@ def write_parts(
     >>> [p.relative_to(root / "empty").as_posix() for p in empty]
     ['cat=__HIVE_DEFAULT_PARTITION__/p.parquet', '_sygnify_partitions.json']
     """
-    basename = name or f"part-{uuid.uuid4().hex}-0{SUFFIX[fmt]}"
-    encoder = encode or (lambda part, _path: lambda out: write_table(part, out, fmt))
+    opts = options or WriteOptions()
+    fixed = name or f"part-{uuid.uuid4().hex}-0{SUFFIX[fmt]}"
+
+    def part_name(index: int) -> str:
+        if callable(fixed):
+            return fixed(index)
+        if index == 0:
+            return fixed
+        stem, dot, suffix = fixed.partition(".")
+        return f"{stem}-{index}{dot}{suffix}"
+
+    encoder = encode or (lambda part, _path: lambda out: write_table(part, out, fmt, opts))
     putter = put or _put_local
     root = os.fspath(directory).rstrip("/")
     if put is None:
-        Path(root).mkdir(parents=True, exist_ok=True)
+        Path(root or ".").mkdir(parents=True, exist_ok=True)
+
+    def join(*names: str) -> str:  # "" is the root of the caller's put(): paths relative to it
+        return "/".join(name for name in (root, *names) if name)
+
     if not partition_by:
-        path = f"{root}/{basename}"
-        putter(path, encoder(table, path))
-        return [Path(path)]
+        written: list[Path] = []
+        for index, piece in enumerate(split_by_size(table, opts.max_file_size)):
+            path = join(part_name(index))
+            putter(path, encoder(piece, path))
+            written.append(Path(path))
+        return written
     parts = list(split_partitions(table, partition_by))
     if not parts:  # no rows: one empty part keeps the data columns' schema
         null_path = "/".join(f"{column}={NULL_PARTITION}" for column in partition_by)
         parts = [(null_path, table.drop_columns(list(partition_by)))]
-    written: list[Path] = []
+    written = []
     for relative, part in parts:
-        path = f"{root}/{relative}/{basename}"
-        putter(path, encoder(part, path))
-        written.append(Path(path))
+        for index, piece in enumerate(split_by_size(part, opts.max_file_size)):
+            path = join(relative, part_name(index))
+            putter(path, encoder(piece, path))
+            written.append(Path(path))
     schema = pa.schema([table.schema.field(column) for column in partition_by])
     text = partitions_file_text(schema).encode("utf-8")
-    types = f"{root}/{PARTITIONS_FILE}"
+    types = join(PARTITIONS_FILE)
 
     def write_types(out: BinaryIO) -> None:
         out.write(text)

@@ -8,8 +8,9 @@ keywords with ``dialect_keywords`` (DuckDB: ``PIVOT``, ``UNPIVOT``, ``SUMMARIZE`
 
 Anything else is a name (a path, a glob, a table). Requiring the keyword to be followed by
 a space keeps names that merely begin with one (``selections/``, ``show.parquet``,
-``desc_table``) names; a path that starts with a keyword and a space (``select x.parquet``)
-reads as SQL: name it ``./select x.parquet``::
+``desc_table``) names, and a keyword followed by one bare word with a data file's extension
+and nothing else (``select x.parquet``, ``from 2026/*.csv``) is a file's name, not a
+statement::
 
     >>> looks_like_sql("  -- daily\\n SELECT * FROM t"), looks_like_sql("(select 1)")
     (True, True)
@@ -17,6 +18,8 @@ reads as SQL: name it ``./select x.parquet``::
     (False, False, False)
     >>> looks_like_sql("PIVOT t ON k", dialect_keywords=("pivot",))
     True
+    >>> looks_like_sql("select x.parquet"), looks_like_sql("FROM 'x.parquet'"), looks_like_sql("FROM tx")
+    (False, True, True)
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeAlias
+
+from sygnify.io.formats import format_of_file
 
 __all__ = ["SQL_KEYWORDS", "QueryParams", "looks_like_sql"]
 
@@ -35,6 +40,9 @@ SQL_KEYWORDS = ("select", "with", "from", "values", "table", "show", "describe",
 
 _LEADING_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.S)
 _FIRST_WORD = re.compile(r"([A-Za-z_]+)(?=[\s(*])")
+# A keyword, blanks, then one bare word (no quote, parenthesis, comma or semicolon): a
+# file's name such as "select x.parquet" when the word has a data file's extension.
+_ONE_WORD = re.compile(r"[A-Za-z_]+\s+([^\s'\"(),;]+)\s*\Z")
 
 
 def looks_like_sql(text: str, *, dialect_keywords: Iterable[str] = ()) -> bool:
@@ -44,6 +52,9 @@ def looks_like_sql(text: str, *, dialect_keywords: Iterable[str] = ()) -> bool:
         return True
     word = _FIRST_WORD.match(body)
     if word is None:
+        return False
+    one_word = _ONE_WORD.match(body)
+    if one_word is not None and format_of_file(one_word.group(1)) is not None:
         return False
     keyword = word.group(1).lower()
     return keyword in SQL_KEYWORDS or keyword in {extra.lower() for extra in dialect_keywords}

@@ -37,6 +37,7 @@ from sygnify.processing.plan import Plan
 from sygnify.processing.result import ProcessResult, ProgressCallback, Tracker
 from sygnify.processing.sinks import as_sink
 from sygnify.processing.sources import FileSource, as_source
+from sygnify.processing.tables import table_sink, table_source
 from sygnify.resilience import RetryPolicy
 
 __all__ = ["HandlerConfig", "LargeDataHandler", "Mode"]
@@ -186,9 +187,9 @@ class LargeDataHandler:
             raise ConfigurationError("incremental mode needs checkpoint= (a file path or Checkpoint)")
         if mode != "incremental" and (checkpoint is not None or cursor is not None):
             raise ConfigurationError("checkpoint= and cursor= apply to mode='incremental' only")
-        the_source = as_source(source)
+        the_source = table_source(source) or as_source(source)
         plan = Plan.of(transform)
-        the_sink = as_sink(sink) if sink is not None else None
+        the_sink = None if sink is None else table_sink(sink) or as_sink(sink)
         expected = _schema(schema)
         user_schema = expected is not None
         if expected is None and isinstance(the_source, FileSource):

@@ -26,7 +26,6 @@ machine and the transform::
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -34,26 +33,11 @@ from types import TracebackType
 import psutil
 import pyarrow as pa
 
+from sygnify.config import parse_size
 from sygnify.errors import ConfigurationError, MemoryBudgetError
 
 __all__ = ["MemoryBudget", "PeakMemory", "parse_memory"]
 
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "kb": 1000,
-    "mb": 1000**2,
-    "gb": 1000**3,
-    "tb": 1000**4,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-    "tib": 1024**4,
-    "k": 1024,
-    "m": 1024**2,
-    "g": 1024**3,
-}
-_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
 
 #: Share of the budget one chunk may take: a chunk exists several times at once (the
 #: source's buffers, the Arrow batch, the Polars frame, the transform's output, the sink's
@@ -72,22 +56,7 @@ def parse_memory(value: int | float | str) -> int:
     >>> parse_memory(1024), parse_memory("2 KiB"), parse_memory("1GB")
     (1024, 2048, 1000000000)
     """
-    if isinstance(value, bool):
-        raise ConfigurationError(f"max_memory must be a size, got {value!r}")
-    if isinstance(value, int | float):
-        size = int(value)
-    else:
-        match = _SIZE.match(value)
-        unit = match.group(2).lower() if match else ""
-        if match is None or unit not in _UNITS:
-            raise ConfigurationError(
-                f"cannot read {value!r} as a memory size; use bytes or e.g. '512MB', '2GiB'",
-                resource=str(value),
-            )
-        size = int(float(match.group(1)) * _UNITS[unit])
-    if size <= 0:
-        raise ConfigurationError(f"memory size must be positive, got {value!r}", resource=str(value))
-    return size
+    return parse_size(value, what="max_memory")
 
 
 class MemoryBudget:

@@ -249,7 +249,9 @@ class ConnectorSink(Sink):
         return list(self.connector.write(table, self.target, **self.write_options).paths)
 
     def replace(self, table: pa.Table) -> list[str]:
-        options = {**self.write_options, "mode": "overwrite"}
+        # An upsert by key replaces the rows it names already; anything else overwrites.
+        merging = self.write_options.get("mode") == "merge"
+        options = self.write_options if merging else {**self.write_options, "mode": "overwrite"}
         return list(self.connector.write(table, self.target, **options).paths)
 
 

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from sygnify.connectors.protocols import Readable
 from sygnify.errors import ConfigurationError, NotFoundError, SygnifyError
 from sygnify.io.arrow import to_arrow_table
+from sygnify.io.commits import LOG_DIR, CommitFilter, Log, dataset_root
 from sygnify.io.files import (
     find_files,
     glob_matcher,
@@ -199,6 +200,10 @@ class PartitionedFilePart(FilePart):
         return None if frame is None else with_partition_columns(frame, tuple(self._wanted()))
 
 
+def _mtime(entry: pafs.FileInfo) -> float | None:
+    return entry.mtime.timestamp() if entry.mtime is not None else None
+
+
 class FileSource(Source):
     """Files by path, directory or glob, local or on an object store (``s3://``, ``gs://``...).
 
@@ -261,12 +266,22 @@ class FileSource(Source):
         if not is_glob and filesystem.get_file_info(root).type == pafs.FileType.File:
             return [root]
         entries = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
-        paths = (entry.path for entry in entries if entry.type == pafs.FileType.File)
+        listed = {entry.path: _mtime(entry) for entry in entries if entry.type == pafs.FileType.File}
         if is_glob:
-            return sorted(filter(glob_matcher(base, any_format=any_format), paths))
-        found = sorted(p for p in paths if is_data_file(p[len(root) :], any_format=any_format))
-        self._bases.update(dict.fromkeys(found, root))
-        return found
+            found = sorted(filter(glob_matcher(base, any_format=any_format), listed))
+        else:
+            found = sorted(p for p in listed if is_data_file(p[len(root) :], any_format=any_format))
+            self._bases.update(dict.fromkeys(found, root))
+        # The commit logs of sygnify datasets (sygnify.io.commits), as the connectors honour them.
+        logs = {}
+        dataset = dataset_root(root.rstrip("/") + "/")
+        if dataset.rstrip("/") != root.rstrip("/"):  # a partition directory: its dataset's log
+            selector = pafs.FileSelector(f"{dataset}{LOG_DIR}", allow_not_found=True)
+            logs[dataset] = Log.parse(
+                (entry.base_name, _mtime(entry)) for entry in filesystem.get_file_info(selector)
+            )
+        keep = CommitFilter(listed.items(), logs=logs)
+        return [path for path in found if keep(path, listed[path])]
 
     def _stored_partitions(self, base: str) -> pa.Schema | None:
         """The partition types a sygnify write stored at ``base``, if it did."""

@@ -2,8 +2,10 @@
 
 Point a client's endpoint at ``proxy.url``; requests are forwarded to ``upstream`` unless a
 fault rule matches, in which case the proxy answers 503 (S3 ``SlowDown`` or Azure
-``ServerBusy``) or drops the connection without answering. Rules fire a given number of
-times (or forever), so tests can prove that retries recover and that the breaker opens.
+``ServerBusy``), drops the connection without answering (``drop``), or forwards the request
+and then drops the connection (``lost_response``: the store did it, the client never hears).
+Rules fire a given number of times (or forever), so tests can prove that retries recover
+and that the breaker opens.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-Fault = Literal["s3_slowdown", "azure_busy", "http_500", "drop"]
+Fault = Literal["s3_slowdown", "azure_busy", "http_500", "drop", "lost_response"]
 Matcher = Callable[[str, str], bool]
 
 _HOP_BY_HOP = {
@@ -63,6 +65,8 @@ class FaultProxy:
     upstream: str
     rules: list[Rule] = field(default_factory=list)
     seen: list[tuple[str, str]] = field(default_factory=list)
+    #: bytes of the response bodies forwarded, in all
+    bytes_out: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: http.server.ThreadingHTTPServer | None = None
 
@@ -88,6 +92,7 @@ class FaultProxy:
         with self._lock:
             self.rules.clear()
             self.seen.clear()
+            self.bytes_out = 0
 
     def count(self, method: str | None = None, contains: str = "") -> int:
         """Requests seen (faulted or forwarded) with this method and path substring."""
@@ -132,6 +137,9 @@ class FaultProxy:
             def _handle(self) -> None:
                 body = self._body()
                 fault = proxy._pick(self.command, self.path)
+                if fault == "lost_response":
+                    self._forward(body, answer=False)
+                    fault = "drop"
                 if fault == "drop":
                     self.close_connection = True
                     with contextlib.suppress(OSError):
@@ -149,7 +157,7 @@ class FaultProxy:
                     return
                 self._forward(body)
 
-            def _forward(self, body: bytes) -> None:
+            def _forward(self, body: bytes, *, answer: bool = True) -> None:
                 upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
@@ -158,6 +166,10 @@ class FaultProxy:
                     upstream.request(self.command, self.path, body=body, headers=headers)
                     response = upstream.getresponse()
                     payload = response.read()
+                    if not answer:
+                        return
+                    with proxy._lock:
+                        proxy.bytes_out += len(payload)
                     self.send_response(response.status, response.reason)
                     for name, value in response.getheaders():
                         if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":

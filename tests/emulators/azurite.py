@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from tests.emulators import ManagedProcess, ensure_npm_package, free_port, wait_for_port
 
-PACKAGE = "azurite@3.35.0"
+PACKAGE = "azurite@3.37.0"
 #: The documented well-known development account of Azurite (not a secret).
 ACCOUNT_NAME = "devstoreaccount1"
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="

@@ -54,10 +54,17 @@ def test_names_are_not_sql(text: str) -> None:
     assert not io_duckdb.looks_like_sql(text)
 
 
-def test_a_path_that_starts_with_a_keyword_and_a_space_is_sql() -> None:
-    # The documented trade-off: name such a file "./select x.parquet".
-    assert looks_like_sql("select x.parquet")
-    assert not looks_like_sql("./select x.parquet")
+@pytest.mark.parametrize("name", ["select x.parquet", "FROM 2026/*.csv", "show  tx.jsonl ", "with a.arrow"])
+def test_a_file_named_like_a_keyword_and_a_word_is_a_name(name: str) -> None:
+    assert not looks_like_sql(name)
+    assert not looks_like_sql("./" + name)
+
+
+@pytest.mark.parametrize(
+    "sql", ["FROM tx", "select x.y", "FROM 'x.parquet'", "select * from x.parquet", "FROM read_csv('a.csv')"]
+)
+def test_a_keyword_and_more_than_a_file_name_is_sql(sql: str) -> None:
+    assert looks_like_sql(sql)
 
 
 @pytest.mark.parametrize("text", ["PIVOT tx ON k USING sum(v)", "unpivot t on a, b", "SUMMARIZE tx"])

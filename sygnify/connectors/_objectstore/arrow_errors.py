@@ -22,9 +22,9 @@ from sygnify.errors import (
     ObjectNotFoundError,
     PermissionDeniedError,
     SygnifyError,
-    ThrottledError,
 )
 from sygnify.io.arrow import translate_read_error
+from sygnify.io.transient import transient_read_error
 
 __all__ = ["translate_arrow_error"]
 
@@ -35,6 +35,11 @@ def translate_arrow_error(exc: Exception, message: str, resource: str | None) ->
     upper = text.upper()
     if isinstance(exc, FileNotFoundError):
         return ObjectNotFoundError(message, resource=resource)
+    # A store failure first: pyarrow raises some of them (a 503 during a read, through the
+    # SDK filesystem too) as ArrowInvalid/OSError whose text names the transient cause.
+    transient = transient_read_error(text, message, resource)
+    if transient is not None:
+        return transient
     if isinstance(exc, pa.ArrowInvalid) or "magic bytes" in text:
         return DataQualityError(message, resource=resource)
     if any(word in upper for word in ("NO_SUCH_BUCKET", "CONTAINERNOTFOUND", "BUCKET DOES NOT EXIST")):
@@ -45,9 +50,7 @@ def translate_arrow_error(exc: Exception, message: str, resource: str | None) ->
         return AuthenticationError(message, resource=resource)
     if "ACCESS_DENIED" in upper or "AUTHORIZATION" in upper or "HTTP STATUS 403" in upper:
         return PermissionDeniedError(message, resource=resource)
-    if any(word in upper for word in ("SLOW_DOWN", "SLOWDOWN", "SERVERBUSY", "THROTTL", "HTTP STATUS 503")):
-        return ThrottledError(message, resource=resource)
-    if any(word in upper for word in ("NETWORK_CONNECTION", "CONNECTION", "TIMED OUT", "HTTP STATUS 5")):
+    if "CONNECTION" in upper:
         return ConnectionFailedError(message, resource=resource)
     if "RESOURCE_NOT_FOUND" in upper or "BLOBNOTFOUND" in upper or "NOT FOUND" in upper:
         return ObjectNotFoundError(message, resource=resource)

@@ -13,11 +13,8 @@ instead.
 from __future__ import annotations
 
 import abc
-import shutil
-import tempfile
 import threading
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import polars as pl
@@ -26,6 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from sygnify.connectors._objectstore.arrow_errors import translate_arrow_error
+from sygnify.connectors._objectstore.data_reads import resumable_batches
 from sygnify.connectors._objectstore.filesystem import ObjectStoreFileSystem
 from sygnify.connectors._objectstore.sources import (
     Partitions,
@@ -34,29 +32,37 @@ from sygnify.connectors._objectstore.sources import (
     resolve_source,
 )
 from sygnify.connectors._objectstore.store import ConfigT, ObjectStore
+from sygnify.connectors._objectstore.tables import open_table, table_location
+from sygnify.connectors._objectstore.writes import write_to_store
 from sygnify.connectors.base import Capability, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.pool import ClientPool
-from sygnify.errors import ConfigurationError, SchemaError, SygnifyError
+from sygnify.errors import ConfigurationError, SygnifyError
 from sygnify.io.arrow import DEFAULT_BATCH_SIZE, rebatch, to_arrow_table
 from sygnify.io.duckdb import DatasetSQL, looks_like_sql
 from sygnify.io.formats import (
-    SUFFIX,
     FileFormat,
-    detect_format,
-    format_of_file,
+    WriteOptions,
     polars_scan,
     pyarrow_format,
-    write_parts,
-    write_table,
 )
 from sygnify.io.partitions import (
-    PARTITIONS_FILE,
     HiveSchema,
     partition_schema,
     pinned_hive_types,
     read_partitions_file,
 )
+from sygnify.io.scan_options import ScanOptions
 from sygnify.io.schemas import SchemaDrift, check_columns, dataset_schema, drift_mode, polars_drift_scan
+from sygnify.io.tables import (
+    AsOf,
+    SchemaMode,
+    check_no_file_options,
+    is_table_write,
+    table_batches,
+    table_dataset,
+    table_scan,
+    write_table_format,
+)
 
 # The Arrow filesystem over the SDK and hive partitioning live in private modules; their
 # public names are re-exported here, next to the connector that uses them.
@@ -105,8 +111,11 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
         hive_schema: HiveSchema | None = None,
         union_by_name: bool = False,
         allow_missing_columns: bool = False,
+        version: int | None = None,
+        as_of: AsOf | None = None,
+        catalog: Any = None,
     ) -> ds.Dataset:
-        """A :class:`pyarrow.dataset.Dataset` over an object, prefix or glob.
+        """A :class:`pyarrow.dataset.Dataset` over an object, prefix, glob or table.
 
         Listing happens once, through the SDK (with retries); object sizes are handed to
         pyarrow so reading needs no extra round trips. Directory sources get hive partitions,
@@ -116,11 +125,21 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
         ``SchemaError`` naming the object and column, unless ``union_by_name`` (the union of
         the columns, missing ones null) or ``allow_missing_columns`` (objects may lack
         columns of the first) says how to read them (:mod:`sygnify.io.schemas`).
+
+        A Delta table (``format="delta"``, or a prefix with a ``_delta_log/``) or an Iceberg
+        table (``format="iceberg"``, named in ``catalog``) is read at its latest version,
+        or at ``version`` / ``as_of`` (a datetime or ISO string) (:mod:`sygnify.io.tables`).
         """
         drift = drift_mode(union_by_name=union_by_name, allow_missing_columns=allow_missing_columns)
-        return self._call(
-            "open dataset", self._open_dataset, source, format, hive_schema, drift, resource=source
-        )
+
+        def open_any() -> ds.Dataset:
+            # One operation (one outcome on the breaker): the table probe, then the dataset.
+            table = open_table(self, source, format, self._polars_options, catalog, version, as_of)
+            if table is not None:
+                return table_dataset(table[1], table[0], version=version, as_of=as_of)
+            return self._open_dataset(source, format, hive_schema, drift)
+
+        return self._call("open dataset", open_any, resource=source)
 
     def _stored_partitions(self, resolved: ResolvedSource) -> pa.Schema | None:
         """The partition types a sygnify write stored at the root of a directory source."""
@@ -143,6 +162,11 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
     ) -> ds.Dataset:
         """The dataset of a listing; every object's schema (footer) is read and checked for drift."""
         filesystem = self.filesystem()
+        handler = getattr(filesystem, "handler", None)
+        if isinstance(handler, ObjectStoreFileSystem):  # the listing's sizes: no HEAD per object
+            filesystem = handler.with_sizes(
+                {f"{resolved.bucket}/{info.key}": info.size for info in resolved.files}
+            )
         file_format = pyarrow_format(resolved.fmt)
         if resolved.directory is None:
             partitions = Partitions([ds.scalar(True)] * len(resolved.files), [])
@@ -177,14 +201,18 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
         hive_schema: HiveSchema | None = None,
         union_by_name: bool = False,
         allow_missing_columns: bool = False,
+        version: int | None = None,
+        as_of: AsOf | None = None,
+        catalog: Any = None,
     ) -> Iterator[pa.RecordBatch]:
         """Yield batches of exactly ``batch_size`` rows (the last may be shorter).
 
         ``source`` is SQL over the configured ``tables`` (starting with SELECT/WITH/FROM...)
-        or an object, prefix or glob; ``columns`` and a pyarrow ``filter`` expression are
-        pushed down into the scan; ``hive_schema`` pins partition column types;
+        or an object, prefix, glob or table; ``columns`` and a pyarrow ``filter`` expression
+        are pushed down into the scan; ``hive_schema`` pins partition column types;
         ``union_by_name`` and ``allow_missing_columns`` read objects whose schemas differ
-        (see :meth:`dataset`; without them such drift is a ``SchemaError``).
+        (see :meth:`dataset`; without them such drift is a ``SchemaError``). A Delta or
+        Iceberg table is read at its latest version, or at ``version`` / ``as_of``.
         """
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
@@ -194,16 +222,36 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
         else:
             if params:
                 raise ConfigurationError("params apply to SQL sources only", resource=source)
-            dataset = self.dataset(
-                source,
-                format=format,
-                hive_schema=hive_schema,
-                union_by_name=union_by_name,
-                allow_missing_columns=allow_missing_columns,
-            )
+            drift = drift_mode(union_by_name=union_by_name, allow_missing_columns=allow_missing_columns)
+
+            def open_any() -> Iterator[pa.RecordBatch] | ds.Dataset:
+                # One operation (one outcome on the breaker): the table probe, then the data.
+                table = open_table(self, source, format, self._polars_options, catalog, version, as_of)
+                if table is None:
+                    return self._open_dataset(source, format, hive_schema, drift)
+                return table_batches(
+                    table[1],
+                    table[0],
+                    columns=columns,
+                    filter=filter,
+                    batch_size=batch_size,
+                    version=version,
+                    as_of=as_of,
+                )
+
+            opened = self._call("open dataset", open_any, resource=source)
+            if not isinstance(opened, ds.Dataset):
+                yield from self._translate_stream(rebatch(opened, batch_size), source)
+                return
+            dataset = opened
             check_columns(dataset.schema, columns, source)
-            batches = dataset.to_batches(
-                columns=list(columns) if columns else None, filter=filter, batch_size=batch_size
+            # A transient failure mid-read resumes at the object that failed (data_reads).
+            batches = self._resumable(
+                "stream",
+                lambda checkpoint: resumable_batches(
+                    dataset, checkpoint, columns=columns, filter=filter, batch_size=batch_size
+                ),
+                resource=source,
             )
         yield from self._translate_stream(rebatch(batches, batch_size), source)
 
@@ -215,22 +263,47 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
         hive_schema: HiveSchema | None = None,
         union_by_name: bool = False,
         allow_missing_columns: bool = False,
+        schema: Any = None,
+        include_file_paths: str | None = None,
+        version: int | None = None,
+        as_of: AsOf | None = None,
+        catalog: Any = None,
         **options: Any,
     ) -> pl.LazyFrame:
-        """A Polars ``LazyFrame`` over an object, prefix (hive-partitioned) or glob.
+        """A Polars ``LazyFrame`` over an object, prefix (hive-partitioned), glob or table.
 
         Polars reads the objects itself (native cloud reader: projection and predicate
         pushdown, parallel ranged reads) with this connection's credentials; the listing is
         done here, with retries; partition columns get the types ``stream()`` gives them
-        (``hive_schema`` pins them). Schema drift across the objects is checked here, from
-        their footers (see :meth:`dataset` for ``union_by_name`` and
-        ``allow_missing_columns``); errors inside the data surface on ``collect()``.
+        (``hive_schema`` pins them). Schema drift across the objects is a ``SchemaError``
+        naming the object and column (see :meth:`dataset` for ``union_by_name`` and
+        ``allow_missing_columns``): for Parquet and IPC, raised by ``collect()`` (Polars
+        refuses the drifted file, then the footers are read to name it; nothing is read
+        twice when the objects agree), for CSV and JSON checked here, from first blocks.
+        Errors inside the data surface on ``collect()`` as sygnify errors.
+        As in Polars, ``schema`` reads the files with these column types (a pyarrow or
+        Polars schema, or a mapping) and ``include_file_paths`` adds a column with each
+        row's object URL (:mod:`sygnify.io.scan_options`). A Delta table is scanned with
+        ``pl.scan_delta``, an Iceberg table with ``pl.scan_iceberg``, at ``version`` /
+        ``as_of`` when given.
         """
         if options:
             raise ConfigurationError(f"unknown scan options: {', '.join(sorted(options))}", resource=source)
         drift = drift_mode(union_by_name=union_by_name, allow_missing_columns=allow_missing_columns)
+        scan_options = ScanOptions.of(schema=schema, include_file_paths=include_file_paths)
+
+        diagnosis: list[Callable[[], object]] = []
 
         def open_scan() -> pl.LazyFrame:
+            diagnosis.clear()
+            table = open_table(self, source, format, self._polars_options, catalog, version, as_of)
+            if table is not None:
+                if scan_options.given:
+                    raise ConfigurationError(
+                        "schema= and include_file_paths= apply to file datasets; a table has its own schema",
+                        resource=source,
+                    )
+                return table_scan(table[1], table[0], version=version, as_of=as_of)
             resolved = resolve_source(self, source, format)
             urls = [self.url(resolved.bucket, info.key) for info in resolved.files]
             hive = None
@@ -239,11 +312,27 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
                 relative = [info.key[len(resolved.directory) :] for info in resolved.files]
                 stored = self._stored_partitions(resolved)
                 hive = partition_schema(relative, stored=stored, hive_schema=hive_schema)
-            # The drift check, from the objects' footers (or first blocks), before Polars reads them.
-            schema = self._dataset_of(resolved, source, hive_schema, drift).schema
-            if drift == "error":
-                frame = self._polars_scan(resolved.fmt, urls, hive=hive, hive_paths=relative)
+            if drift == "error" and resolved.fmt in ("parquet", "ipc"):
+                # Polars refuses drifted Parquet/IPC files itself when it reads them; only
+                # then are the footers read, to say which object and column (no cost before).
+                diagnosis.append(lambda: self._dataset_of(resolved, source, hive_schema, drift))
+                schema = None
             else:
+                # The drift check, from the objects' footers (or first blocks), before Polars reads them.
+                schema = self._dataset_of(resolved, source, hive_schema, drift).schema
+            reader_options = scan_options.reader_options(resolved.fmt)
+            if drift == "error":
+                frame = polars_scan(
+                    resolved.fmt,
+                    urls,
+                    hive_partitioning=hive is not None,
+                    hive_schema=hive,
+                    hive_paths=relative,
+                    **self._polars_options(),
+                    **reader_options,
+                )
+            else:
+                assert schema is not None
                 partition_names = set(hive.names) if hive is not None else set()
                 file_schema = pa.schema([f for f in schema if f.name not in partition_names])
                 frame = polars_drift_scan(
@@ -254,11 +343,15 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
                     hive_partitioning=hive is not None,
                     **pinned_hive_types(resolved.fmt, hive),
                     **self._polars_options(),
+                    **reader_options,
                 )
+            frame = scan_options.apply(frame, resolved.fmt, source)
             frame.collect_schema()
             return frame
 
-        return self._call("scan", open_scan, resource=source)
+        # Collecting the frame goes through the breaker and error translation too.
+        frame = self._call("scan", open_scan, resource=source)
+        return self._guarded_scan(frame, resource=source, diagnose=diagnosis[0] if diagnosis else None)
 
     def _polars_scan(
         self, fmt: FileFormat, urls: list[str], *, hive: pa.Schema | None, hive_paths: list[str] | None = None
@@ -285,6 +378,9 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
         drift = drift_mode(
             union_by_name=self.config.union_by_name, allow_missing_columns=self.config.allow_missing_columns
         )
+        table = open_table(self, source, None, self._polars_options, None, None, None)
+        if table is not None:  # a Delta table: its current version's files, not every version's
+            return table_dataset(table[1], table[0])
         return self._open_dataset(source, None, None, drift)
 
     # -- writes -------------------------------------------------------------------------------
@@ -297,77 +393,71 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
         mode: WriteMode = "append",
         format: str | None = None,
         partition_by: Sequence[str] | None = None,
+        write_id: str | None = None,
+        compression: str | None = None,
+        row_group_size: int | None = None,
+        max_file_size: int | str | None = None,
+        merge_on: Sequence[str] | None = None,
+        schema_mode: SchemaMode = None,
+        catalog: Any = None,
     ) -> WriteResult:
         """Write Arrow/Polars/pandas data (Parquet unless ``format`` or the extension says otherwise).
 
-        A ``target`` with a file extension is one object, replaced whole (``append`` to an
-        existing object is refused: write to a prefix). Any other target is a prefix
-        dataset: ``append`` adds part objects, ``overwrite`` replaces what was there once the
-        new parts are in; ``partition_by`` writes hive partitions (``col=value/``).
+        A ``target`` with a file extension is one object, replaced whole and atomically
+        (``append`` to an existing object is refused: write to a prefix). Any other target
+        is a prefix dataset, written all or nothing (:mod:`sygnify.io.commits`): the new
+        part objects become visible to sygnify's readers at once, with one commit object,
+        once all of them are in; ``append`` adds them, ``overwrite`` replaces what was there
+        (the old data stays visible until the new data is complete); ``partition_by``
+        writes hive partitions (``col=value/``). ``write_id`` makes a retried write
+        idempotent: a write whose ``write_id`` already committed writes nothing and returns
+        the first write's result. ``compression``, ``row_group_size`` (rows) and
+        ``max_file_size`` (bytes, or ``"128MB"``) shape the files written.
+
+        ``format="delta"`` (``deltalake``) or ``"iceberg"`` (``pyiceberg``, named in
+        ``catalog``) writes a table at the prefix, one commit per write: ``append``,
+        ``overwrite`` or ``merge`` (upsert by the ``merge_on`` key columns); a new or retyped
+        column is a ``SchemaError`` unless ``schema_mode="merge"`` (add columns) or
+        ``"overwrite"`` (with ``mode="overwrite"``) allows it (:mod:`sygnify.io.tables`).
         """
-        if mode not in ("append", "overwrite"):
-            raise ConfigurationError(f"mode must be 'append' or 'overwrite', got {mode!r}", resource=target)
         self._ensure_open()
-        table = to_arrow_table(data)
-        bucket, key, as_url = self.locate(target)
-        is_object = format_of_file(key) is not None and not key.endswith("/") and not partition_by
-        with tempfile.TemporaryDirectory(prefix="sygnify-stage-") as staging:
-            if is_object:
-                fmt = detect_format(key, format)
-                if mode == "append" and self.exists(self.url(bucket, key)):
-                    raise ConfigurationError(
-                        f"cannot append to the single object {target!r}; write to a prefix "
-                        "(a target without extension) to append part objects, or use mode='overwrite'",
-                        resource=target,
-                    )
-                local = Path(staging) / f"object{SUFFIX[fmt]}"
-                self._write_local(table, local, fmt)
-                with local.open("rb") as handle:
-                    self._upload_stream(bucket, key, handle, None, None)
-                return WriteResult(
-                    target=target, rows=table.num_rows, paths=[self._display(bucket, key, as_url)]
+        if is_table_write(format, mode) or merge_on or schema_mode:
+            unsupported = {
+                "compression": compression,
+                "row_group_size": row_group_size,
+                "max_file_size": max_file_size,
+            }
+            check_no_file_options(target, write_id=write_id, **unsupported)
+            rows = to_arrow_table(data)
+
+            def write_table() -> list[str]:
+                location = table_location(self, target, self._polars_options(), catalog)
+                return write_table_format(
+                    rows,
+                    location,
+                    format=format,
+                    mode=mode,
+                    partition_by=partition_by,
+                    merge_on=merge_on,
+                    schema_mode=schema_mode,
                 )
-            fmt = detect_format(target, format or "parquet")
-            prefix = key.rstrip("/") + "/" if key.strip("/") else ""
-            previous = [info.key for info in self.iter_objects(bucket, prefix)] if mode == "overwrite" else []
-            written = self._stage_dataset(table, Path(staging), fmt, partition_by, target)
-            new_keys = []
-            for relative in written:
-                object_key = prefix + relative
-                with (Path(staging) / relative).open("rb") as handle:
-                    self._upload_stream(bucket, object_key, handle, None, None)
-                new_keys.append(object_key)
-        stale = sorted(set(previous) - set(new_keys))
-        if stale:
-            self.delete(*(self.url(bucket, stale_key) for stale_key in stale))
-        return WriteResult(
-            target=target,
-            rows=table.num_rows,
-            paths=sorted(
-                self._display(bucket, k, as_url) for k in new_keys if k.rsplit("/", 1)[-1] != PARTITIONS_FILE
-            ),
+
+            paths = self._call("write", write_table, resource=target)
+            return WriteResult(target=target, rows=rows.num_rows, paths=paths)
+        options = WriteOptions.of(
+            compression=compression, row_group_size=row_group_size, max_file_size=max_file_size
         )
-
-    @staticmethod
-    def _write_local(table: pa.Table, path: Path, fmt: FileFormat) -> None:
-        write_table(table, str(path), fmt)
-
-    def _stage_dataset(
-        self, table: pa.Table, staging: Path, fmt: FileFormat, partition_by: Sequence[str] | None, target: str
-    ) -> list[str]:
-        missing = [column for column in partition_by or [] if column not in table.column_names]
-        if missing:
-            raise SchemaError(f"partition columns not in the data: {', '.join(missing)}", resource=target)
-        if partition_by and fmt == "json":
-            raise ConfigurationError("partition_by needs format parquet, csv or ipc", resource=target)
-        root = staging / "data"
-        files = sorted(write_parts(table, root, fmt, partition_by))
-        for path in files:
-            destination = staging / path.relative_to(root)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(path), destination)
-        shutil.rmtree(root, ignore_errors=True)
-        return [path.relative_to(root).as_posix() for path in files]
+        table = to_arrow_table(data)
+        return write_to_store(
+            self,
+            table,
+            target,
+            mode=mode,
+            format=format,
+            partition_by=partition_by,
+            write_id=write_id,
+            options=options,
+        )
 
     # -- lifecycle and errors -----------------------------------------------------------------
 

@@ -1,15 +1,20 @@
 """A read-only pyarrow filesystem over an object-store connector's own SDK calls.
 
-Where a store's own Arrow filesystem cannot be used (pyarrow's Azure filesystem mis-builds
-SAS URLs on path-style endpoints, so the Azure connector avoids it whenever a SAS token is
-the credential), :class:`ObjectStoreFileSystem` reads objects through the connector's SDK
-instead: one ranged GET per read, each retried and translated.
+Where a store's own Arrow filesystem cannot be used (pyarrow's Azure filesystem retries
+inside its C++ SDK, unbounded by the connection's policy, and mis-builds SAS URLs on
+path-style endpoints), :class:`ObjectStoreFileSystem` reads objects through the connector's
+SDK instead. Files read through :meth:`~sygnify.io.fileobjects.RangedReader.read_at` (the
+reader ``open()`` hands out) with a read-ahead of one ``part_size``: each refill is one
+ranged GET, retried and translated, so the column chunks of a row group that pyarrow asks
+for one after the other cost one request rather than one each, and no byte is copied on
+its way to pyarrow. Opening a file asks for its size (HEAD) unless the filesystem was made
+:meth:`~ObjectStoreFileSystem.with_sizes` of a listing.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -17,25 +22,28 @@ import pyarrow.fs as pafs
 
 from sygnify.connectors._objectstore.store import ObjectStore
 from sygnify.errors import ObjectNotFoundError
+from sygnify.io.fileobjects import RangedReader
 
 __all__ = ["ObjectStoreFileSystem"]
 
 
-class _RangedObjectFile(io.RawIOBase):
-    """A seekable, read-only view of one object: every read is one ranged GET (retried)."""
+class _ArrowReads:
+    """What ``pyarrow.PythonFile`` calls (seek, tell, read) over :meth:`RangedReader.read_at`.
 
-    def __init__(self, store: ObjectStore[Any], bucket: str, key: str) -> None:
-        super().__init__()
-        self._store, self._bucket, self._key = store, bucket, key
-        self._resource = store.url(bucket, key)
-        self._size: int | None = None
+    ``read`` hands pyarrow a view of the downloaded range, which pyarrow wraps without a
+    copy; a ``BufferedReader`` would copy every byte in and out of its buffer.
+    """
+
+    def __init__(self, reader: RangedReader) -> None:
+        self._reader = reader
         self._position = 0
 
     @property
-    def size(self) -> int:
-        if self._size is None:
-            self._size = self._store.head(self._bucket, self._key, operation="open").size
-        return self._size
+    def closed(self) -> bool:
+        return bool(self._reader.closed)
+
+    def close(self) -> None:
+        self._reader.close()
 
     def readable(self) -> bool:
         return True
@@ -43,34 +51,24 @@ class _RangedObjectFile(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
+    def writable(self) -> bool:
+        return False
+
     def tell(self) -> int:
         return self._position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._reader.size}[whence]
         if base + offset < 0:
-            raise ValueError(f"cannot seek to a negative position in {self._resource}")
+            raise ValueError(f"cannot seek to a negative position in {self._reader.name}")
         self._position = base + offset
         return self._position
 
-    def read(self, size: int | None = -1) -> bytes:
-        end = self.size if size is None or size < 0 else min(self.size, self._position + size)
-        if end <= self._position:
-            return b""
-        data = self._store.get_range(
-            self._bucket, self._key, self._position, end - self._position, operation="read"
-        )
-        self._position += len(data)
+    def read(self, size: int | None = -1) -> memoryview:
+        length = self._reader.size - self._position if size is None or size < 0 else size
+        data = self._reader.read_at(self._position, length)
+        self._position += data.nbytes
         return data
-
-    def readall(self) -> bytes:
-        return self.read(-1)
-
-    def readinto(self, buffer: Any) -> int:
-        target = memoryview(buffer).cast("B")
-        data = self.read(len(target))
-        target[: len(data)] = data
-        return len(data)
 
 
 class ObjectStoreFileSystem(pafs.FileSystemHandler):  # type: ignore[misc]  # pyarrow ships no types
@@ -85,8 +83,19 @@ class ObjectStoreFileSystem(pafs.FileSystemHandler):  # type: ignore[misc]  # py
         pq.read_table("container/path/x.parquet", filesystem=filesystem, columns=["id"])
     """
 
-    def __init__(self, store: ObjectStore[Any]) -> None:
+    def __init__(self, store: ObjectStore[Any], sizes: Mapping[str, int] | None = None) -> None:
         self.store = store
+        self._sizes = dict(sizes or {})
+
+    def with_sizes(self, sizes: Mapping[str, int]) -> pafs.PyFileSystem:
+        """This filesystem, opening the objects in ``sizes`` (``bucket/key`` to bytes) without a HEAD.
+
+        pyarrow hands a Python filesystem only the path of a fragment, never the
+        ``file_size`` it was made with, so every open would otherwise ask the store for the
+        size first. A dataset built from one listing passes that listing's sizes here, for
+        its fragments only: the sizes live as long as the dataset, as pyarrow's own would.
+        """
+        return pafs.PyFileSystem(ObjectStoreFileSystem(self.store, {**self._sizes, **sizes}))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ObjectStoreFileSystem) and other.store is self.store
@@ -143,7 +152,20 @@ class ObjectStoreFileSystem(pafs.FileSystemHandler):  # type: ignore[misc]  # py
         return [pafs.FileInfo(f"{bucket}/{d}", pafs.FileType.Directory) for d in sorted(directories)] + files
 
     def open_input_file(self, path: str) -> pa.NativeFile:
-        return pa.PythonFile(_RangedObjectFile(self.store, *self._split(path)), mode="r")
+        bucket, key = self._split(path)
+        size = self._sizes.get(f"{bucket}/{key}")
+        if size is None:
+            size = self.store.head(bucket, key, operation="open").size
+
+        def read_range(start: int, length: int) -> bytes:
+            return self.store.get_range(bucket, key, start, length, operation="read")
+
+        # One part of read-ahead: pyarrow's coalesced column-chunk reads of a row group come
+        # one after the other, so they cost one request, not one each.
+        reader = RangedReader(
+            read_range, size, name=self.store.url(bucket, key), block_size=self.store.config.part_size
+        )
+        return pa.PythonFile(_ArrowReads(reader), mode="r")
 
     def open_input_stream(self, path: str) -> pa.NativeFile:
         return self.open_input_file(path)

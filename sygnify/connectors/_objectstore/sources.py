@@ -21,6 +21,7 @@ import pyarrow.dataset as ds
 
 from sygnify.connectors._objectstore.store import ObjectInfo, ObjectStore
 from sygnify.errors import ConfigurationError, ObjectNotFoundError
+from sygnify.io.commits import LOG_DIR, CommitFilter, Log, dataset_root
 from sygnify.io.files import glob_matcher, glob_prefix, has_glob, is_data_file
 from sygnify.io.formats import FileFormat, detect_format, format_of_file
 from sygnify.io.partitions import (
@@ -31,7 +32,7 @@ from sygnify.io.partitions import (
     partition_values,
 )
 
-__all__ = ["Partitions", "ResolvedSource", "hive_partitions", "resolve_source"]
+__all__ = ["Partitions", "ResolvedSource", "committed", "hive_partitions", "resolve_source"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,33 @@ def hive_partitions(
     return Partitions(expressions, list(schema))
 
 
+def _modified(info: ObjectInfo) -> float | None:
+    return info.last_modified.timestamp() if info.last_modified is not None else None
+
+
+def committed(
+    store: ObjectStore[Any],
+    bucket: str,
+    prefix: str,
+    listed: Sequence[ObjectInfo],
+    files: list[ObjectInfo],
+) -> list[ObjectInfo]:
+    """``files`` less those the commit logs in ``listed`` hide (:mod:`sygnify.io.commits`).
+
+    ``listed`` is every object listed under ``prefix``; the log of the dataset the prefix
+    lies in (``tx/`` for ``tx/region=eu/`` or ``tx/region=*``) is listed too, with one more
+    request, when the listing does not hold it.
+    """
+    logs = {}
+    root = dataset_root(prefix[: prefix.rfind("/") + 1])
+    log_prefix = f"{root}{LOG_DIR}/"
+    if not log_prefix.startswith(prefix):
+        entries = store.iter_objects(bucket, log_prefix)
+        logs[root] = Log.parse((info.key[len(log_prefix) :], _modified(info)) for info in entries)
+    keep = CommitFilter(((info.key, _modified(info)) for info in listed), logs=logs)
+    return [info for info in files if keep(info.key, _modified(info))]
+
+
 def resolve_source(store: ObjectStore[Any], source: str, explicit: str | None) -> ResolvedSource:
     """List ``source`` (an object, prefix or glob of ``store``) into its data objects and format.
 
@@ -87,11 +115,15 @@ def resolve_source(store: ObjectStore[Any], source: str, explicit: str | None) -
     if has_glob(key):
         # The one glob (sygnify.io.files): what a local path or LargeDataHandler matches too.
         matches = glob_matcher(key, any_format=any_format)
-        files = [info for info in store.iter_objects(bucket, glob_prefix(key)) if matches(info.key)]
+        prefix = glob_prefix(key)
+        listed = list(store.iter_objects(bucket, prefix))
+        files = [info for info in listed if matches(info.key)]
+        files = committed(store, bucket, prefix, listed, files)
     elif key == "" or key.endswith("/") or format_of_file(key) is None:
         directory = key.rstrip("/") + "/" if key.strip("/") else ""
         listed = list(store.iter_objects(bucket, directory))
         files = [info for info in listed if is_data_file(info.key[len(directory) :], any_format=any_format)]
+        files = committed(store, bucket, directory, listed, files)
         partitions_file = next((info for info in listed if info.key == directory + PARTITIONS_FILE), None)
     else:
         files = [store.head(bucket, key, operation="open")]

@@ -27,9 +27,9 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, ClassVar, TypeVar
+from typing import IO, Any, ClassVar, Literal, TypeVar, overload
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -47,6 +47,7 @@ from sygnify.errors import (
     PathEscapeError,
     SygnifyError,
 )
+from sygnify.io.fileobjects import DEFAULT_BLOCK_SIZE, RangedReader, TextWriter, UploadWriter, text_writer
 from sygnify.io.files import atomic_write
 
 __all__ = [
@@ -210,6 +211,20 @@ class ObjectStore(BaseConnector[ConfigT]):
             operation, self._get_range, bucket, key, start, length, resource=self.url(bucket, key)
         )
 
+    def put_stream(self, bucket: str, key: str, reader: IO[bytes]) -> None:
+        """Upload ``reader`` to ``key`` of ``bucket`` (in parts when larger than ``part_size``)."""
+        self._upload_stream(bucket, key, reader, None, None)
+
+    def delete_keys(self, bucket: str, keys: Sequence[str], *, operation: str = "delete") -> None:
+        """Delete ``keys`` of ``bucket`` (in batches of 1000); missing ones are not an error."""
+        for start in range(0, len(keys), 1000):
+            batch = list(keys[start : start + 1000])
+            self._call(operation, self._delete_keys, bucket, batch, resource=self.url(bucket, batch[0]))
+
+    def display(self, bucket: str, key: str, as_url: bool) -> str:
+        """How results name ``key``: its URL when the caller named a URL, else the key."""
+        return self._display(bucket, key, as_url)
+
     # -- objects ------------------------------------------------------------------------------
 
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
@@ -340,9 +355,162 @@ class ObjectStore(BaseConnector[ConfigT]):
             bucket, object_key, _ = self.locate(key)
             by_bucket.setdefault(bucket, []).append(object_key)
         for bucket, object_keys in by_bucket.items():
-            for start in range(0, len(object_keys), 1000):
-                batch = object_keys[start : start + 1000]
-                self._call("delete", self._delete_keys, bucket, batch, resource=self.url(bucket, batch[0]))
+            self.delete_keys(bucket, object_keys)
+
+    # -- file objects, server-side copies, presigned URLs ----------------------------------------
+
+    #: The largest object one request copies (S3's CopyObject limit); larger ones go in parts.
+    single_copy_limit: ClassVar[int] = 5 * 1024 * MiB
+
+    @abc.abstractmethod
+    def _copy_object(self, source: ObjectInfo, bucket: str, key: str) -> None:
+        """Copy ``source`` to ``key`` of ``bucket`` on the server, keeping its content type and
+        metadata; each SDK request goes through ``_call`` on its own (the caller does not wrap it)."""
+
+    @abc.abstractmethod
+    def _presign(self, bucket: str, key: str, seconds: int, method: str) -> str:
+        """A URL that lets a plain HTTP client ``method`` (GET or PUT) the object for ``seconds``;
+        a request it needs (an Azure user delegation key) goes through ``_call``."""
+
+    def _object_key(self, name: str, *, operation: str) -> tuple[str, str]:
+        """``(bucket, key)`` of one object; a prefix (empty, or ending in ``/``) is refused."""
+        bucket, key, _ = self.locate(name)
+        if not key or key.endswith("/"):
+            raise ConfigurationError(
+                f"{operation}() needs one object's key, got the prefix {name!r}", resource=name
+            )
+        return bucket, key
+
+    @overload
+    def open(
+        self, key: str, mode: Literal["rb"] = "rb", *, block_size: int | None = None
+    ) -> RangedReader: ...
+
+    @overload
+    def open(self, key: str, mode: Literal["wb"], *, block_size: int | None = None) -> UploadWriter: ...
+
+    @overload
+    def open(
+        self,
+        key: str,
+        mode: Literal["r", "rt"],
+        *,
+        block_size: int | None = None,
+        encoding: str | None = None,
+        newline: str | None = None,
+    ) -> io.TextIOWrapper: ...
+
+    @overload
+    def open(
+        self,
+        key: str,
+        mode: Literal["w", "wt"],
+        *,
+        block_size: int | None = None,
+        encoding: str | None = None,
+        newline: str | None = None,
+    ) -> TextWriter: ...
+
+    def open(
+        self,
+        key: str,
+        mode: str = "rb",
+        *,
+        block_size: int | None = None,
+        encoding: str | None = None,
+        newline: str | None = None,
+    ) -> IO[Any] | RangedReader | UploadWriter | io.TextIOWrapper:
+        """A file object over one object: ``"rb"``/``"r"`` read it, ``"wb"``/``"w"`` replace it.
+
+        A reader is seekable and reads by ranged GETs (each retried), ``block_size`` bytes of
+        read-ahead at a time (default 1 MiB), so ``pyarrow.parquet.ParquetFile``,
+        ``zipfile.ZipFile`` or ``io.TextIOWrapper`` read only the bytes they need; a missing
+        object is an :class:`~sygnify.errors.ObjectNotFoundError` here. A writer uploads in
+        parts of ``part_size`` (memory stays bounded) and publishes the object only when
+        ``close()`` succeeds: an exception inside ``with`` aborts it, leaving no object and
+        the old one, if any, untouched. Text modes use ``encoding`` (UTF-8 by default).
+        Example (needs a store, so not run as a doctest)::
+
+            with lake.open("raw/events.csv", "w") as out:
+                out.write("id,kind\\n1,click\\n")
+            with lake.open("raw/x.parquet") as handle:
+                footer = pyarrow.parquet.ParquetFile(handle).metadata
+        """
+        bucket, object_key = self._object_key(key, operation="open")
+        resource = self.url(bucket, object_key)
+        if mode in ("rb", "r", "rt"):
+            info = self.head(bucket, object_key, operation="open")
+
+            def read_range(start: int, length: int) -> bytes:
+                return self.get_range(bucket, object_key, start, length, operation="read")
+
+            reader = RangedReader(
+                read_range, info.size, name=resource, block_size=block_size or DEFAULT_BLOCK_SIZE
+            )
+            if mode == "rb":
+                return reader
+            return io.TextIOWrapper(reader, encoding=encoding or "utf-8", newline=newline)
+        if mode in ("wb", "w", "wt"):
+            writer = UploadWriter(
+                lambda stream: self.put_stream(bucket, object_key, stream),
+                name=resource,
+                part_size=self.config.part_size,
+            )
+            return writer if mode == "wb" else text_writer(writer, encoding=encoding, newline=newline)
+        raise ConfigurationError(f"open() mode must be 'rb', 'wb', 'r' or 'w', got {mode!r}", resource=key)
+
+    def copy(self, source: str, destination: str) -> ObjectInfo:
+        """Copy one object on the server (no bytes pass through here); returns the copy's metadata.
+
+        Both are keys or URLs; across buckets/containers of one account too. Content type and
+        metadata are kept. A missing source is an :class:`~sygnify.errors.ObjectNotFoundError`;
+        copying an object onto itself changes nothing. Example (needs a store)::
+
+            lake.copy("raw/x.parquet", "s3://archive/2026/x.parquet")
+        """
+        bucket, key = self._object_key(source, operation="copy")
+        target_bucket, target_key = self._object_key(destination, operation="copy")
+        info = self.head(bucket, key, operation="copy")
+        if (bucket, key) != (target_bucket, target_key):
+            self._copy_object(info, target_bucket, target_key)
+        return self.head(target_bucket, target_key, operation="copy")
+
+    def move(self, source: str, destination: str) -> ObjectInfo:
+        """Copy one object on the server, then delete the source; returns the copy's metadata.
+
+        Not atomic: a failure after the copy leaves both objects (run it again to finish).
+        Moving an object onto itself changes nothing.
+        """
+        info = self.copy(source, destination)
+        bucket, key = self._object_key(source, operation="move")
+        if (bucket, key) != (info.bucket, info.key):
+            self.delete_keys(bucket, [key], operation="move")
+        return info
+
+    def presigned_url(
+        self, key: str, *, expires: int | float | timedelta = 3600, method: Literal["GET", "PUT"] = "GET"
+    ) -> str:
+        """A URL that lets anyone holding it ``GET`` (download) or ``PUT`` (upload) one object.
+
+        It is signed with the connection's credentials and works with any HTTP client for
+        ``expires`` (seconds or a ``timedelta``; 1 s to 7 days); after that the store refuses
+        it. No request is made on S3 (SigV4 query signing) nor on Azure with an account key
+        (a service SAS); an Entra identity asks Azure for a user delegation key first. Azure
+        needs the header ``x-ms-blob-type: BlockBlob`` on a PUT. Example (needs a store)::
+
+            url = lake.presigned_url("exports/report.csv", expires=600)
+            urllib.request.urlopen(url).read()
+        """
+        bucket, object_key = self._object_key(key, operation="presigned_url")
+        seconds = expires.total_seconds() if isinstance(expires, timedelta) else float(expires)
+        if not 1 <= seconds <= 7 * 24 * 3600:
+            raise ConfigurationError(
+                f"expires must be between 1 second and 7 days, got {seconds:g} s", resource=key
+            )
+        verb = str(method).upper()
+        if verb not in ("GET", "PUT"):
+            raise ConfigurationError(f"method must be 'GET' or 'PUT', got {method!r}", resource=key)
+        return self._presign(bucket, object_key, int(seconds), verb)
 
     # -- lifecycle ------------------------------------------------------------------------------
 

@@ -28,11 +28,9 @@ Over plain http only a shared key or a SAS can sign requests (Entra tokens need 
 from __future__ import annotations
 
 import contextlib
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import pyarrow.fs as pafs
 from azure.storage.blob import BlobServiceClient
 from pydantic import Field
 
@@ -68,13 +66,15 @@ class AzureBlobConfig(ObjectStoreConfig, AzureStorageCredentials):
 
 @dataclass
 class AzureClients:
-    """The pooled blob service client of one configuration, its credential and cached Arrow filesystem."""
+    """The pooled blob service client of one configuration and its credential.
+
+    Data reads go through this client too (:class:`ObjectStoreFileSystem`), not pyarrow's
+    AzureFileSystem, whose own retries cannot be bounded.
+    """
 
     service: BlobServiceClient
     account: AzureAccount
     credential: Any
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    arrow_fs: pafs.AzureFileSystem | None = None
 
 
 def open_azure_clients(config: AzureBlobConfig) -> AzureClients:

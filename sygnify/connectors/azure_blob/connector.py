@@ -30,14 +30,23 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import time
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import azure.core.exceptions as azure_errors
 import pyarrow.fs as pafs
-from azure.storage.blob import BlobBlock, BlobServiceClient, ContentSettings
+from azure.storage.blob import (
+    BlobBlock,
+    BlobSasPermissions,
+    BlobServiceClient,
+    ContentSettings,
+    generate_blob_sas,
+)
 
+from sygnify.connectors._objectstore.data_reads import polars_retry_options
 from sygnify.connectors._objectstore.datasets import ObjectStoreConnector
 from sygnify.connectors._objectstore.store import (
     BucketExistsError,
@@ -53,7 +62,7 @@ from sygnify.connectors.azure_blob.config import (
     open_azure_clients,
 )
 from sygnify.connectors.azure_blob.errors import error_code, first_line, translate_azure_error
-from sygnify.errors import SygnifyError
+from sygnify.errors import ConfigurationError, SygnifyError
 
 # Configuration, credentials and client construction, and error translation live in private
 # modules; the public names are re-exported here, where users import them from.
@@ -91,44 +100,19 @@ class AzureBlobConnector(ObjectStoreConnector[AzureBlobConfig]):
         return service
 
     def _arrow_filesystem(self) -> pafs.FileSystem:
-        clients: AzureClients = self._clients
-        if clients.account.key is None and (
-            clients.account.sas is not None
-            # pyarrow's AzureFileSystem takes no certificate, workload-identity or CLI credential:
-            # read through the SDK so data reads use the identity the connection was given.
-            or self.config.auth in ("service_principal_certificate", "workload_identity", "azure_cli")
-        ):
-            # pyarrow's AzureFileSystem appends the SAS token to the endpoint before the
-            # account name on path-style endpoints (Azurite, some private endpoints), so every
-            # request names a bogus resource. The SDK builds SAS URLs correctly for every
-            # endpoint style: read through it (ranged GETs) so SAS works, and is tested, everywhere.
-            return self._sdk_filesystem()
-        with clients.lock:
-            if clients.arrow_fs is None:
-                account = clients.account
-                parsed = urllib.parse.urlsplit(account.url)
-                options: dict[str, Any] = {}
-                if not parsed.hostname or not parsed.hostname.startswith(f"{account.name}."):
-                    # A custom endpoint (Azurite, private link): path-style host[:port].
-                    options.update(blob_storage_authority=parsed.netloc, dfs_storage_authority=parsed.netloc)
-                if parsed.scheme == "http":
-                    options.update(blob_storage_scheme="http", dfs_storage_scheme="http")
-                if account.key is not None:
-                    options["account_key"] = account.key
-                elif self.config.client_secret is not None:
-                    options.update(
-                        tenant_id=self.config.tenant_id,
-                        client_id=self.config.client_id,
-                        client_secret=self.config.client_secret.get_secret_value(),
-                    )
-                elif self.config.managed_identity_client_id:
-                    options["client_id"] = self.config.managed_identity_client_id
-                clients.arrow_fs = pafs.AzureFileSystem(account.name, **options)
-            return clients.arrow_fs
+        # Data reads go through the SDK (ranged GETs, each under the connection's retry policy
+        # and breaker; :class:`ObjectStoreFileSystem`), never pyarrow's AzureFileSystem:
+        # - its Azure C++ SDK retries every request on its own, with no option to bound it
+        #   (a persistent 503 took ~58 s and ~100 requests whatever max_attempts said);
+        # - it appends a SAS token before the account name on path-style endpoints (Azurite,
+        #   some private endpoints), so every request names a bogus resource;
+        # - it takes no certificate, workload-identity or CLI credential.
+        return self._sdk_filesystem()
 
     def _polars_options(self) -> dict[str, Any]:
         account: AzureAccount = self._clients.account
-        storage: dict[str, str] = {"account_name": account.name}
+        # Polars retries on its own when a frame is collected: bounded by the connection's policy.
+        storage: dict[str, Any] = {"account_name": account.name, **polars_retry_options(self.retry_policy)}
         if not urllib.parse.urlsplit(account.url).hostname or not account.url.startswith(
             f"https://{account.name}.blob.core.windows.net"
         ):
@@ -271,3 +255,59 @@ class AzureBlobConnector(ObjectStoreConnector[AzureBlobConfig]):
         return translate_azure_error(exc, message, resource) or self._translate_fallback(
             exc, message, resource
         )
+
+    # -- server-side copies, presigned URLs ------------------------------------------------------
+
+    def _copy_object(self, source: ObjectInfo, bucket: str, key: str) -> None:
+        resource = self.url(bucket, key)
+        source_url = self._service.get_blob_client(source.bucket, source.key).url
+        if self._clients.account.key is not None:
+            # Copy Blob reads its source as an anonymous client would: give it a short read SAS.
+            source_url = self._presign(source.bucket, source.key, 3600, "GET")
+        destination = self._service.get_blob_client(bucket, key)
+        started = self._call("copy", destination.start_copy_from_url, source_url, resource=resource)
+        status, description, delay = started.get("copy_status"), "", 0.1
+        while status == "pending":  # same-account copies usually finish at once; large ones run on
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            copy = self._call("copy", destination.get_blob_properties, resource=resource).copy
+            status, description = copy.status, copy.status_description or ""
+        if status != "success":
+            raise SygnifyError(
+                f"azure_blob copy of {self.url(source.bucket, source.key)} to {resource} ended "
+                f"{status!r} {description}".rstrip(),
+                resource=resource,
+            )
+
+    def _presign(self, bucket: str, key: str, seconds: int, method: str) -> str:
+        account: AzureAccount = self._clients.account
+        now = datetime.now(timezone.utc)
+        start, expiry = now - timedelta(minutes=5), now + timedelta(seconds=seconds)  # 5 min: clock skew
+        permission = (
+            BlobSasPermissions(read=True) if method == "GET" else BlobSasPermissions(create=True, write=True)
+        )
+        signing: dict[str, Any]
+        if account.key is not None:
+            signing = {"account_key": account.key}
+        elif account.sas is None:
+            # An Entra identity signs with a user delegation key (at most 7 days, asked of Azure).
+            delegation = self._call(
+                "presign",
+                self._service.get_user_delegation_key,
+                start,
+                expiry,
+                resource=self.url(bucket, key),
+            )
+            signing = {"user_delegation_key": delegation}
+        else:
+            raise ConfigurationError(
+                f"cannot sign a URL for {self.url(bucket, key)}: a connection with a SAS token cannot "
+                "issue new SAS; connect with an account key (or connection string) or an Entra "
+                "identity allowed to get a user delegation key",
+                resource=self.url(bucket, key),
+            )
+        sas = generate_blob_sas(
+            account.name, bucket, key, permission=permission, expiry=expiry, start=start, **signing
+        )
+        blob_url = self._service.get_blob_client(bucket, key).url.split("?", 1)[0]
+        return f"{blob_url}?{sas}"

@@ -26,6 +26,7 @@ temporary names); the connector rebuilds the views before each query, so new fil
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -38,7 +39,14 @@ from sygnify.io.formats import FileFormat
 from sygnify.io.partitions import duckdb_hive_types, local_partition_schema
 from sygnify.io.schemas import SchemaDrift
 
-__all__ = ["open_sandboxed_database", "select_sql", "table_files", "table_sql", "translate_local_error"]
+__all__ = [
+    "open_sandboxed_database",
+    "rooted_sql",
+    "select_sql",
+    "table_files",
+    "table_sql",
+    "translate_local_error",
+]
 
 _READERS = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json_auto", "ipc": "read_arrow"}
 
@@ -102,6 +110,56 @@ def table_sql(root: Path, source: str, *, drift: SchemaDrift = "error") -> str:
     files.
     """
     return select_sql(*table_files(root, source), drift)
+
+
+# A quoted path read as a table (FROM 'x.parquet', JOIN 'dir/'), or a reader's first argument.
+_FROM_PATH = re.compile(r"(?i)(\b(?:FROM|JOIN)\s+)'((?:[^']|'')+)'")
+_READER_PATH = re.compile(
+    r"(?i)(\bread_(?:parquet|csv|csv_auto|json|json_auto|ndjson)\s*\(\s*)'((?:[^']|'')+)'"
+)
+
+
+def rooted_sql(root: Path, sql: str) -> str:
+    """``sql`` with the files it names by quoted relative path resolved under ``root``.
+
+    DuckDB resolves relative paths against the process's working directory; here a quoted
+    path after ``FROM``/``JOIN`` becomes a SELECT over the files the one glob finds there
+    (:func:`table_sql`: a file, a directory with hive partitions, or a glob, hidden files
+    skipped, commit logs honoured), and a ``read_parquet('...')``/``read_csv('...')`` first
+    argument becomes the absolute path. Paths that match nothing are left as they are (DuckDB
+    then names them), and so are absolute paths and URLs::
+
+        >>> import tempfile
+        >>> import pyarrow as pa, pyarrow.parquet as pq
+        >>> root = Path(tempfile.mkdtemp()).resolve()
+        >>> pq.write_table(pa.table({"x": [1]}), root / "t.parquet")
+        >>> rooted_sql(root, "SELECT count(*) FROM 't.parquet' AS t")[:33]
+        'SELECT count(*) FROM (SELECT * FR'
+        >>> rooted_sql(root, "SELECT * FROM read_csv('a.csv', header=true)") == (
+        ...     f"SELECT * FROM read_csv('{root}/a.csv', header=true)")
+        True
+    """
+
+    def relative(text: str) -> str | None:
+        path = text.replace("''", "'")
+        return None if path.startswith("/") or "://" in path else path
+
+    def table(match: re.Match[str]) -> str:
+        path = relative(match.group(2))
+        if path is None:
+            return match.group(0)
+        try:
+            return f"{match.group(1)}({table_sql(root, path)})"
+        except SygnifyError:  # matches nothing (or escapes root): DuckDB says so
+            return match.group(0)
+
+    def reader(match: re.Match[str]) -> str:
+        path = relative(match.group(2))
+        if path is None:
+            return match.group(0)
+        return f"{match.group(1)}{_quote(str(root / path))}"
+
+    return _READER_PATH.sub(reader, _FROM_PATH.sub(table, sql))
 
 
 def translate_local_error(exc: Exception, message: str, resource: str | None) -> SygnifyError:

@@ -83,6 +83,8 @@ def open_s3_clients(config: S3Config) -> S3Clients:
         read_timeout=config.read_timeout,
         max_pool_connections=max(10, 2 * config.max_concurrency),
         s3={"addressing_style": config.addressing_style},
-        signature_version=UNSIGNED if config.anonymous else None,
+        # SigV4 named explicitly: botocore otherwise presigns URLs with SigV2, which newer
+        # regions and most S3-compatible stores refuse and which cannot express X-Amz-Expires.
+        signature_version=UNSIGNED if config.anonymous else "s3v4",
     )
     return S3Clients(session=session, s3=client, region=region)

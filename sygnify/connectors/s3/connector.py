@@ -27,6 +27,7 @@ S3-compatible service.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 import botocore.exceptions
 import pyarrow.fs as pafs
 
+from sygnify.connectors._objectstore.data_reads import arrow_s3_retry_strategy, polars_retry_options
 from sygnify.connectors._objectstore.datasets import ObjectStoreConnector
 from sygnify.connectors._objectstore.store import (
     BucketExistsError,
@@ -43,7 +45,7 @@ from sygnify.connectors._objectstore.store import (
 )
 from sygnify.connectors.s3.config import S3Clients, S3Config, open_s3_clients
 from sygnify.connectors.s3.errors import bodiless_forbidden, error_code, translate_s3_error
-from sygnify.errors import AuthenticationError, PermissionDeniedError, SygnifyError
+from sygnify.errors import AuthenticationError, ConfigurationError, PermissionDeniedError, SygnifyError
 
 # Configuration, credentials and client construction, and error translation live in private
 # modules; the public names are re-exported here, where users import them from.
@@ -97,6 +99,8 @@ class S3Connector(ObjectStoreConnector[S3Config]):
                     "region": clients.region,
                     "connect_timeout": self.config.connect_timeout,
                     "request_timeout": self.config.read_timeout,
+                    # One attempt per request: sygnify's policy retries the read around it.
+                    "retry_strategy": arrow_s3_retry_strategy(),
                 }
                 if self.config.anonymous:
                     options["anonymous"] = True
@@ -114,7 +118,11 @@ class S3Connector(ObjectStoreConnector[S3Config]):
             return clients.arrow_fs
 
     def _polars_options(self) -> dict[str, Any]:
-        storage: dict[str, str] = {"aws_region": self._clients.region}
+        # Polars retries on its own when a frame is collected: bounded by the connection's policy.
+        storage: dict[str, Any] = {
+            "aws_region": self._clients.region,
+            **polars_retry_options(self.retry_policy),
+        }
         endpoint = self.config.endpoint_url
         if endpoint:
             storage["aws_endpoint_url"] = endpoint
@@ -313,6 +321,82 @@ class S3Connector(ObjectStoreConnector[S3Config]):
         except Exception:  # the probe only refines the answer; the original error stands
             return False
         return False
+
+    # -- server-side copies, presigned URLs ------------------------------------------------------
+
+    def _copy_object(self, source: ObjectInfo, bucket: str, key: str) -> None:
+        resource = self.url(bucket, key)
+        copy_source = {"Bucket": source.bucket, "Key": source.key}
+        if source.size <= self.single_copy_limit:
+            self._call(
+                "copy",
+                self._s3.copy_object,
+                Bucket=bucket,
+                Key=key,
+                CopySource=copy_source,
+                resource=resource,
+            )
+            return
+        # Beyond CopyObject's 5 GiB: a multipart upload whose parts are ranges copied on the server.
+        part_size = max(self.config.part_size, -(-source.size // 10_000))
+        created = self._call(
+            "copy",
+            self._s3.create_multipart_upload,
+            Bucket=bucket,
+            Key=key,
+            resource=resource,
+            **_object_args(source.content_type, source.metadata),
+        )
+        upload_id = created["UploadId"]
+
+        def copy_part(number: int) -> dict[str, Any]:
+            start = (number - 1) * part_size
+            end = min(start + part_size, source.size) - 1
+            response = self._call(
+                "copy part",
+                self._s3.upload_part_copy,
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource=copy_source,
+                CopySourceRange=f"bytes={start}-{end}",
+                resource=f"{resource} (part {number})",
+            )
+            return {"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]}
+
+        numbers = range(1, -(-source.size // part_size) + 1)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(
+                self.config.max_concurrency, thread_name_prefix="sygnify-copy"
+            ) as workers:
+                parts = list(workers.map(copy_part, numbers))
+            self._call(
+                "copy",
+                self._s3.complete_multipart_upload,
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                resource=resource,
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):  # no billable orphan parts; the error is what matters
+                self._s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            raise
+
+    def _presign(self, bucket: str, key: str, seconds: int, method: str) -> str:
+        if self.config.anonymous:
+            raise ConfigurationError(
+                "an anonymous s3 connection cannot sign URLs; connect with credentials to presign",
+                resource=self.url(bucket, key),
+            )
+        self._frozen_credentials()  # no credentials: an AuthenticationError saying where to set them
+        operation = "get_object" if method == "GET" else "put_object"
+        url: str = self._s3.generate_presigned_url(
+            operation, Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds, HttpMethod=method
+        )
+        return url
 
 
 def _object_args(content_type: str | None, metadata: Mapping[str, str] | None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
@@ -64,3 +65,34 @@ def test_a_zero_row_dataset_keeps_its_schema(lake: LocalConnector) -> None:
     table = lake.query("SELECT * FROM empty")
     assert table.num_rows == 0
     assert table.schema.names == ["account", "amount"]
+
+
+def test_sql_names_files_relative_to_the_root(
+    lake: LocalConnector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path
+    monkeypatch.chdir("/")  # DuckDB alone would look for the files here
+    lake.write(pa.table({"x": [1, 2, 3]}), "t.parquet")
+    lake.write(pa.table({"x": [4], "k": ["a"]}), "parts/", partition_by=["k"])
+    pa_csv.write_csv(pa.table({"y": [7]}), root / "c.csv")
+    assert lake.query("SELECT count(*) AS n FROM 't.parquet'").to_pylist() == [{"n": 3}]
+    assert lake.query("SELECT sum(x) AS s FROM 't.parquet' AS a JOIN 'parts/' AS b USING (x)").num_rows == 1
+    assert lake.query("SELECT k FROM 'parts/'").to_pylist() == [{"k": "a"}]
+    assert lake.query("SELECT y FROM read_csv('c.csv', header=true)").to_pylist() == [{"y": 7}]
+    assert lake.query("SELECT 'FROM ''t.parquet''' AS s").to_pylist() == [{"s": "FROM 't.parquet'"}]
+
+
+def test_sql_over_a_quoted_directory_skips_uncommitted_and_hidden_files(
+    lake: LocalConnector, tmp_path: Path
+) -> None:
+    root = tmp_path
+    lake.write(pa.table({"x": [1, 2]}), "d/")
+    pq.write_table(pa.table({"x": [100]}), root / "d" / "part-00000-ffffffffffffffffffffffffffffffff.parquet")
+    pq.write_table(pa.table({"x": [1000]}), root / "d" / "_tmp.parquet")
+    assert lake.query("SELECT sum(x) AS s FROM 'd/'").to_pylist() == [{"s": 3}]
+    assert lake.query("SELECT sum(x) AS s FROM 'd/*.parquet'").to_pylist() == [{"s": 3}]
+
+
+def test_a_file_named_like_sql_streams_as_a_file(lake: LocalConnector) -> None:
+    lake.write(pa.table({"x": [5]}), "select x.parquet")
+    assert pa.Table.from_batches(list(lake.stream("select x.parquet"))).to_pylist() == [{"x": 5}]

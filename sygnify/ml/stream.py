@@ -15,7 +15,10 @@
   works for this release, with a ``DeprecationWarning``.
 
 Source batches are acknowledged only once all their rows' predictions were yielded and the
-``on("prediction")`` callbacks ran (at-least-once). ::
+``on("prediction")`` callbacks ran (at-least-once). :meth:`PredictionStream.stop` (safe from
+another thread or a signal handler) ends a stream within ``poll_timeout`` (default 0.25 s):
+buffered events are scored, yielded and acknowledged first; ``source.close()`` ends it as fast, leaving
+what was not acknowledged yet to be redelivered. ::
 
     >>> import pyarrow as pa
     >>> from sygnify.ml.realtime import RealTimeML
@@ -42,6 +45,8 @@ and one prediction per user and 10-second window, on features aggregated by an
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
@@ -53,6 +58,9 @@ from sygnify.ml.stream_processor import MODES, Notify, Score, StreamProcessor
 # The mode logic lives in its own module; MODES is re-exported here, where it is documented.
 __all__ = ["MODES", "PredictionStream"]
 
+#: The default ``poll_timeout``, the longest one ``read()`` waits: how soon a stream sees ``stop()``.
+STOP_CHECK_S = 0.25
+
 
 class PredictionStream:
     """Predictions of a stream: iterate with ``for`` (sync) or ``async for`` (async sources too).
@@ -62,7 +70,11 @@ class PredictionStream:
     notified as ``"prediction"`` before it is yielded. ``idle_timeout`` ends a
     :class:`~sygnify.streams.StreamSource` stream after that many seconds without records
     (default: run until the consumer stops iterating); ``poll_timeout`` bounds each
-    ``read()`` wait; ``max_records`` is the read size.
+    ``read()`` wait (default :data:`STOP_CHECK_S`: how soon :meth:`stop` is seen);
+    ``max_records`` is the read size.
+
+    In ``streaming`` mode the buffered events are scored as soon as they hold the source's
+    ``max_unacked_batches`` batches, so backpressure never adds a second ``max_latency`` wait.
     """
 
     def __init__(
@@ -75,7 +87,7 @@ class PredictionStream:
         notify: Notify,
         clock: Callable[[], float],
         idle_timeout: float | None = None,
-        poll_timeout: float = 1.0,
+        poll_timeout: float = STOP_CHECK_S,
         max_records: int = 1000,
         **options: Any,
     ) -> None:
@@ -86,6 +98,36 @@ class PredictionStream:
         self._poll_timeout = poll_timeout
         self._max_records = max_records
         self.processor = StreamProcessor(score, model, mode, clock, notify=notify, **options)
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """End the stream soon (within ``poll_timeout`` plus one scoring), from any thread.
+
+        Safe in a signal handler (``signal.signal(signal.SIGTERM, lambda *_: stream.stop())``).
+        In ``streaming`` and ``batch`` modes the buffered events are scored, yielded and
+        acknowledged before iteration ends; windows still open are not emitted (their source
+        batches stay unacknowledged and are redelivered to the next run). The source is not
+        closed: close it (``with source:``) once the loop ended.
+
+        >>> import pyarrow as pa
+        >>> from sygnify.ml.realtime import RealTimeML
+        >>> ml = RealTimeML()
+        >>> _ = ml.register("inc", backend="callable", fn=lambda X: X[:, 0] + 1, features=["x"])
+        >>> stream = ml.stream(({"x": float(i)} for i in range(10)), model="inc", mode="batch", batch_size=2)
+        >>> for table in stream:
+        ...     stream.stop()
+        >>> stream.stopped
+        True
+        """
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    def _source_closed(self) -> bool:
+        return bool(getattr(self._source, "closed", False))
 
     @property
     def late_rows(self) -> int:
@@ -97,35 +139,60 @@ class PredictionStream:
             if table.num_columns:
                 self._notify("prediction", table)
                 yield table
+            if self._source_closed():
+                continue  # closed under us: what is not acknowledged yet is redelivered
             for ack in acks:  # only after the consumer took the predictions
                 ack()
+
+    def _finish_on_stop(self) -> list[tuple[pa.Table, list[Callable[[], None]]]]:
+        # open windows are not complete: they are rebuilt from the redelivered batches instead
+        return [] if self.processor.window_state is not None else self.processor.finish()
 
     def __iter__(self) -> Iterator[pa.Table]:
         processor = self.processor
         if callable(getattr(self._source, "read", None)):
             yield from self._iter_source()
-        else:
-            if isinstance(self._source, AsyncIterable):
-                raise ConfigurationError("this source is asynchronous: iterate the stream with 'async for'")
-            for item in self._source if isinstance(self._source, Iterable) else [self._source]:
-                yield from self._emit(processor.feed(item))
-                yield from self._emit(processor.tick())
+            return
+        if isinstance(self._source, AsyncIterable):
+            raise ConfigurationError("this source is asynchronous: iterate the stream with 'async for'")
+        for item in self._source if isinstance(self._source, Iterable) else [self._source]:
+            if self._stop.is_set():
+                yield from self._emit(self._finish_on_stop())
+                return
+            yield from self._emit(processor.feed(item))
+            yield from self._emit(processor.tick())
         yield from self._emit(processor.finish())
 
     def _iter_source(self) -> Iterator[pa.Table]:
         processor = self.processor
+        source = self._source
+        limit = getattr(source, "max_unacked_batches", None)
         idle_since = self._clock()
         while True:
+            if self._stop.is_set():
+                yield from self._emit(self._finish_on_stop())
+                return
+            if self._source_closed():
+                return  # nothing more can be acknowledged: the buffered events are redelivered
             due = processor.due_in()
             timeout = self._poll_timeout if due is None else min(self._poll_timeout, due)
-            batch = self._source.read(max_records=self._max_records, timeout=timeout)
+            started = time.monotonic()
+            batch = source.read(max_records=self._max_records, timeout=timeout)
             if batch is None:
                 yield from self._emit(processor.tick())
                 if self._idle_timeout is not None and self._clock() - idle_since >= self._idle_timeout:
+                    yield from self._emit(processor.finish())
                     return
+                waited = time.monotonic() - started
+                if waited < timeout and processor.due_in() is None:
+                    # a read that came back early with nothing must not turn into a busy loop
+                    self._stop.wait(timeout - waited)
                 continue
             idle_since = self._clock()
             yield from self._emit(processor.feed(batch))
+            if processor.mode == "streaming" and isinstance(limit, int) and len(processor.pending) >= limit:
+                # the source lends no more batches until these are acknowledged: score them now
+                yield from self._emit(processor.finish())
             yield from self._emit(processor.tick())
 
     def __aiter__(self) -> AsyncIterator[pa.Table]:
@@ -156,13 +223,14 @@ class PredictionStream:
         producer = asyncio.create_task(produce())
         try:
             while True:
+                if self._stop.is_set():
+                    for table in self._emit(self._finish_on_stop()):
+                        yield table
+                    return
                 due = processor.due_in()
+                wait = STOP_CHECK_S if due is None else min(due, STOP_CHECK_S)
                 try:
-                    item = (
-                        await asyncio.wait_for(queue.get(), timeout=due)
-                        if due is not None
-                        else await queue.get()
-                    )
+                    item = await asyncio.wait_for(queue.get(), timeout=wait)
                 except asyncio.TimeoutError:
                     for table in self._emit(processor.tick()):
                         yield table

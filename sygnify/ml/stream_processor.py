@@ -23,6 +23,7 @@ to one model, in a real stream):
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections import Counter, deque
@@ -33,8 +34,9 @@ from typing import Any, Literal, TypeAlias, get_args
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from sygnify.errors import ConfigurationError
+from sygnify.errors import ConfigurationError, DataQualityError, ModelError, SchemaError
 from sygnify.io.arrow import to_arrow_table
 from sygnify.processing.aggregate import Aggregate, AggregateHow
 from sygnify.streams.windows import (
@@ -61,21 +63,30 @@ Notify: TypeAlias = Callable[[StreamEvent, Any], None]
 # The deprecated ``aggregations=`` spelling also took these, which have no mergeable partial.
 _LEGACY_ONLY = {"median", "first", "last"}
 _WINDOW = "__sygnify_window"
+_ROW = "__sygnify_row"  # a row's index in its source item, to dead-letter it
+#: Errors that one bad record can cause; anything else (a transient failure) is not the record's.
+_RECORD_ERRORS = (ModelError, SchemaError, DataQualityError)
+_logger = logging.getLogger(__name__)
 
 
-def _normalize(item: Any) -> tuple[pa.Table, Callable[[], None] | None]:
-    """A stream item as (table, ack): SourceBatch, Arrow, Polars, pandas, dict(s)."""
+#: Sends rows of a source item (by index) to its dead-letter target with their reasons.
+Reject: TypeAlias = Callable[[Sequence[int], Sequence[str]], None]
+
+
+def _normalize(item: Any) -> tuple[pa.Table, Callable[[], None] | None, Reject | None]:
+    """A stream item as (table, ack, reject): SourceBatch, Arrow, Polars, pandas, dict(s)."""
     batch = getattr(item, "batch", None)
     if isinstance(batch, pa.RecordBatch) and callable(getattr(item, "ack", None)):
-        return pa.Table.from_batches([batch]), item.ack
+        reject = getattr(item, "reject", None)
+        return pa.Table.from_batches([batch]), item.ack, reject if callable(reject) else None
     if isinstance(item, Mapping):
         values = list(item.values())
         if values and all(isinstance(v, list | tuple) for v in values):
-            return pa.table(dict(item)), None
-        return pa.Table.from_pylist([dict(item)]), None
+            return pa.table(dict(item)), None, None
+        return pa.Table.from_pylist([dict(item)]), None, None
     if isinstance(item, list):
-        return pa.Table.from_pylist(item), None
-    return to_arrow_table(item), None
+        return pa.Table.from_pylist(item), None, None
+    return to_arrow_table(item), None, None
 
 
 @dataclass
@@ -85,6 +96,7 @@ class _Pending:
     tag: int
     ack: Callable[[], None] | None
     remaining: int  # rows (or window memberships) still to be emitted
+    reject: Reject | None = None
 
 
 class StreamProcessor:
@@ -142,6 +154,7 @@ class StreamProcessor:
             )
         self.target = min(32, self.max_batch_size)  # adaptive micro-batch size (streaming mode)
         self.buffer: list[pa.Table] = []
+        self.arrivals: list[float] = []  # when each buffered table arrived (its latency clock)
         self.buffered_rows = 0
         self.first_at: float | None = None
         self.pending: deque[_Pending] = deque()
@@ -151,10 +164,10 @@ class StreamProcessor:
 
     # -- feeding --------------------------------------------------------------------------------
     def feed(self, item: Any) -> list[tuple[pa.Table, list[Callable[[], None]]]]:
-        table, ack = _normalize(item)
+        table, ack, reject = _normalize(item)
         tag = self.next_tag
         self.next_tag += 1
-        entry = _Pending(tag, ack, 0)
+        entry = _Pending(tag, ack, 0, reject)
         self.pending.append(entry)
         self.by_tag[tag] = entry
         if self.window_state is not None:
@@ -170,9 +183,12 @@ class StreamProcessor:
         if table.num_rows == 0:
             return [(pa.table({}), self._releasable())] if self._releasable() else []
         table = table.append_column(TAG_COLUMN, pa.array([tag] * table.num_rows, pa.int64()))
+        table = table.append_column(_ROW, pa.array(range(table.num_rows), pa.int64()))
+        now = self.clock()
         if self.first_at is None:
-            self.first_at = self.clock()
+            self.first_at = now
         self.buffer.append(table)
+        self.arrivals.append(now)
         self.buffered_rows += table.num_rows
         out = []
         size = self.batch_size if self.mode == "batch" else self.target
@@ -210,18 +226,20 @@ class StreamProcessor:
             need = rows - taken
             if head.num_rows <= need:
                 parts.append(self.buffer.pop(0))
+                self.arrivals.pop(0)
                 taken += head.num_rows
             else:
                 parts.append(head.slice(0, need))
                 self.buffer[0] = head.slice(need)
                 taken += need
         self.buffered_rows -= rows
-        self.first_at = self.clock() if self.buffered_rows else None
+        # The rows left keep their arrival time: they wait at most max_latency in all.
+        self.first_at = self.arrivals[0] if self.buffered_rows else None
         return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
     # -- scoring --------------------------------------------------------------------------------
     def _features(self, table: pa.Table, exclude: Sequence[str]) -> pa.Table:
-        drop = [c for c in (*exclude, TAG_COLUMN) if c in table.column_names]
+        drop = [c for c in (*exclude, TAG_COLUMN, _ROW) if c in table.column_names]
         return table.drop_columns(drop) if drop else table
 
     def _done(self, tags: Counter[int]) -> list[Callable[[], None]]:
@@ -240,14 +258,85 @@ class StreamProcessor:
 
     def _score_rows(self, table: pa.Table) -> tuple[pa.Table, list[Callable[[], None]]]:
         exclude = [*self.key_columns, *([self.time_column] if self.time_column else [])]
-        keys = table.column(self.key_columns[0]).to_pylist() if self.key_columns else None
+        tags = Counter(table.column(TAG_COLUMN).to_pylist())
         start = time.perf_counter()
-        result = self.score(self._features(table, exclude), keys)
+        table, bad = self._without_null_features(table, self._features(table, exclude))
+        result, table = self._score_isolating(table, exclude, bad)
         elapsed = time.perf_counter() - start
         if self.mode == "streaming":
             self._adapt(elapsed, table.num_rows)
+        if bad:
+            self._dead_letter(bad)
         result = self._with_input(result, table)
-        return result, self._done(Counter(table.column(TAG_COLUMN).to_pylist()))
+        return result, self._done(tags)
+
+    def _without_null_features(
+        self, table: pa.Table, features: pa.Table
+    ) -> tuple[pa.Table, list[tuple[int, int, str]]]:
+        """Drop rows whose numeric features are null (a missing field): NaN must not be scored."""
+        bad: list[tuple[int, int, str]] = []
+        mask = None
+        for name in features.column_names:
+            column = features.column(name)
+            kind = column.type
+            numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+            if not column.null_count or not (numeric or pa.types.is_null(kind)):
+                continue
+            nulls = pc.is_null(column)
+            for index in pc.indices_nonzero(
+                pc.and_not(nulls, mask) if mask is not None else nulls
+            ).to_pylist():
+                bad.append((*self._origin(table, index), f"feature {name!r} is missing or null"))
+            mask = nulls if mask is None else pc.or_(mask, nulls)
+        if mask is None:
+            return table, bad
+        return table.filter(pc.invert(mask)), bad
+
+    @staticmethod
+    def _origin(table: pa.Table, index: int) -> tuple[int, int]:
+        return table.column(TAG_COLUMN)[index].as_py(), table.column(_ROW)[index].as_py()
+
+    def _score_isolating(
+        self, table: pa.Table, exclude: Sequence[str], bad: list[tuple[int, int, str]]
+    ) -> tuple[pa.Table, pa.Table]:
+        """Score ``table``; on an error one record can cause, bisect to find and drop those records.
+
+        Returns the answers and the rows they belong to (``table`` less the bad rows, which are
+        appended to ``bad``). A good batch costs one model call; each bad record about 2·log2(n).
+        """
+        if not table.num_rows:
+            return pa.table({}), table
+        keys = table.column(self.key_columns[0]).to_pylist() if self.key_columns else None
+        try:
+            return self.score(self._features(table, exclude), keys), table
+        except _RECORD_ERRORS as exc:
+            if table.num_rows <= 1:
+                if table.num_rows:
+                    bad.append((*self._origin(table, 0), f"{type(exc).__name__}: {exc}"))
+                return pa.table({}), table.slice(0, 0)
+        half = table.num_rows // 2
+        left, left_rows = self._score_isolating(table.slice(0, half), exclude, bad)
+        right, right_rows = self._score_isolating(table.slice(half), exclude, bad)
+        parts = [
+            (answers, rows) for answers, rows in ((left, left_rows), (right, right_rows)) if rows.num_rows
+        ]
+        if not parts:
+            return left, left_rows
+        answers = pa.concat_tables([a for a, _ in parts], promote_options="permissive")
+        return answers, pa.concat_tables([r for _, r in parts])
+
+    def _dead_letter(self, bad: list[tuple[int, int, str]]) -> None:
+        """Send each bad row to its source item's dead-letter target (logged when it has none)."""
+        by_tag: dict[int, list[tuple[int, str]]] = {}
+        for tag, row, reason in bad:
+            by_tag.setdefault(tag, []).append((row, reason))
+        for tag, rows in by_tag.items():
+            reject = self.by_tag[tag].reject
+            if reject is not None:
+                reject([row for row, _ in rows], [reason for _, reason in rows])
+            else:
+                for row, reason in rows:
+                    _logger.warning("model %s: row %d dropped: %s", self.model, row, reason)
 
     def _adapt(self, elapsed: float, rows: int) -> None:
         # keep scoring time around half the latency budget: double while well under, halve when over
@@ -260,7 +349,7 @@ class StreamProcessor:
         if not self.include_input:
             keep = [c for c in self.key_columns if c in table.column_names]
         else:
-            keep = [c for c in table.column_names if c != TAG_COLUMN]
+            keep = [c for c in table.column_names if c not in (TAG_COLUMN, _ROW)]
         for index, name in enumerate(keep):
             result = result.add_column(index, name, table.column(name))
         return result

@@ -33,6 +33,7 @@ import abc
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -57,6 +58,7 @@ __all__ = [
     "SourceConfig",
     "StreamSource",
     "build_batch",
+    "infer_schema",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -70,12 +72,17 @@ class SourceBatch:
     (including poison messages already sent to the dead-letter target, listed in
     ``dead_letters`` with their reasons); ``metadata`` has source-specific positions
     (offsets, stream ids, sequence numbers).
+
+    ``reject(rows, reasons)`` sends rows of ``batch`` (by index) that a consumer could not
+    process (a null feature, a record the model refuses) to the same dead-letter target, with
+    their reasons; they are acknowledged with the batch, so a restart does not read them again.
     """
 
     batch: pa.RecordBatch
     ack: Callable[[], None]
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    reject: Callable[[Sequence[int], Sequence[str]], None] | None = None
 
 
 @runtime_checkable
@@ -136,20 +143,96 @@ def build_batch(
             raise SchemaError(
                 f"records have inconsistent types and no schema was given ({exc}); pass schema=",
             ) from exc
-    try:
-        return pa.RecordBatch.from_pylist(list(rows), schema=schema), []
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-        pass
+    required = [f.name for f in schema if not f.nullable]
+    if not required:
+        try:
+            return pa.RecordBatch.from_pylist(list(rows), schema=schema), []
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            pass
     good: list[Mapping[str, Any]] = []
     bad: list[tuple[int, str]] = []
     for index, row in enumerate(rows):
-        try:
-            pa.RecordBatch.from_pylist([row], schema=schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
-            bad.append((index, f"does not match schema: {type(exc).__name__}: {exc}"))
-        else:
+        reason = _missing_reason(row, required)
+        if reason is None:
+            try:
+                pa.RecordBatch.from_pylist([row], schema=schema)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
+                reason = _mismatch_reason(row, schema, exc)
+        if reason is None:
             good.append(row)
+        else:
+            bad.append((index, reason))
     return pa.RecordBatch.from_pylist(good, schema=schema), bad
+
+
+def _missing_reason(row: Mapping[str, Any], required: Sequence[str]) -> str | None:
+    for name in required:
+        if name not in row:
+            return f"field {name!r} is missing (the schema does not allow nulls)"
+        if row[name] is None:
+            return f"field {name!r} is null (the schema does not allow nulls)"
+    return None
+
+
+def _mismatch_reason(row: Mapping[str, Any], schema: pa.Schema, exc: Exception) -> str:
+    """Why ``row`` does not fit ``schema``, naming the first field that does not convert."""
+    for schema_field in schema:
+        value = row.get(schema_field.name)
+        try:
+            pa.array([value], type=schema_field.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as field_exc:
+            return (
+                f"field {schema_field.name!r} does not match schema ({schema_field.type}): "
+                f"{type(field_exc).__name__}: {field_exc}; got {value!r}"
+            )
+    return f"does not match schema: {type(exc).__name__}: {exc}"
+
+
+def infer_schema(rows: Sequence[Mapping[str, Any]]) -> pa.Schema:
+    """The schema most rows agree on: per field, the type of most of its non-null values.
+
+    Integers and floats together make a float field. :meth:`BaseSource.read` uses it when a
+    batch without ``schema=`` mixes types, so only the rows that disagree are dead letters.
+
+    >>> infer_schema([{"t": 1.5}, {"t": 2}, {"t": "hot"}, {"t": 3.0}])
+    t: double
+    """
+    votes: dict[str, Counter[str]] = {}
+    samples: dict[tuple[str, str], list[Any]] = {}
+    for row in rows:
+        for name, value in row.items():
+            counts = votes.setdefault(name, Counter())
+            if value is None:
+                continue
+            kind = _kind(value)
+            counts[kind] += 1
+            sample = samples.setdefault((name, kind), [])
+            if len(sample) < 16:
+                sample.append(value)
+    fields = []
+    for name, counts in votes.items():
+        if not counts:
+            fields.append(pa.field(name, pa.null()))
+            continue
+        if counts["int"] and counts["float"]:
+            counts["float"] += counts.pop("int")
+        kind = counts.most_common(1)[0][0]
+        try:
+            arrow_type = pa.float64() if kind == "float" else pa.array(samples[(name, kind)]).type
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arrow_type = pa.string()
+        fields.append(pa.field(name, arrow_type))
+    return pa.schema(fields)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    return type(value).__name__
 
 
 class SourceConfig(BaseModel):
@@ -293,7 +376,7 @@ class BaseSource(abc.ABC):
                     self._close()
         if not messages or self.closed:
             return None  # messages fetched while closing are redelivered: none was acknowledged
-        batch, dead = self._decode(messages)
+        batch, dead, row_messages = self._decode(messages)
         if dead:
             self._route_dead_letters(dead)
         acked = threading.Event()
@@ -318,7 +401,18 @@ class BaseSource(abc.ABC):
             duration_s=time.perf_counter() - started,
         )
         metadata = {"source": self.name, "messages": len(messages), **self._batch_metadata(messages)}
-        return SourceBatch(batch=batch, ack=ack, dead_letters=dead, metadata=metadata)
+
+        def reject(rows: Sequence[int], reasons: Sequence[str]) -> None:
+            if acked.is_set():
+                raise ConfigurationError("reject() after ack(): the rows are already acknowledged")
+            letters = [
+                self._letter(row_messages[row], reason) for row, reason in zip(rows, reasons, strict=True)
+            ]
+            if letters:
+                self._route_dead_letters(letters)
+                dead.extend(letters)
+
+        return SourceBatch(batch=batch, ack=ack, dead_letters=dead, metadata=metadata, reject=reject)
 
     def __iter__(self) -> Iterator[SourceBatch]:
         """Batches of ``batch_size`` records until :meth:`close` is called."""
@@ -389,7 +483,10 @@ class BaseSource(abc.ABC):
                 except TransientError:
                     continue
 
-    def _decode(self, messages: Sequence[RawMessage]) -> tuple[pa.RecordBatch, list[dict[str, Any]]]:
+    def _decode(
+        self, messages: Sequence[RawMessage]
+    ) -> tuple[pa.RecordBatch, list[dict[str, Any]], list[RawMessage]]:
+        """The batch, its dead letters, and the message behind each row of the batch."""
         rows: list[Mapping[str, Any]] = []
         row_messages: list[RawMessage] = []
         dead: list[dict[str, Any]] = []
@@ -406,9 +503,16 @@ class BaseSource(abc.ABC):
                 continue
             rows.append(record)
             row_messages.append(message)
-        batch, bad = build_batch(rows, self.schema)
+        try:
+            batch, bad = build_batch(rows, self.schema)
+        except SchemaError:
+            # mixed types and no schema=: keep the rows most agree with, dead-letter the others
+            # (failing the whole batch would re-read and fail it again after every restart)
+            batch, bad = build_batch(rows, infer_schema(rows))
         dead.extend(self._letter(row_messages[index], reason) for index, reason in bad)
-        return batch, dead
+        rejected = {index for index, _ in bad}
+        kept = [m for index, m in enumerate(row_messages) if index not in rejected]
+        return batch, dead, kept
 
     @staticmethod
     def _letter(message: RawMessage, reason: str) -> dict[str, Any]:

@@ -117,6 +117,9 @@ class KafkaSource(BaseSource):
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
+            # the longest a broker holds a fetch for data to come: a floor under each event's
+            # latency on brokers that answer a fetch only at its deadline (librdkafka: 500 ms)
+            "fetch.wait.max.ms": 10,
             **extra,
         }
         self._producer_config = {
@@ -175,8 +178,18 @@ class KafkaSource(BaseSource):
             old.close()
 
     def _fetch(self, max_records: int, timeout: float) -> list[RawMessage]:
+        # Poll, then drain: ``consume(n, timeout)`` alone waits for n messages or the whole
+        # timeout, which puts a poll timeout (not max_latency) on every event's latency. What is
+        # already fetched is taken at once; otherwise the read blocks only until the first
+        # message arrives, then takes whatever came with it.
         try:
-            polled = self._consumer.consume(num_messages=max_records, timeout=timeout)
+            polled = self._consumer.consume(num_messages=max_records, timeout=0)
+            if not polled:
+                first = self._consumer.poll(timeout)
+                if first is not None:
+                    polled = [first]
+                    if max_records > 1:
+                        polled += self._consumer.consume(num_messages=max_records - 1, timeout=0)
         except KafkaException as exc:
             raise translate_kafka_error(exc.args[0], self.resource) from exc
         messages: list[RawMessage] = []

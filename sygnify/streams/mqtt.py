@@ -1,12 +1,18 @@
 """MQTT topics through paho-mqtt with QoS 1 (``pip install 'sygnify[mqtt]'``).
 
-The client keeps a persistent session (``clean_session=False``) under a stable ``client_id``
-and acknowledges (``PUBACK``) each message only when the batch's ``ack()`` is called
-(paho's ``manual_ack``). A client that dies before acknowledging gets the messages again when
-it reconnects with the same ``client_id``: at-least-once. Messages published while the client
-is away are queued by the broker for the session. Backpressure: at most ``max_buffered``
-received messages wait in memory; beyond that the network thread stops reading, so the
-broker holds the rest::
+The client speaks MQTT 5 and keeps a persistent session (``clean_start=False`` and a session
+expiry, by default never) under a stable ``client_id``; it acknowledges (``PUBACK``) each
+message only when the batch's ``ack()`` is called (paho's ``manual_ack``). A client that dies
+before acknowledging gets the messages again when it reconnects with the same ``client_id``:
+at-least-once. Messages published while the client is away are queued by the broker for the
+session.
+
+Bursts: a broker sends at most the client's *Receive Maximum* unacknowledged QoS 1 messages
+and queues the rest (Mosquitto: ``max_queued_messages``, 1,000 by default, beyond which it
+drops them). The client announces ``receive_maximum = max_buffered`` (default 10,000, at most
+65,535), so a burst of that many messages is all in flight to the client while earlier
+batches are processed, and the broker queue is only used beyond it. ``max_buffered`` also
+bounds the messages held in memory::
 
     source = MqttSource(host="127.0.0.1", topics=["sensors/#"], client_id="ml-worker-1",
                         dead_letter_topic="sensors/dead")
@@ -25,6 +31,8 @@ from typing import Any, ClassVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from pydantic import Field, SecretStr
 
 from sygnify.errors import (
@@ -40,6 +48,10 @@ __all__ = ["MqttConfig", "MqttSource"]
 
 #: The SUBACK reason code of a subscription the broker's access rules refuse (MQTT 5).
 NOT_AUTHORIZED = 0x87
+#: The largest Receive Maximum MQTT 5 allows (a two-byte integer).
+MAX_RECEIVE_MAXIMUM = 65_535
+#: Session Expiry Interval meaning "the session never expires" (MQTT 5).
+NEVER_EXPIRES = 0xFFFFFFFF
 
 
 class MqttConfig(SourceConfig):
@@ -53,11 +65,12 @@ class MqttConfig(SourceConfig):
     password: SecretStr | None = None
     tls: bool = False
     keepalive: int = 30
-    max_buffered: int = 10_000
+    max_buffered: int = Field(10_000, ge=1, le=MAX_RECEIVE_MAXIMUM)
     dead_letter_topic: str | None = None
     reconnect_min_delay: int = 1
     reconnect_max_delay: int = 30
     connect_timeout: float = 10.0
+    session_expiry: int | None = None
 
 
 class MqttSource(BaseSource):
@@ -65,7 +78,10 @@ class MqttSource(BaseSource):
 
     ``username``/``password`` authenticate (the password is never shown); ``tls=True`` turns
     on TLS with certificate verification. paho reconnects on its own with backoff between
-    ``reconnect_min_delay`` and ``reconnect_max_delay`` seconds.
+    ``reconnect_min_delay`` and ``reconnect_max_delay`` seconds. ``max_buffered`` is the
+    Receive Maximum announced to the broker (how many unacknowledged messages it may send
+    before it queues); ``session_expiry`` is how long (s) the broker keeps the session while
+    the client is away (None: for ever).
     """
 
     name: ClassVar[str] = "mqtt"
@@ -87,11 +103,17 @@ class MqttSource(BaseSource):
         reconnect_min_delay: int = 1,
         reconnect_max_delay: int = 30,
         connect_timeout: float = 10.0,
+        session_expiry: int | None = None,
         **options: Any,
     ) -> None:
         super().__init__(**options)
         if not topics or not client_id:
             raise ConfigurationError("MqttSource needs topics and a stable client_id")
+        if not 1 <= max_buffered <= MAX_RECEIVE_MAXIMUM:
+            raise ConfigurationError(
+                f"max_buffered must be between 1 and {MAX_RECEIVE_MAXIMUM} (the MQTT 5 Receive Maximum), "
+                f"got {max_buffered}"
+            )
         self.topics = list(topics)
         self.client_id = client_id
         self.dead_letter_topic = dead_letter_topic
@@ -102,7 +124,7 @@ class MqttSource(BaseSource):
         #: The error type of a refused subscription (None: not refused).
         self._refusal: type[SygnifyError] | None = None
         client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, manual_ack=True
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
         )
         if username is not None:
             client.username_pw_set(username, password)
@@ -114,8 +136,13 @@ class MqttSource(BaseSource):
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         self._client = client
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        # The broker sends this many unacknowledged QoS 1 messages before it queues (and, past
+        # its queue limit, drops): every message the local buffer can hold is in flight.
+        properties.ReceiveMaximum = max_buffered
+        properties.SessionExpiryInterval = NEVER_EXPIRES if session_expiry is None else session_expiry
         try:
-            client.connect(host, port, keepalive=keepalive)
+            client.connect(host, port, keepalive=keepalive, clean_start=False, properties=properties)
         except OSError as exc:
             raise ConnectionFailedError(f"{self.resource}: cannot connect: {exc}", resource=host) from exc
         client.loop_start()

@@ -33,6 +33,9 @@ __all__ = ["NatsConfig", "NatsSource"]
 
 T = TypeVar("T")
 
+#: How long a pull waits for messages already in the stream (a local round trip is far less).
+_DRAIN_S = 0.01
+
 
 def _redact(servers: str) -> str:
     return ",".join(
@@ -152,17 +155,30 @@ class NatsSource(BaseSource):
         )
 
     async def _fetch_async(self, max_records: int, timeout: float) -> list[Any]:
-        try:
-            msgs: list[Any] = await self._sub.fetch(batch=max_records, timeout=timeout)
+        # A pull of ``max_records`` that finds nothing waits for that many messages or the whole
+        # timeout. So: take what is there now (a short pull), else wait for the first message
+        # alone (a one-message pull returns as it arrives), then take what came with it.
+        drain = min(_DRAIN_S, timeout)
+        msgs = await self._pull(max_records, drain)
+        if msgs or timeout <= drain:
             return msgs
-        except nats.errors.TimeoutError:
+        msgs = await self._pull(1, timeout - drain)
+        if msgs and max_records > 1:
+            msgs += await self._pull(max_records - 1, _DRAIN_S)
+        return msgs
+
+    async def _pull(self, batch: int, timeout: float) -> list[Any]:
+        try:
+            msgs: list[Any] = await self._sub.fetch(batch=batch, timeout=timeout)
+            return msgs
+        except TimeoutError:  # nats.errors.TimeoutError, or asyncio's when the deadline ran out
             return []
 
     def _fetch(self, max_records: int, timeout: float) -> list[RawMessage]:
         if self._nc is None or self._nc.is_closed:
             raise ConnectionFailedError(f"{self.resource}: connection is closed", resource=self.stream)
         try:
-            msgs = self._run(self._fetch_async(max_records, max(timeout, 0.05)), timeout=timeout + 30)
+            msgs = self._run(self._fetch_async(max_records, max(timeout, _DRAIN_S)), timeout=timeout + 30)
         except (nats.errors.ConnectionClosedError, nats.errors.NoRespondersError, OSError) as exc:
             raise ConnectionFailedError(f"{self.resource}: {exc}", resource=self.stream) from exc
         messages = []

@@ -89,6 +89,7 @@ class RedisSource(BaseSource):
         self._url = url
         self._client = client or redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10)
         self._recovering = True
+        self._pending_cursor = "0"
         self._claim_cursor = "0-0"
         self._ensure_group()
 
@@ -115,6 +116,7 @@ class RedisSource(BaseSource):
         self._client.connection_pool.reset()
         self._ensure_group()
         self._recovering = True
+        self._pending_cursor = "0"
 
     def _to_message(self, entry_id: bytes, fields: dict[bytes, bytes] | None) -> RawMessage:
         position = {"stream": self.stream, "id": entry_id.decode()}
@@ -138,11 +140,18 @@ class RedisSource(BaseSource):
 
     def _fetch_entries(self, max_records: int, timeout: float) -> list[RawMessage]:
         if self._recovering:
+            # this consumer's pending entries, after those already handed out: re-reading from
+            # "0" each time would hand out entries still being processed again
             response = self._call(
-                self._client.xreadgroup, self.group, self.consumer, {self.stream: "0"}, count=max_records
+                self._client.xreadgroup,
+                self.group,
+                self.consumer,
+                {self.stream: self._pending_cursor},
+                count=max_records,
             )
             entries = response[0][1] if response else []
             if entries:
+                self._pending_cursor = entries[-1][0].decode()
                 return [self._to_message(entry_id, fields) for entry_id, fields in entries]
             self._recovering = False
         if self.claim_idle_ms is not None:

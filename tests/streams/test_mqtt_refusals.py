@@ -52,10 +52,11 @@ def refusing_broker(request: pytest.FixtureRequest) -> Iterator[int]:
             try:
                 while True:
                     kind, body = _read_packet(conn)
+                    # MQTT 5 packets (the source speaks MQTT 5): a zero-length properties field.
                     if kind == 1:  # CONNECT -> CONNACK, session accepted
-                        conn.sendall(bytes([0x20, 0x02, 0x00, 0x00]))
+                        conn.sendall(bytes([0x20, 0x03, 0x00, 0x00, 0x00]))
                     elif kind == 8 and code is not None:  # SUBSCRIBE -> SUBACK with the code
-                        conn.sendall(bytes([0x90, 0x03]) + body[:2] + bytes([code]))
+                        conn.sendall(bytes([0x90, 0x04]) + body[:2] + bytes([0x00, code]))
             except (ConnectionError, OSError, IndexError):
                 return
 

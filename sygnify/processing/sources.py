@@ -256,7 +256,12 @@ class FileSource(Source):
         if not self._remote:
             local = spec.removeprefix("file://")
             found = find_files(local, any_format=any_format)
-            if not has_glob(local) and os.path.isdir(local):
+            if has_glob(local):  # hive partitions start at the literal directory, as the connectors'
+                literal = glob_prefix(local)
+                head = dataset_root(literal[: literal.rfind("/") + 1])
+                if head:
+                    self._bases.update(dict.fromkeys(found, head))
+            elif os.path.isdir(local):
                 self._bases.update(dict.fromkeys(found, local))
             return found
         filesystem, base = resolve_filesystem(spec, self.filesystem)
@@ -269,6 +274,7 @@ class FileSource(Source):
         listed = {entry.path: _mtime(entry) for entry in entries if entry.type == pafs.FileType.File}
         if is_glob:
             found = sorted(filter(glob_matcher(base, any_format=any_format), listed))
+            self._bases.update(dict.fromkeys(found, dataset_root(root.rstrip("/") + "/").rstrip("/")))
         else:
             found = sorted(p for p in listed if is_data_file(p[len(root) :], any_format=any_format))
             self._bases.update(dict.fromkeys(found, root))
@@ -296,8 +302,9 @@ class FileSource(Source):
 
     def partitions(self) -> dict[str, PartitionColumns]:
         """Each file's hive partition columns (name, type, value), for files found under a
-        directory spec: typed and decoded by :mod:`sygnify.io.partitions`, as the connectors
-        read them (files of a glob or named one by one have none)."""
+        directory or a glob (from its literal directory, above any ``k=v`` directories): typed
+        and decoded by :mod:`sygnify.io.partitions`, as the connectors read them (files named
+        one by one have none)."""
         if self._partitions is None:
             files = self.files()
             by_base: dict[str, list[str]] = {}

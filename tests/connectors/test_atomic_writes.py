@@ -396,3 +396,50 @@ def test_the_handler_reads_committed_data_only(
         assert result.output is not None
         assert set(result.output["batch"].to_list()) == {2}, name
         assert result.rows_in == ROWS or "partition" in name
+
+
+@pytest.mark.parametrize("mode", ["append", "overwrite"])
+def test_azure_writers_killed_at_random_points_leave_whole_writes(
+    connector: CloudDataConnector, azure_server: AzuriteServer, container: str, mode: str
+) -> None:
+    seed = random.randrange(1 << 30)
+    options = {"container": container, **key_options(azure_server.endpoint)}
+    reported = kill_writers("azure_blob", options, mode, rounds=3, seed=seed)
+    lake = connector.connect("azure_blob", **options)
+    check_after_kills(lake, mode, reported)
+
+
+# -- globs over partitioned datasets --------------------------------------------------------
+
+
+def check_glob_partitions(lake: Any) -> None:
+    """The documented snippet: a partitioned write read back through globs keeps its partitions."""
+    lake.write(batch(1, rows=10), "gp/", partition_by=["region"])
+    for source in ("gp/", "gp/**/*.parquet", "gp/region=*/*.parquet", "gp/region=eu/*.parquet"):
+        frame = lake.scan(source).collect()
+        streamed = pa.Table.from_batches(list(lake.stream(source)))
+        assert "region" in frame.columns, source
+        assert "region" in streamed.column_names, source
+        expected = {"eu"} if "region=eu" in source else set(REGIONS)
+        assert set(frame["region"].to_list()) == expected, source
+        assert set(streamed.column("region").to_pylist()) == expected, source
+
+
+def test_globs_over_a_partitioned_dataset_have_its_partition_columns(
+    stores: tuple[Any, Any, FaultProxy],
+) -> None:
+    clean, _, _ = stores
+    check_glob_partitions(clean)
+
+
+def test_local_globs_over_a_partitioned_dataset_have_its_partition_columns(
+    connector: CloudDataConnector, tmp_path: Path
+) -> None:
+    from sygnify import LargeDataHandler
+    from sygnify.processing import FileSource
+
+    lake = connector.connect("local", root=tmp_path)
+    check_glob_partitions(lake)
+    result = LargeDataHandler().process(FileSource(str(tmp_path / "gp" / "**" / "*.parquet")))
+    assert result.output is not None
+    assert set(result.output["region"].to_list()) == set(REGIONS)

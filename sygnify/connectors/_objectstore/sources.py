@@ -119,6 +119,15 @@ def resolve_source(store: ObjectStore[Any], source: str, explicit: str | None) -
         listed = list(store.iter_objects(bucket, prefix))
         files = [info for info in listed if matches(info.key)]
         files = committed(store, bucket, prefix, listed, files)
+        # Hive partitions start at the glob's literal directory, above any k=v directories
+        # ("tx/region=*/x.parquet" and "tx/**/*.parquet" both have "region"), as a prefix's do.
+        directory = dataset_root(prefix[: prefix.rfind("/") + 1])
+        types_key = directory + PARTITIONS_FILE
+        if types_key.startswith(prefix):
+            partitions_file = next((info for info in listed if info.key == types_key), None)
+        elif any("=" in info.key[len(directory) :] for info in files):
+            found = store.iter_objects(bucket, types_key)
+            partitions_file = next((info for info in found if info.key == types_key), None)
     elif key == "" or key.endswith("/") or format_of_file(key) is None:
         directory = key.rstrip("/") + "/" if key.strip("/") else ""
         listed = list(store.iter_objects(bucket, directory))

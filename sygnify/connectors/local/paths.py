@@ -27,7 +27,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from sygnify.errors import ConfigurationError, NotFoundError, PathEscapeError
-from sygnify.io.files import TEMP_PREFIX, find_files, has_glob
+from sygnify.io.commits import dataset_root
+from sygnify.io.files import TEMP_PREFIX, find_files, glob_prefix, has_glob
 from sygnify.io.formats import FileFormat, detect_format, format_of_file, pyarrow_format
 from sygnify.io.partitions import HiveSchema, hive_partitioning, local_partition_schema
 from sygnify.io.schemas import SchemaDrift, dataset_schema
@@ -66,13 +67,21 @@ def data_files(root: Path, source: str, fmt: str | None = None) -> tuple[list[st
 
     Globs and directories follow the one glob of :mod:`sygnify.io.files` (hidden names
     skipped; without ``fmt``, files whose extension names no format too). Returns the files
-    and, for a directory, the directory (hive partitions live there).
+    and the directory their hive partitions start at: a directory source itself, a glob's
+    literal directory (above any ``k=v`` segments); None for a file.
     """
     base = resolve_under(root, source)
     if not has_glob(source) and not base.exists():
         raise NotFoundError(f"no file or directory {source!r} under {root}", resource=source)
     files = [resolve_under(root, match) for match in find_files(str(base), any_format=fmt is not None)]
-    directory = base if not has_glob(source) and base.is_dir() else None
+    if has_glob(source):
+        # A glob's hive partitions start at its literal directory (above partition directories:
+        # "tx/region=*/x.parquet" and "tx/**/*.parquet" both have "region"), as a directory's do.
+        literal = glob_prefix(source)
+        head = dataset_root(literal[: literal.rfind("/") + 1])
+        directory: Path | None = resolve_under(root, head) if head else root
+    else:
+        directory = base if base.is_dir() else None
     if not files:
         raise NotFoundError(f"{source!r} matches no data files under {root}", resource=source)
     return [str(path) for path in files], directory

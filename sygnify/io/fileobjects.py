@@ -146,6 +146,9 @@ class RangedReader(io.BufferedReader):
         # read_at's read-ahead: the last block it fetched, kept as read_range returned it.
         self._block_lock = threading.Lock()
         self._block: tuple[int, memoryview] = (0, memoryview(b""))
+        # Concurrent read_at calls in the range of a block being fetched wait for it (one GET).
+        self._block_ready = threading.Condition(self._block_lock)
+        self._fetching: tuple[int, int] | None = None
 
     @property
     def size(self) -> int:
@@ -176,14 +179,30 @@ class RangedReader(io.BufferedReader):
         end = min(position + length, self._object_size)
         if end <= position:
             return memoryview(b"")
-        with self._block_lock:
-            start, block = self._block
-        if start <= position and end <= start + block.nbytes:
-            return block[position - start : end - start]
         wanted = min(max(length, self._block_size), self._object_size - position)
-        block = memoryview(self._ranges.fetch(position, wanted)).toreadonly()
-        with self._block_lock:
-            self._block = (position, block)
+        with self._block_ready:
+            while True:
+                start, block = self._block
+                if start <= position and end <= start + block.nbytes:
+                    return block[position - start : end - start]
+                # A block being fetched that will hold these bytes: wait for it, not a second GET.
+                pending = self._fetching
+                if pending is None or not (pending[0] <= position and end <= pending[1]):
+                    break
+                self._block_ready.wait()
+            mine = (position, position + wanted)
+            self._fetching = mine
+        fetched: memoryview | None = None
+        try:
+            fetched = memoryview(self._ranges.fetch(position, wanted)).toreadonly()
+        finally:
+            with self._block_ready:
+                if fetched is not None:
+                    self._block = (position, fetched)
+                if self._fetching == mine:
+                    self._fetching = None
+                self._block_ready.notify_all()
+        block = fetched
         if block.nbytes >= end - position:
             return block[: end - position]
         # A store that answered with less than asked: read on (each call checked on its own).

@@ -30,6 +30,7 @@ Only :class:`TransientError` (and its subclasses) is retried by
     │   └── ThrottledError
     ├── CircuitOpenError
     ├── ConcurrentRunError
+    ├── SourceClosedError
     ├── JobFailedError
     ├── QueryError
     ├── SchemaError
@@ -67,6 +68,7 @@ __all__ = [
     "PluginNotFoundError",
     "QueryError",
     "SchemaError",
+    "SourceClosedError",
     "SygnifyError",
     "ThrottledError",
     "TransientError",
@@ -198,6 +200,14 @@ class CircuitOpenError(SygnifyError):
 
 class ConcurrentRunError(SygnifyError):
     """Another run holds what this one needs alone (an incremental job's checkpoint)."""
+
+
+class SourceClosedError(SygnifyError):
+    """A stream source was closed before a batch of it was acknowledged.
+
+    Nothing of that batch was acknowledged: the server delivers it again to the next run
+    (at-least-once), so a caller must not count it as processed.
+    """
 
 
 class JobFailedError(SygnifyError):

@@ -11,13 +11,15 @@ from sygnify.ml.metrics import ModelMetrics
 from sygnify.ml.realtime import Prediction, RealTimeML
 from sygnify.ml.signature import Feature, Signature
 from sygnify.ml.stream import PredictionStream
-from sygnify.streams.windows import Session, Sliding, Tumbling
+from sygnify.streams.windows import Count, Hopping, Session, Sliding, Tumbling
 
 __all__ = [
     "MODEL_BACKENDS",
     "BackendContext",
     "BackendOutput",
+    "Count",
     "Feature",
+    "Hopping",
     "ModelBackend",
     "ModelMetrics",
     "Prediction",

@@ -368,11 +368,15 @@ class RealTimeML(ModelVersions):
         to get one prediction table per micro-batch or window; ``on("prediction", cb)``
         callbacks run before each is yielded, and source batches are acknowledged only
         after that. See :mod:`sygnify.ml.stream` for the modes and their options.
+
+        Events carry more than a model's features (ids, timestamps, other aggregates): a
+        model declared with ``features=`` gets just its features (the other columns are
+        passed through to the results); a model without declared features gets them all.
         """
-        self._entry(model)
+        entry = self._entry(model)
 
         def score(features: pa.Table, keys: Sequence[Hashable] | None) -> pa.Table:
-            return self.score(model, features, keys=keys)
+            return self.score(model, _model_columns(entry.versions.values(), features), keys=keys)
 
         return PredictionStream(
             source, model=model, mode=mode, score=score, notify=self.notify, clock=self._clock, **options
@@ -386,3 +390,20 @@ class RealTimeML(ModelVersions):
 
     def __repr__(self) -> str:
         return f"RealTimeML(models={list(self._models)})"
+
+
+def _model_columns(backends: Any, features: pa.Table) -> pa.Table:
+    """The columns of ``features`` that the model's versions declare (all of them if one declares none).
+
+    Missing features are left for the signature check to name.
+    """
+    wanted: dict[str, None] = {}
+    for backend in backends:
+        signature = getattr(backend, "signature", None)
+        if signature is None:
+            return features
+        wanted.update(dict.fromkeys(signature.names))
+    present = [name for name in features.column_names if name in wanted]
+    if len(present) == features.num_columns:
+        return features
+    return features.select(present)

@@ -47,13 +47,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
 
-from sygnify.errors import ConfigurationError
+from sygnify.errors import ConfigurationError, SourceClosedError
+from sygnify.ml.durable import DurableDriver, as_checkpoint, stream_sink
 from sygnify.ml.stream_processor import MODES, Notify, Score, StreamProcessor
+from sygnify.processing.sinks import Sink
 
 # The mode logic lives in its own module; MODES is re-exported here, where it is documented.
 __all__ = ["MODES", "PredictionStream"]
@@ -75,6 +78,13 @@ class PredictionStream:
 
     In ``streaming`` mode the buffered events are scored as soon as they hold the source's
     ``max_unacked_batches`` batches, so backpressure never adds a second ``max_latency`` wait.
+
+    ``sink=`` also writes every result table (a dataset directory, ``(connector, target)``
+    or ``fn(table, label)``), before it is yielded. ``checkpoint=PATH`` makes the stream
+    exactly-once towards that sink (see :mod:`sygnify.ml.durable`): windows, source
+    progress and undelivered results are saved atomically, at least every
+    ``checkpoint_interval`` seconds (default 1), and source batches are acknowledged at each
+    save instead of waiting for their windows to close.
     """
 
     def __init__(
@@ -89,6 +99,9 @@ class PredictionStream:
         idle_timeout: float | None = None,
         poll_timeout: float = STOP_CHECK_S,
         max_records: int = 1000,
+        sink: Any = None,
+        checkpoint: Any = None,
+        checkpoint_interval: float | None = None,
         **options: Any,
     ) -> None:
         self._notify = notify
@@ -99,6 +112,24 @@ class PredictionStream:
         self._max_records = max_records
         self.processor = StreamProcessor(score, model, mode, clock, notify=notify, **options)
         self._stop = threading.Event()
+        self.sink: Sink | None = None if sink is None else stream_sink(sink)
+        self._run_id = uuid.uuid4().hex[:12]
+        self._written = 0
+        self.checkpoint = None
+        if checkpoint is not None:
+            if not callable(getattr(source, "read", None)):
+                raise ConfigurationError(
+                    "checkpoint= needs a stream source (Kafka, Redis, NATS, MQTT or any object with "
+                    "read()/close()); an iterable has no positions to resume from"
+                )
+            if mode == "batch":
+                raise ConfigurationError(
+                    "checkpoint= works with the streaming, windowing and aggregation modes; batch mode "
+                    "holds rows between batches that the checkpoint does not keep"
+                )
+            self.checkpoint = as_checkpoint(checkpoint, checkpoint_interval)
+        elif checkpoint_interval is not None:
+            raise ConfigurationError("checkpoint_interval= needs checkpoint=")
 
     def stop(self) -> None:
         """End the stream soon (within ``poll_timeout`` plus one scoring), from any thread.
@@ -137,12 +168,18 @@ class PredictionStream:
     def _emit(self, outputs: list[tuple[pa.Table, list[Callable[[], None]]]]) -> Iterator[pa.Table]:
         for table, acks in outputs:
             if table.num_columns:
+                if self.sink is not None:  # at-least-once: a restart writes unacknowledged ones again
+                    self.sink.write(table, f"{self._run_id}-{self._written:08d}")
+                    self._written += 1
                 self._notify("prediction", table)
                 yield table
             if self._source_closed():
                 continue  # closed under us: what is not acknowledged yet is redelivered
-            for ack in acks:  # only after the consumer took the predictions
-                ack()
+            try:
+                for ack in acks:  # only after the consumer took the predictions
+                    ack()
+            except SourceClosedError:
+                continue  # closed between the check and the ack: redelivered, like the rest
 
     def _finish_on_stop(self) -> list[tuple[pa.Table, list[Callable[[], None]]]]:
         # open windows are not complete: they are rebuilt from the redelivered batches instead
@@ -164,6 +201,20 @@ class PredictionStream:
         yield from self._emit(processor.finish())
 
     def _iter_source(self) -> Iterator[pa.Table]:
+        if self.checkpoint is not None:
+            yield from DurableDriver(
+                self.processor,
+                self._source,
+                self.checkpoint,
+                sink=self.sink,
+                notify=self._notify,
+                stop_requested=self._stop.is_set,
+                wait=self._stop.wait,
+                poll_timeout=self._poll_timeout,
+                idle_timeout=self._idle_timeout,
+                max_records=self._max_records,
+            )
+            return
         processor = self.processor
         source = self._source
         limit = getattr(source, "max_unacked_batches", None)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, TypeAlias, get_args
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -42,6 +43,7 @@ from sygnify.processing.aggregate import Aggregate, AggregateHow
 from sygnify.streams.windows import (
     TAG_COLUMN,
     ClosedWindow,
+    Count,
     Session,
     Sliding,
     Tumbling,
@@ -49,7 +51,7 @@ from sygnify.streams.windows import (
     WindowState,
 )
 
-__all__ = ["MODES", "Notify", "Score", "StreamEvent", "StreamProcessor"]
+__all__ = ["MODES", "Item", "Notify", "OnLate", "Score", "StreamEvent", "StreamProcessor", "normalize"]
 
 MODES = ("streaming", "batch", "windowing", "aggregation")
 
@@ -71,22 +73,47 @@ _logger = logging.getLogger(__name__)
 
 #: Sends rows of a source item (by index) to its dead-letter target with their reasons.
 Reject: TypeAlias = Callable[[Sequence[int], Sequence[str]], None]
+#: What to do with a row whose window was already emitted.
+OnLate: TypeAlias = Literal["drop", "dead_letter"]
 
 
-def _normalize(item: Any) -> tuple[pa.Table, Callable[[], None] | None, Reject | None]:
-    """A stream item as (table, ack, reject): SourceBatch, Arrow, Polars, pandas, dict(s)."""
+@dataclass
+class Item:
+    """A stream item made uniform: its rows, and what the source lent with them (all optional).
+
+    ``ack`` acknowledges it, ``reject(rows, reasons)`` dead-letters rows of it, ``retain()``
+    tells the source it is held for long (an open window) so it stops counting toward
+    backpressure.
+    """
+
+    table: pa.Table
+    ack: Callable[[], None] | None = None
+    reject: Reject | None = None
+    retain: Callable[[], None] | None = None
+
+
+def normalize(item: Any) -> Item:
+    """A stream item as an :class:`Item`: SourceBatch, Arrow, Polars, pandas, dict(s)."""
+    if isinstance(item, Item):
+        return item
     batch = getattr(item, "batch", None)
     if isinstance(batch, pa.RecordBatch) and callable(getattr(item, "ack", None)):
         reject = getattr(item, "reject", None)
-        return pa.Table.from_batches([batch]), item.ack, reject if callable(reject) else None
+        retain = getattr(item, "retain", None)
+        return Item(
+            pa.Table.from_batches([batch]),
+            item.ack,
+            reject if callable(reject) else None,
+            retain if callable(retain) else None,
+        )
     if isinstance(item, Mapping):
         values = list(item.values())
         if values and all(isinstance(v, list | tuple) for v in values):
-            return pa.table(dict(item)), None, None
-        return pa.Table.from_pylist([dict(item)]), None, None
+            return Item(pa.table(dict(item)))
+        return Item(pa.Table.from_pylist([dict(item)]))
     if isinstance(item, list):
-        return pa.Table.from_pylist(item), None, None
-    return to_arrow_table(item), None, None
+        return Item(pa.Table.from_pylist(item))
+    return Item(to_arrow_table(item))
 
 
 @dataclass
@@ -102,7 +129,10 @@ class _Pending:
 class StreamProcessor:
     """Mode logic shared by the sync and async drivers; pure apart from calling ``score``.
 
-    ``notify("late", {"model": model, "rows": n})`` reports rows dropped as late.
+    ``notify("late", {"model": model, "rows": n, "records": table})`` reports rows dropped as
+    late (``on_late="dead_letter"`` also sends them to the source's dead-letter target).
+    ``close_after`` closes windows idle that long on the clock (see
+    :class:`~sygnify.streams.windows.WindowState`).
     """
 
     def __init__(
@@ -130,6 +160,10 @@ class StreamProcessor:
         lateness = options.pop("allowed_lateness", 0.0)
         aggregate = options.pop("aggregate", None)
         aggregations = options.pop("aggregations", None)
+        close_after = options.pop("close_after", None)
+        self.on_late: OnLate = options.pop("on_late", "drop")
+        if self.on_late not in ("drop", "dead_letter"):
+            raise ConfigurationError(f"on_late must be 'drop' or 'dead_letter', got {self.on_late!r}")
         if options:
             raise ConfigurationError(f"stream() does not take option(s) {', '.join(sorted(options))}")
         if self.batch_size < 1 or self.max_batch_size < 1 or self.max_latency < 0:
@@ -143,15 +177,24 @@ class StreamProcessor:
         elif aggregate is not None or aggregations is not None:
             raise ConfigurationError(f"aggregate= applies to mode='aggregation' only, not {mode!r}")
         if mode in ("windowing", "aggregation"):
-            if not isinstance(window, Tumbling | Sliding | Session) or not self.time_column:
+            timed = isinstance(window, Tumbling | Sliding | Session)
+            if not (timed and self.time_column) and not isinstance(window, Count):
                 raise ConfigurationError(
-                    f"mode {mode!r} needs window=Tumbling/Sliding/Session(...) and time=COLUMN"
+                    f"mode {mode!r} needs window=Tumbling/Sliding/Session(...) and time=COLUMN, "
+                    "or window=Count(n)"
                 )
             if isinstance(lateness, timedelta):
                 lateness = lateness.total_seconds()
+            assert window is not None
             self.window_state = WindowState(
-                window, time_column=self.time_column, key_columns=self.key_columns, allowed_lateness=lateness
+                window,
+                time_column=self.time_column,
+                key_columns=self.key_columns,
+                allowed_lateness=lateness,
+                close_after=close_after,
             )
+        elif close_after is not None:
+            raise ConfigurationError("close_after= applies to the windowing and aggregation modes")
         self.target = min(32, self.max_batch_size)  # adaptive micro-batch size (streaming mode)
         self.buffer: list[pa.Table] = []
         self.arrivals: list[float] = []  # when each buffered table arrived (its latency clock)
@@ -164,26 +207,20 @@ class StreamProcessor:
 
     # -- feeding --------------------------------------------------------------------------------
     def feed(self, item: Any) -> list[tuple[pa.Table, list[Callable[[], None]]]]:
-        table, ack, reject = _normalize(item)
+        normalized = normalize(item)
+        table, ack, reject = normalized.table, normalized.ack, normalized.reject
         tag = self.next_tag
         self.next_tag += 1
         entry = _Pending(tag, ack, 0, reject)
         self.pending.append(entry)
         self.by_tag[tag] = entry
         if self.window_state is not None:
-            tagged = table.append_column(TAG_COLUMN, pa.array([tag] * table.num_rows, pa.int64()))
-            result = self.window_state.add(tagged)
-            entry.remaining = sum(result.assigned.values())
-            if result.late:
-                self.late_rows += result.late
-                if self.notify is not None:
-                    self.notify("late", {"model": self.model, "rows": result.late})
-            return self._score_windows(result.closed)
+            return self._feed_windows(normalized, entry)
         entry.remaining = table.num_rows
         if table.num_rows == 0:
             return [(pa.table({}), self._releasable())] if self._releasable() else []
-        table = table.append_column(TAG_COLUMN, pa.array([tag] * table.num_rows, pa.int64()))
-        table = table.append_column(_ROW, pa.array(range(table.num_rows), pa.int64()))
+        table = table.append_column(TAG_COLUMN, pa.array(np.full(table.num_rows, tag, np.int64)))
+        table = table.append_column(_ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))
         now = self.clock()
         if self.first_at is None:
             self.first_at = now
@@ -197,14 +234,54 @@ class StreamProcessor:
             size = self.batch_size if self.mode == "batch" else self.target
         return out
 
+    def _feed_windows(self, item: Item, entry: _Pending) -> list[tuple[pa.Table, list[Callable[[], None]]]]:
+        assert self.window_state is not None
+        table = item.table
+        tagged = table.append_column(TAG_COLUMN, pa.array(np.full(table.num_rows, entry.tag, np.int64)))
+        tagged = tagged.append_column(_ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))
+        if self.mode == "windowing" and table.num_rows:
+            # a row whose features are missing would be scored as NaN when its window closes:
+            # send it to the dead letters now, while its batch can still take it
+            exclude = [*self.key_columns, *([self.time_column] if self.time_column else [])]
+            bad: list[tuple[int, int, str]] = []
+            tagged, bad = self._without_null_features(tagged, self._features(tagged, exclude))
+            if bad:
+                self._dead_letter(bad)
+        result = self.window_state.add(tagged, now=self.clock())
+        entry.remaining = sum(result.assigned.values())
+        if result.late:
+            self._late(tagged, result.late_rows, entry)
+        if entry.remaining > 0 and item.retain is not None:
+            item.retain()  # held by open windows: the source must not wait for its ack
+        out = self._score_windows(result.closed)
+        if result.current:
+            out = self._score_windows(result.current, current=True) + out
+        return out
+
+    def _late(self, tagged: pa.Table, indices: list[int], entry: _Pending) -> None:
+        self.late_rows += len(indices)
+        records = tagged.take(pa.array(indices, pa.int64()))
+        source_rows = records.column(_ROW).to_pylist()
+        records = records.drop_columns([TAG_COLUMN, _ROW])
+        if self.notify is not None:
+            self.notify("late", {"model": self.model, "rows": len(indices), "records": records})
+        if self.on_late == "dead_letter":
+            reason = "late: its window was already emitted"
+            self._dead_letter([(entry.tag, row, reason) for row in source_rows])
+
     def due_in(self) -> float | None:
-        """Seconds until the buffered events must be scored (streaming mode), None if nothing waits."""
+        """Seconds until something must be done without new events: buffered events to score
+        (streaming mode) or idle windows to close (``close_after``); None if nothing waits."""
+        if self.window_state is not None:
+            return self.window_state.idle_due_in(self.clock())
         if self.mode != "streaming" or self.first_at is None or not self.buffered_rows:
             return None
         return max(0.0, self.first_at + self.max_latency - self.clock())
 
     def tick(self) -> list[tuple[pa.Table, list[Callable[[], None]]]]:
-        """Score the buffer if its oldest event has waited ``max_latency``."""
+        """Score the buffer if its oldest event has waited ``max_latency``; close idle windows."""
+        if self.window_state is not None:
+            return self._score_windows(self.window_state.close_idle(self.clock()))
         due = self.due_in()
         if due is not None and due <= 0:
             return [self._score_rows(self._take(self.buffered_rows))]
@@ -244,7 +321,9 @@ class StreamProcessor:
 
     def _done(self, tags: Counter[int]) -> list[Callable[[], None]]:
         for tag, count in tags.items():
-            self.by_tag[tag].remaining -= count
+            entry = self.by_tag.get(tag)
+            if entry is not None:  # None: rows restored from durable state, acknowledged then
+                entry.remaining -= count
         return self._releasable()
 
     def _releasable(self) -> list[Callable[[], None]]:
@@ -258,7 +337,10 @@ class StreamProcessor:
 
     def _score_rows(self, table: pa.Table) -> tuple[pa.Table, list[Callable[[], None]]]:
         exclude = [*self.key_columns, *([self.time_column] if self.time_column else [])]
-        tags = Counter(table.column(TAG_COLUMN).to_pylist())
+        counts = pc.value_counts(table.column(TAG_COLUMN))
+        tags = Counter(
+            dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+        )
         start = time.perf_counter()
         table, bad = self._without_null_features(table, self._features(table, exclude))
         result, table = self._score_isolating(table, exclude, bad)
@@ -297,7 +379,12 @@ class StreamProcessor:
         return table.column(TAG_COLUMN)[index].as_py(), table.column(_ROW)[index].as_py()
 
     def _score_isolating(
-        self, table: pa.Table, exclude: Sequence[str], bad: list[tuple[int, int, str]]
+        self,
+        table: pa.Table,
+        exclude: Sequence[str],
+        bad: list[tuple[int, int, str]],
+        *,
+        window_key: tuple[Any, ...] | None = None,
     ) -> tuple[pa.Table, pa.Table]:
         """Score ``table``; on an error one record can cause, bisect to find and drop those records.
 
@@ -306,7 +393,10 @@ class StreamProcessor:
         """
         if not table.num_rows:
             return pa.table({}), table
-        keys = table.column(self.key_columns[0]).to_pylist() if self.key_columns else None
+        if window_key is not None:  # a window's rows are routed by the window's key
+            keys: list[Any] | None = [window_key] * table.num_rows
+        else:
+            keys = table.column(self.key_columns[0]).to_pylist() if self.key_columns else None
         try:
             return self.score(self._features(table, exclude), keys), table
         except _RECORD_ERRORS as exc:
@@ -315,8 +405,8 @@ class StreamProcessor:
                     bad.append((*self._origin(table, 0), f"{type(exc).__name__}: {exc}"))
                 return pa.table({}), table.slice(0, 0)
         half = table.num_rows // 2
-        left, left_rows = self._score_isolating(table.slice(0, half), exclude, bad)
-        right, right_rows = self._score_isolating(table.slice(half), exclude, bad)
+        left, left_rows = self._score_isolating(table.slice(0, half), exclude, bad, window_key=window_key)
+        right, right_rows = self._score_isolating(table.slice(half), exclude, bad, window_key=window_key)
         parts = [
             (answers, rows) for answers, rows in ((left, left_rows), (right, right_rows)) if rows.num_rows
         ]
@@ -331,7 +421,8 @@ class StreamProcessor:
         for tag, row, reason in bad:
             by_tag.setdefault(tag, []).append((row, reason))
         for tag, rows in by_tag.items():
-            reject = self.by_tag[tag].reject
+            entry = self.by_tag.get(tag)
+            reject = entry.reject if entry is not None else None
             if reject is not None:
                 reject([row for row, _ in rows], [reason for _, reason in rows])
             else:
@@ -358,10 +449,9 @@ class StreamProcessor:
         starts = [w.start for w, n in zip(windows, lengths) for _ in range(n)]
         ends = [w.end for w, n in zip(windows, lengths) for _ in range(n)]
         start_arr, end_arr = pa.array(starts, pa.float64()), pa.array(ends, pa.float64())
-        assert self.window_state is not None
-        assert self.time_column is not None
         sample = windows[0].rows
-        if pa.types.is_timestamp(sample.schema.field(self.time_column).type):
+        timed = self.time_column is not None and self.time_column in sample.column_names
+        if timed and pa.types.is_timestamp(sample.schema.field(self.time_column).type):
             start_arr = (
                 pa.array([s * 1e6 for s in starts], pa.float64()).cast(pa.int64()).cast(pa.timestamp("us"))
             )
@@ -370,12 +460,28 @@ class StreamProcessor:
             )
         return start_arr, end_arr
 
-    def _score_windows(self, windows: list[ClosedWindow]) -> list[tuple[pa.Table, list[Callable[[], None]]]]:
+    def _score_windows(
+        self, windows: list[ClosedWindow], *, current: bool = False
+    ) -> list[tuple[pa.Table, list[Callable[[], None]]]]:
         if not windows:
             return [(pa.table({}), acks)] if (acks := self._releasable()) else []
+        if current:  # running results: no row leaves its window, nothing is released
+            return [(self._running(windows), [])]
         tags: Counter[int] = Counter()
         for window in windows:
             tags.update(window.rows.column(TAG_COLUMN).to_pylist())
+        return [(self._marked(self._results(windows), final=True), self._done(tags))]
+
+    def _marked(self, table: pa.Table, *, final: bool) -> pa.Table:
+        """With ``emit="current"`` windows, say which results are final (the window closed)."""
+        if self.window_state is None or self.window_state.emit != "current" or not table.num_columns:
+            return table
+        return table.append_column("final", pa.array([final] * table.num_rows, pa.bool_()))
+
+    def _running(self, windows: list[ClosedWindow]) -> pa.Table:
+        return self._marked(self._results(windows), final=False)
+
+    def _results(self, windows: list[ClosedWindow]) -> pa.Table:
         if self.mode == "aggregation":
             table = self._aggregate(windows)
             features = table.drop_columns([*self.key_columns, "window_start", "window_end"])
@@ -388,22 +494,25 @@ class StreamProcessor:
             )
         else:
             # one model call per window: window-level models (sequence, set) see exactly one window
-            parts = []
-            for window in windows:
-                parts.append(self._score_window_rows(window))
-            result = pa.concat_tables(parts, promote_options="permissive")
-            return [(result, self._done(tags))]
+            parts = [self._score_window_rows(window) for window in windows]
+            parts = [part for part in parts if part.num_columns]
+            return pa.concat_tables(parts, promote_options="permissive") if parts else pa.table({})
         for index, name in enumerate(passthrough.column_names):
             result = result.add_column(index, name, passthrough.column(name))
-        return [(result, self._done(tags))]
+        return result
 
     def _score_window_rows(self, window: ClosedWindow) -> pa.Table:
-        rows = window.rows
-        starts, ends = self._bounds([window], [rows.num_rows])
         exclude = [*self.key_columns, self.time_column or ""]
-        keys = [window.key] * rows.num_rows if self.key_columns else None
-        result = self.score(self._features(rows, exclude), keys)
-        base = rows.drop_columns([TAG_COLUMN]) if self.include_input else rows.select(self.key_columns)
+        bad: list[tuple[int, int, str]] = []
+        window_key = window.key if self.key_columns else None
+        result, rows = self._score_isolating(window.rows, exclude, bad, window_key=window_key)
+        if bad:
+            self._dead_letter(bad)
+        if not rows.num_rows:
+            return pa.table({})
+        starts, ends = self._bounds([window], [rows.num_rows])
+        internal = [c for c in (TAG_COLUMN, _ROW) if c in rows.column_names]
+        base = rows.drop_columns(internal) if self.include_input else rows.select(self.key_columns)
         passthrough = base.append_column("window_start", starts).append_column("window_end", ends)
         for index, name in enumerate(passthrough.column_names):
             result = result.add_column(index, name, passthrough.column(name))
@@ -470,7 +579,7 @@ class StreamProcessor:
         """One row per closed window, in the order they closed: keys, bounds, aggregates."""
         frames = []
         for index, window in enumerate(windows):
-            frame = pl.from_arrow(window.rows.drop_columns([TAG_COLUMN]))
+            frame = pl.from_arrow(window.rows.drop_columns([TAG_COLUMN, _ROW]))
             assert isinstance(frame, pl.DataFrame)
             frames.append(frame.with_columns(pl.lit(index, pl.UInt32).alias(_WINDOW)))
         rows = pl.concat(frames, how="vertical_relaxed")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         LogAlertSink,
         RateOfChange,
         Rule,
+        RuleHits,
         Threshold,
         WebhookAlertSink,
     )
@@ -53,6 +54,7 @@ _EXPORTS = {
         "LogAlertSink",
         "RateOfChange",
         "Rule",
+        "RuleHits",
         "AlertSink",
         "Threshold",
         "WebhookAlertSink",
@@ -94,6 +96,7 @@ __all__ = [
     "RateOfChange",
     "RollingZScore",
     "Rule",
+    "RuleHits",
     "AlertSink",
     "StreamingDrift",
     "Threshold",

@@ -147,8 +147,11 @@ class Checkpoint:
     def write_table(self, tag: str, frame: pl.DataFrame) -> str:
         """Store a frame next to the checkpoint (committed by a later :meth:`save`), as an
         uncompressed Arrow IPC file: state is rewritten often and read back rarely."""
+        return self.write_arrow(tag, frame.to_arrow())
+
+    def write_arrow(self, tag: str, table: pa.Table) -> str:
+        """Like :meth:`write_table`, for an Arrow table (its types kept exactly)."""
         path = self.side_path(tag)
-        table = frame.to_arrow()
         self.check_lock()
 
         def write(out: Any) -> None:
@@ -157,6 +160,11 @@ class Checkpoint:
 
         atomic_write(path, write, filesystem=self.filesystem)
         return path
+
+    def read_arrow(self, tag: str) -> pa.Table:
+        """The Arrow table :meth:`write_arrow` stored."""
+        with self.filesystem.open_input_file(self.side_path(tag)) as handle:
+            return pa_ipc.open_file(handle).read_all()
 
     def read_table(self, tag: str) -> pl.DataFrame:
         with self.filesystem.open_input_file(self.side_path(tag)) as handle:

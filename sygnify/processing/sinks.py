@@ -237,16 +237,25 @@ class IPCSink(Sink):
 
 
 class ConnectorSink(Sink):
-    """A connector's ``write(data, target, mode=...)`` per chunk (``append``)."""
+    """A connector's ``write(data, target, mode=...)`` per chunk (``append``).
 
-    def __init__(self, connector: Writable, target: str, **write_options: Any) -> None:
+    ``write_ids=True`` passes each label as the write's ``write_id`` (local, S3 and Azure Blob
+    datasets skip a ``write_id`` already committed), which makes the sink idempotent.
+    """
+
+    def __init__(
+        self, connector: Writable, target: str, *, write_ids: bool = False, **write_options: Any
+    ) -> None:
         self.connector = connector
         self.target = target
         self.write_options = write_options
+        self.write_ids = write_ids
+        self.idempotent = write_ids
         self.name = f"{getattr(connector, 'name', type(connector).__name__)}:{target}"
 
     def write(self, table: pa.Table, label: str) -> list[str]:
-        return list(self.connector.write(table, self.target, **self.write_options).paths)
+        options = {**self.write_options, "write_id": label} if self.write_ids else self.write_options
+        return list(self.connector.write(table, self.target, **options).paths)
 
     def replace(self, table: pa.Table) -> list[str]:
         # An upsert by key replaces the rows it names already; anything else overwrites.

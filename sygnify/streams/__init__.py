@@ -21,6 +21,7 @@ from sygnify.streams.base import (
     build_batch,
 )
 from sygnify.streams.decoding import Decoder, avro_decoder, json_decoder, protobuf_decoder
+from sygnify.streams.memory import MemoryLog, MemorySource
 from sygnify.streams.registry import SOURCES, SourceFactory, open_source
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "BaseSource",
     "DeadLetterTarget",
     "Decoder",
+    "MemoryLog",
+    "MemorySource",
     "RawMessage",
     "SourceBatch",
     "SourceFactory",

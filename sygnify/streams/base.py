@@ -45,10 +45,17 @@ from typing_extensions import Self
 
 from sygnify import events
 from sygnify.config import RetrySettings, config_kwargs
-from sygnify.errors import ConfigurationError, DataQualityError, SchemaError, SygnifyError, TransientError
+from sygnify.errors import (
+    ConfigurationError,
+    DataQualityError,
+    SchemaError,
+    SourceClosedError,
+    SygnifyError,
+    TransientError,
+)
 from sygnify.plugins import PluginContext, build_from_kwargs, warn_legacy_factory
 from sygnify.resilience import RetryPolicy
-from sygnify.streams.decoding import Decoder, json_decoder
+from sygnify.streams.decoding import Decoder, decode_json_batch, json_decoder
 
 __all__ = [
     "BaseSource",
@@ -76,6 +83,11 @@ class SourceBatch:
     ``reject(rows, reasons)`` sends rows of ``batch`` (by index) that a consumer could not
     process (a null feature, a record the model refuses) to the same dead-letter target, with
     their reasons; they are acknowledged with the batch, so a restart does not read them again.
+
+    ``retain()`` says the consumer keeps the batch unacknowledged for long (its rows wait in
+    an open window): it stops counting toward the source's ``max_unacked_batches``, so the
+    source lends further batches instead of waiting for an ack that only a later batch can
+    bring. It is still acknowledged (or redelivered) as usual.
     """
 
     batch: pa.RecordBatch
@@ -83,6 +95,13 @@ class SourceBatch:
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     reject: Callable[[Sequence[int], Sequence[str]], None] | None = None
+    retain: Callable[[], None] | None = None
+    #: Where each row of ``batch`` came from: (partition, position) by :meth:`BaseSource.order_key`,
+    #: None for a source without ordered positions (MQTT). Durable window state uses it to skip
+    #: records it already holds when they are delivered again after a crash.
+    row_positions: list[tuple[str, Any]] | None = None
+    #: Whether each partition's positions arrive in increasing order (False: redeliveries come late).
+    in_order: bool = True
 
 
 @runtime_checkable
@@ -128,6 +147,8 @@ def build_batch(
 
     With a schema the whole batch is converted at once; only when that fails is each row
     tried alone to find the offending ones (the slow path costs only for bad batches).
+    Without one, the columns are every field of any row, in the order they first appear
+    (a field the first row lacks is kept, null where absent).
 
     >>> schema = pa.schema([("t", pa.float64())])
     >>> batch, bad = build_batch([{"t": 1.5}, {"t": "hot"}, {"t": 2}], schema)
@@ -138,7 +159,8 @@ def build_batch(
         if not rows:
             return pa.RecordBatch.from_pylist([]), []
         try:
-            return pa.RecordBatch.from_pylist(list(rows)), []
+            records = pa.array([row if isinstance(row, dict) else dict(row) for row in rows])
+            return pa.RecordBatch.from_struct_array(records), []
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise SchemaError(
                 f"records have inconsistent types and no schema was given ({exc}); pass schema=",
@@ -322,6 +344,10 @@ class BaseSource(abc.ABC):
         # not pull the connection from under it: the read finishes, then the connection closes.
         self._io_lock = threading.Lock()
         self._close_pending = False
+        # ack() and close() never interleave: an acknowledgement either reaches the connection
+        # before it closes (a PUBACK queued before the DISCONNECT) or raises SourceClosedError,
+        # never "returns but is lost".
+        self._ack_lock = threading.Lock()
         self._unacked = 0
         self._unacked_changed = threading.Condition()
 
@@ -338,6 +364,13 @@ class BaseSource(abc.ABC):
         """The source's native dead-letter target; the default logs."""
         for letter in letters:
             _logger.warning("%s: poison message dropped: %s", self.name, letter["reason"])
+
+    #: Whether each partition's messages are delivered in :meth:`order_key` order, redeliveries too.
+    in_order: ClassVar[bool] = True
+
+    def order_key(self, position: Mapping[str, Any]) -> tuple[str, Any] | None:
+        """A message's (partition, comparable position); None: this source has no such positions."""
+        return None
 
     def _reconnect(self) -> None:  # noqa: B027 - optional hook, default does nothing
         """Re-establish the connection after a transient failure (default: nothing)."""
@@ -380,15 +413,28 @@ class BaseSource(abc.ABC):
         if dead:
             self._route_dead_letters(dead)
         acked = threading.Event()
+        counted = [True]  # whether this batch counts toward max_unacked_batches
+
+        def uncount() -> None:
+            with self._unacked_changed:
+                if counted[0]:
+                    counted[0] = False
+                    self._unacked -= 1
+                    self._unacked_changed.notify_all()
 
         def ack() -> None:
-            if acked.is_set():
-                return
-            self._acknowledge(messages)
-            acked.set()
-            with self._unacked_changed:
-                self._unacked -= 1
-                self._unacked_changed.notify_all()
+            with self._ack_lock:
+                if acked.is_set():
+                    return
+                if self.closed:
+                    raise SourceClosedError(
+                        f"{self.resource}: closed before this batch was acknowledged; "
+                        "it is delivered again to the next run",
+                        resource=self.resource,
+                    )
+                self._acknowledge(messages)
+                acked.set()
+            uncount()
             events.emit("source.ack", source=self.name, messages=len(messages))
 
         with self._unacked_changed:
@@ -412,7 +458,18 @@ class BaseSource(abc.ABC):
                 self._route_dead_letters(letters)
                 dead.extend(letters)
 
-        return SourceBatch(batch=batch, ack=ack, dead_letters=dead, metadata=metadata, reject=reject)
+        keys = [self.order_key(m.position) for m in row_messages]
+        row_positions = None if None in keys else keys
+        return SourceBatch(
+            batch=batch,
+            ack=ack,
+            dead_letters=dead,
+            metadata=metadata,
+            reject=reject,
+            retain=uncount,
+            row_positions=row_positions,  # type: ignore[arg-type]
+            in_order=self.in_order,
+        )
 
     def __iter__(self) -> Iterator[SourceBatch]:
         """Batches of ``batch_size`` records until :meth:`close` is called."""
@@ -423,9 +480,10 @@ class BaseSource(abc.ABC):
 
     def close(self) -> None:
         """Stop consuming and release connections (unacknowledged messages are redelivered)."""
-        if self._closed.is_set():
-            return
-        self._closed.set()
+        with self._ack_lock:  # waits for an acknowledgement in flight, then refuses the next
+            if self._closed.is_set():
+                return
+            self._closed.set()
         with self._unacked_changed:
             self._unacked_changed.notify_all()
         if self._io_lock.acquire(blocking=False):
@@ -487,6 +545,10 @@ class BaseSource(abc.ABC):
         self, messages: Sequence[RawMessage]
     ) -> tuple[pa.RecordBatch, list[dict[str, Any]], list[RawMessage]]:
         """The batch, its dead letters, and the message behind each row of the batch."""
+        if self.decoder is json_decoder:
+            decoded = self._decode_json_in_bulk(messages)
+            if decoded is not None:
+                return decoded
         rows: list[Mapping[str, Any]] = []
         row_messages: list[RawMessage] = []
         dead: list[dict[str, Any]] = []
@@ -513,6 +575,21 @@ class BaseSource(abc.ABC):
         rejected = {index for index, _ in bad}
         kept = [m for index, m in enumerate(row_messages) if index not in rejected]
         return batch, dead, kept
+
+    def _decode_json_in_bulk(
+        self, messages: Sequence[RawMessage]
+    ) -> tuple[pa.RecordBatch, list[dict[str, Any]], list[RawMessage]] | None:
+        """The default decoder's batch by one Arrow JSON read; None when it must go record by record.
+
+        Only a batch whose every record decodes and fits is read in bulk; a batch holding a
+        malformed or mistyped record goes the per-message way, which finds it and its reason.
+        """
+        dead = [self._letter(m, m.error) for m in messages if m.error is not None]
+        kept = [m for m in messages if m.error is None] if dead else list(messages)
+        if not kept:
+            return pa.RecordBatch.from_pylist([], schema=self.schema), dead, kept
+        batch = decode_json_batch([m.payload for m in kept], self.schema)
+        return None if batch is None else (batch, dead, kept)
 
     @staticmethod
     def _letter(message: RawMessage, reason: str) -> dict[str, Any]:

@@ -67,6 +67,14 @@ def translate_kafka_error(error: KafkaError, resource: str) -> SygnifyError:
     return ConfigurationError(message, resource=resource)
 
 
+class _Fetched(list[RawMessage]):
+    """The messages of one fetch, with the next offset of each of their partitions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.next_offsets: dict[tuple[str, int], int] = {}
+
+
 class KafkaConfig(SourceConfig):
     """The options of :class:`KafkaSource` (plus those of every source)."""
 
@@ -192,23 +200,25 @@ class KafkaSource(BaseSource):
                         polled += self._consumer.consume(num_messages=max_records - 1, timeout=0)
         except KafkaException as exc:
             raise translate_kafka_error(exc.args[0], self.resource) from exc
-        messages: list[RawMessage] = []
+        messages = _Fetched()
+        append, offsets = messages.append, messages.next_offsets
         for message in polled:
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
                     continue
                 raise translate_kafka_error(error, self.resource)
-            position = {
-                "topic": message.topic(),
-                "partition": message.partition(),
-                "offset": message.offset(),
-            }
+            topic: Any = message.topic()
+            partition: Any = message.partition()
+            offset: Any = message.offset()
+            position = {"topic": topic, "partition": partition, "offset": offset}
+            # a partition's messages come in offset order: the last one's is the next offset
+            offsets[topic, partition] = offset + 1
             payload = message.value()
             if payload is None:
-                messages.append(RawMessage(b"", position, error="message has no value (tombstone)"))
+                append(RawMessage(b"", position, error="message has no value (tombstone)"))
             else:
-                messages.append(RawMessage(payload, position))
+                append(RawMessage(payload, position))
         return messages
 
     def _acknowledge(self, messages: Sequence[RawMessage]) -> None:
@@ -222,6 +232,8 @@ class KafkaSource(BaseSource):
 
     @staticmethod
     def _next_offsets(messages: Sequence[RawMessage]) -> dict[tuple[str, int], int]:
+        if isinstance(messages, _Fetched):
+            return messages.next_offsets  # found while fetching, not once more per use
         offsets: dict[tuple[str, int], int] = {}
         for message in messages:
             key = (message.position["topic"], message.position["partition"])
@@ -267,3 +279,7 @@ class KafkaSource(BaseSource):
             self._producer.flush(10)
         with contextlib.suppress(KafkaException, RuntimeError):
             self._consumer.close()
+
+    def order_key(self, position: Mapping[str, Any]) -> tuple[str, Any] | None:
+        """A message's partition and offset: Kafka delivers each partition in offset order."""
+        return f"{position['topic']}/{position['partition']}", int(position["offset"])

@@ -120,6 +120,7 @@ class MqttSource(BaseSource):
         self._host, self._port = host, port
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=max_buffered)
         self._connected = threading.Event()
+        self._disconnected = threading.Event()
         self._connect_error: str | None = None
         #: The error type of a refused subscription (None: not refused).
         self._refusal: type[SygnifyError] | None = None
@@ -189,6 +190,7 @@ class MqttSource(BaseSource):
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, _reason: Any, _props: Any
     ) -> None:
         self._connected.clear()
+        self._disconnected.set()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         # Blocking here stops paho reading the socket: that is the backpressure on the broker.
@@ -246,6 +248,10 @@ class MqttSource(BaseSource):
                 )
 
     def _close(self) -> None:
-        # Disconnect while the network loop still runs, so PUBACKs queued by ack() are sent first.
-        self._client.disconnect()
+        # Disconnect while the network loop still runs, and wait until it has written the
+        # DISCONNECT: the PUBACKs queued by ack() go out before it. Stopping the loop at once
+        # could end it with PUBACKs still queued, and the broker would deliver those again.
+        self._disconnected.clear()
+        if self._client.disconnect() == mqtt.MQTT_ERR_SUCCESS:
+            self._disconnected.wait(5.0)
         self._client.loop_stop()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import nats
@@ -264,3 +264,10 @@ class NatsSource(BaseSource):
 
     def _close(self) -> None:
         self._stop_loop()
+
+    #: Redeliveries come after newer messages (after ``ack_wait``): positions are not in order.
+    in_order: ClassVar[bool] = False
+
+    def order_key(self, position: Mapping[str, Any]) -> tuple[str, Any] | None:
+        """A message's stream and stream sequence."""
+        return self.stream, int(position["stream_seq"])

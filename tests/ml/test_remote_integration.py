@@ -164,3 +164,105 @@ def test_kserve_v2_against_real_mlserver(mlserver: Any, iris: Any) -> None:
     )
     assert ml.health("missing") == {"1": False}
     ml.close()
+
+
+@pytest.mark.emulator
+def test_kserve_v2_probabilities_as_the_only_output_on_mlserver(mlserver: Any, iris: Any) -> None:
+    import pyarrow as pa
+
+    X, _ = iris
+    ml = RealTimeML()
+    ml.register(
+        "iris",
+        backend="kserve_v2",
+        url=mlserver.url,
+        features=FEATURES,
+        datatype="FP32",
+        outputs=["predict_proba"],
+    )
+    out = ml.predict("iris", {name: X[:30, i].tolist() for i, name in enumerate(FEATURES)})
+    assert isinstance(out, pa.Table)
+    proba = np.array(out.column("probabilities").to_pylist())
+    np.testing.assert_allclose(proba, mlserver.model.predict_proba(X[:30]), atol=1e-5)
+    assert out.column("prediction").to_pylist() == mlserver.model.predict(X[:30]).tolist()
+    ml.close()
+
+
+@pytest.mark.emulator
+def test_kserve_v2_several_inputs_and_outputs_on_mlserver(mlserver: Any, iris: Any) -> None:
+    import pyarrow as pa
+
+    X, _ = iris
+    ml = RealTimeML()
+    ml.register(
+        "iris",
+        backend="kserve_v2",
+        url=mlserver.url,
+        # one tensor per feature, read by MLServer as the columns of one DataFrame
+        inputs=[
+            {"name": name, "features": [name], "datatype": datatype}
+            for name, datatype in zip(FEATURES, ["FP32", "FP64", "FP16", "FP64"])
+        ],
+        parameters={"content_type": "pd"},
+        outputs=["predict", "predict_proba"],
+        proba_output="predict_proba",
+        binary="outputs",  # MLServer ignores the extension and answers JSON, which is read as well
+    )
+    rows = X[40:60].astype(np.float16).astype(np.float32)  # what an FP16 tensor can carry
+    out = ml.predict("iris", {name: rows[:, i].tolist() for i, name in enumerate(FEATURES)})
+    assert isinstance(out, pa.Table)
+    assert out.column("prediction").to_pylist() == mlserver.model.predict(rows).tolist()
+    np.testing.assert_allclose(
+        np.array(out.column("probabilities").to_pylist()), mlserver.model.predict_proba(rows), atol=1e-3
+    )
+    ml.close()
+
+
+@pytest.mark.emulator
+def test_kserve_v2_async_and_errors_on_mlserver(mlserver: Any, iris: Any) -> None:
+    import asyncio
+
+    from sygnify.errors import NotFoundError
+    from sygnify.ml.backends.kserve_v2 import KServeV2Backend
+
+    X, _ = iris
+    ml = RealTimeML()
+    backend = ml.register(
+        "iris",
+        backend="kserve_v2",
+        url=mlserver.url,
+        features=FEATURES,
+        outputs=["predict", "predict_proba"],
+        proba_output="predict_proba",
+    )
+    missing = ml.register(
+        "nope", backend="kserve_v2", url=mlserver.url, features=FEATURES, retry={"max_attempts": 1}
+    )
+    unknown = ml.register(
+        "odd", backend="kserve_v2", url=mlserver.url, model="iris", features=FEATURES, outputs=["zzz"]
+    )
+    assert isinstance(backend, KServeV2Backend)
+    assert isinstance(missing, KServeV2Backend)
+    assert isinstance(unknown, KServeV2Backend)
+    batches = [X[i : i + 10] for i in range(0, 50, 10)]
+
+    async def scenario() -> None:
+        outs = await asyncio.gather(
+            *(backend.apredict({name: b[:, i].tolist() for i, name in enumerate(FEATURES)}) for b in batches)
+        )
+        for batch, out in zip(batches, outs):
+            assert list(out.predictions) == mlserver.model.predict(batch).tolist()
+            assert out.probabilities is not None
+            np.testing.assert_allclose(out.probabilities, mlserver.model.predict_proba(batch), atol=1e-5)
+        one = {name: [float(X[0, i])] for i, name in enumerate(FEATURES)}
+        with pytest.raises(NotFoundError, match=rf"model 'nope' at {mlserver.url}/v2/models/nope/infer"):
+            await missing.apredict(one)
+        with pytest.raises(
+            ModelError, match=r"model 'odd' at .*/v2/models/iris/infer answered HTTP 400: .*zzz"
+        ):
+            await unknown.apredict(one)
+        for each in (backend, missing, unknown):
+            await each.aclose()
+
+    asyncio.run(scenario())
+    ml.close()

@@ -357,7 +357,9 @@ def test_late_events_are_dropped_and_reported(ml: RealTimeML) -> None:
     out = pa.concat_tables(list(stream))
     assert out.column("amount").to_pylist() == [1.0, 2.0]
     assert stream.late_rows == 1
-    assert late == [{"model": "m", "rows": 1}]
+    assert [(e["model"], e["rows"], e["records"].to_pylist()) for e in late] == [
+        ("m", 1, [{"t": 2.0, "amount": 3.0}])
+    ]
     lenient = ml.stream(
         events, model="m", mode="windowing", window=Tumbling(10), time="t", allowed_lateness=5
     )

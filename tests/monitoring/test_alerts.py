@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -11,9 +12,10 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 
-from sygnify.errors import ConfigurationError, ConnectionFailedError
+from sygnify.errors import ConfigurationError, ConnectionFailedError, SchemaError
 from sygnify.monitoring import (
     Alert,
     AlertManager,
@@ -25,6 +27,7 @@ from sygnify.monitoring import (
     DriftDetector,
     LogAlertSink,
     RateOfChange,
+    Rule,
     Threshold,
     WebhookAlertSink,
 )
@@ -225,3 +228,174 @@ def test_old_alert_sink_names_warn_and_resolve() -> None:
         monitoring.__dict__.pop(old, None)
         with pytest.warns(DeprecationWarning, match=new):
             assert getattr(monitoring, old) is getattr(alerts, new)
+
+
+# -- whole tables -----------------------------------------------------------------------------
+def readings(rows: int = 4000, seed: int = 3, *, gaps: bool = True) -> pa.Table:
+    """Sensor readings with spikes, jumps, repeated times, null labels and (if ``gaps``) nulls/NaNs."""
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.choice([0.0, 0.5, 1.0, 2.5], size=rows))  # some rows share a time
+    temp = 60 + rng.normal(0, 6, rows)
+    pressure = 101 + np.cumsum(rng.normal(0, 1.2, rows)) / 10 + rng.choice([0, 0, 0, 8], size=rows)
+    sensor: list[str | None] = [str(s) for s in rng.choice(["a", "b", "c"], size=rows)]
+    pressure_values: list[float | None] = pressure.tolist()
+    if gaps:
+        for i in rng.choice(rows, size=rows // 50, replace=False):
+            sensor[i] = None
+        for i in rng.choice(rows, size=rows // 40, replace=False):
+            pressure_values[i] = None
+        for i in rng.choice(rows, size=rows // 80, replace=False):
+            pressure_values[i] = float("nan")
+    return pa.table(
+        {
+            "sensor": sensor,
+            "line": rng.integers(1, 3, rows),
+            "temp": temp,
+            "pressure": pa.array(pressure_values, pa.float64()),
+            "score": rng.exponential(0.6, rows),
+            "t": t,
+        }
+    )
+
+
+def rules() -> list[Rule]:
+    return [
+        Threshold("range", field="temp", above=72, below=48, labels=("sensor",)),
+        RateOfChange("jump", field="pressure", max_per_second=4.0, labels=("sensor", "line")),
+        AnomalyScore("anomaly", field="score", threshold=3.0),  # no labels: one key for all rows
+        Threshold("range", field="pressure", above=108, labels=("sensor",)),  # shares keys with the first
+        BreakerOpen(),  # an event rule: a readings table holds no events
+    ]
+
+
+def row_by_row(table: pa.Table, cooldown: float, *, time: str | None = "t") -> tuple[list[Alert], int]:
+    clock, fired = Clock(), list[Alert]()
+    manager = AlertManager(rules(), sinks=[CallbackAlertSink(fired.append)], cooldown=cooldown, clock=clock)
+    for row in table.to_pylist():
+        if time is not None:
+            clock.now = float(row[time])
+        manager.observe(row)
+    return fired, manager.suppressed
+
+
+def by_table(
+    table: Any, cooldown: float, *, time: str | None = "t", slices: int = 1
+) -> tuple[list[Alert], list[Alert], int]:
+    fired = list[Alert]()
+    manager = AlertManager(rules(), sinks=[CallbackAlertSink(fired.append)], cooldown=cooldown, clock=Clock())
+    returned: list[Alert] = []
+    bounds = np.linspace(0, len(table), slices + 1).astype(int)
+    for start, stop in itertools.pairwise(bounds):
+        returned += manager.observe_table(table[start:stop], time=time)
+    return fired, returned, manager.suppressed
+
+
+@pytest.mark.parametrize("cooldown", [0.0, 30.0, 200.0])
+@pytest.mark.parametrize("slices", [1, 7])
+def test_table_fires_what_row_by_row_fires(cooldown: float, slices: int) -> None:
+    table = readings()
+    expected, suppressed = row_by_row(table, cooldown)
+    fired, returned, table_suppressed = by_table(table, cooldown, slices=slices)
+    assert len(expected) > 50
+    assert {a.rule for a in expected} == {"range", "jump", "anomaly"}
+    assert [a.to_dict() for a in fired] == [a.to_dict() for a in expected]
+    assert returned == fired
+    assert table_suppressed == suppressed
+    if cooldown:
+        assert suppressed > 0
+
+
+def test_table_matches_rows_when_time_goes_back_and_forth() -> None:
+    table = readings(2000, seed=11)
+    shuffled = np.random.default_rng(5).permutation(table.column("t").to_numpy())
+    table = table.set_column(table.schema.get_field_index("t"), "t", pa.array(shuffled))
+    expected, suppressed = row_by_row(table, 40.0)
+    fired, _, table_suppressed = by_table(table, 40.0, slices=3)
+    assert len(expected) > 10
+    assert [a.to_dict() for a in fired] == [a.to_dict() for a in expected]
+    assert table_suppressed == suppressed
+
+
+def test_without_time_every_row_is_observed_at_one_clock_reading() -> None:
+    table = readings(3000, seed=2)
+    expected, suppressed = row_by_row(table, 60.0, time=None)
+    fired, _, table_suppressed = by_table(table, 60.0, time=None)
+    assert [a.to_dict() for a in fired] == [a.to_dict() for a in expected]
+    assert table_suppressed == suppressed
+    assert {a.at for a in fired} == {0.0}
+
+
+def test_timestamp_time_column_counts_seconds_since_the_epoch() -> None:
+    table = readings(1500, seed=4)
+    millis = (table.column("t").to_numpy() * 1000).astype("int64") + 1_700_000_000_000
+    stamped = table.append_column("ts", pa.array(millis, pa.timestamp("ms")))
+    as_seconds = table.append_column("ts", pa.array(millis / 1000.0))
+    fired, _, _ = by_table(stamped, 30.0, time="ts")
+    expected, _ = row_by_row(as_seconds, 30.0, time="ts")
+    assert len(fired) > 10
+    assert [a.to_dict() for a in fired] == [a.to_dict() for a in expected]
+
+
+@pytest.mark.parametrize("kind", ["batch", "polars", "pandas", "dicts"])
+def test_every_table_kind_fires_the_same_alerts(kind: str) -> None:
+    table = readings(2500, seed=9, gaps=False)
+    data: Any
+    if kind == "batch":
+        data = table.combine_chunks().to_batches()[0]
+    elif kind == "polars":
+        data = pl.from_arrow(table)
+    elif kind == "pandas":
+        data = table.to_pandas()
+    else:
+        data = table.to_pylist()
+    expected, suppressed = row_by_row(table, 30.0)
+    manager_fired = list[Alert]()
+    manager = AlertManager(rules(), sinks=[CallbackAlertSink(manager_fired.append)], cooldown=30.0)
+    manager.observe_table(data, time="t")
+    assert len(expected) > 20
+    assert [a.to_dict() for a in manager_fired] == [a.to_dict() for a in expected]
+    assert manager.suppressed == suppressed
+
+
+def test_a_rule_with_only_check_works_on_tables_row_by_row() -> None:
+    class Even(Rule):
+        def check(self, observation: Any, now: float) -> Alert | None:
+            n = observation.get("n")
+            return self._alert(observation, f"{n} is even", n, now) if n % 2 == 0 else None
+
+    fired = list[Alert]()
+    manager = AlertManager(
+        [Even("even", labels=("k",))], sinks=[CallbackAlertSink(fired.append)], cooldown=3, clock=Clock()
+    )
+    manager.observe_table([{"k": "x", "n": n, "t": float(n)} for n in range(10)], time="t")
+    assert [(a.value, a.at) for a in fired] == [(0, 0.0), (4, 4.0), (8, 8.0)]
+    assert manager.suppressed == 2
+
+
+def test_bad_tables_raise_schema_errors_naming_rule_and_column() -> None:
+    manager = AlertManager(rules(), sinks=[CallbackAlertSink(lambda a: None)], clock=Clock())
+    table = readings(10)
+    with pytest.raises(SchemaError, match="'jump' reads column 'pressure', which the table lacks"):
+        manager.observe_table(table.drop_columns(["pressure"]))
+    text = table.set_column(2, "temp", pa.array([str(v) for v in table.column("temp").to_pylist()]))
+    with pytest.raises(SchemaError, match="'range' compares column 'temp' with numbers, but it holds string"):
+        manager.observe_table(text)
+    flags = table.set_column(4, "score", pa.array([True] * 10))
+    with pytest.raises(SchemaError, match="column 'score' with numbers, but it holds bool"):
+        manager.observe_table(flags)
+    with pytest.raises(SchemaError, match="time column 'when' is not in the table"):
+        manager.observe_table(table, time="when")
+    with pytest.raises(SchemaError, match="time column 'sensor' holds string"):
+        manager.observe_table(table, time="sensor")
+    holes = table.set_column(5, "t", pa.array([None, *table.column("t").to_pylist()[1:]], pa.float64()))
+    with pytest.raises(SchemaError, match="time column 't' has nulls or NaNs"):
+        manager.observe_table(holes, time="t")
+    with pytest.raises(SchemaError, match="each key must hold one type"):
+        manager.observe_table([{"temp": 1.0}, {"temp": "hot"}])
+    with pytest.raises(SchemaError, match="each key must hold one type"):
+        manager.observe_table([{"temp": 1.0, "drift": object()}])
+    with pytest.raises(ConfigurationError, match="not dict"):
+        manager.observe_table({"temp": [1.0]})
+    assert manager.observe_table([]) == []
+    # nothing ran: a bad table moves no rule's state and counts nothing
+    assert manager.suppressed == 0

@@ -83,7 +83,8 @@ class Backend:
         await nc.close()
 
     # -- producing -----------------------------------------------------------------------
-    def produce(self, payloads: Sequence[bytes]) -> None:
+    def produce(self, payloads: Sequence[bytes], *, partition: int | None = None) -> None:
+        """Publish ``payloads`` (Kafka: alternating between the two partitions, or all to ``partition``)."""
         if self.kind == "redis":
             import redis
 
@@ -98,7 +99,7 @@ class Backend:
 
             producer = Producer({"bootstrap.servers": self.bootstrap})
             for i, payload in enumerate(payloads):
-                producer.produce(self.name, payload, partition=i % 2)
+                producer.produce(self.name, payload, partition=i % 2 if partition is None else partition)
             assert producer.flush(30) == 0
         elif self.kind == "nats":
             asyncio.run(self._nats_produce(payloads))

@@ -273,3 +273,21 @@ def test_end_to_end_latency_stays_near_max_latency(live_stream: tuple[Backend, B
     assert p99 <= MAX_LATENCY + SLACK, (
         f"p99 {p99 * 1000:.0f} ms, p50 {ordered[len(ordered) // 2] * 1000:.0f} ms"
     )
+
+
+def test_an_ack_after_close_raises_and_the_batch_is_delivered_again(backend: Backend) -> None:
+    from sygnify.errors import SourceClosedError
+
+    source = backend.open(schema=SCHEMA)
+    backend.produce([payload(i) for i in range(5)])
+    batch = None
+    deadline = time.monotonic() + 30
+    while batch is None and time.monotonic() < deadline:
+        batch = source.read(max_records=10, timeout=0.5)
+    assert batch is not None
+    ids = batch.batch.column("id").to_pylist()
+    source.close()
+    with pytest.raises(SourceClosedError, match="closed before this batch was acknowledged"):
+        batch.ack()  # never "returned but lost": the caller knows it was not acknowledged
+    again = consume_until(backend, set(range(5)))
+    assert set(ids) <= set(again), "the batch whose ack was refused is delivered again"

@@ -1,17 +1,23 @@
 """Shared machinery of the remote serving backends: config, pooled HTTP, retries, breaker.
 
 Every request goes through a :class:`~sygnify.resilience.RetryPolicy` (transient failures
-only) around a :class:`~sygnify.resilience.CircuitBreaker`; HTTP failures are translated
-into sygnify's error tree here, so callers never see an ``httpx`` exception. Secrets
+only) around a :class:`~sygnify.resilience.CircuitBreaker`; a failure that opens the breaker
+ends the retries at once (no backoff sleep before a refusal), so fallbacks answer without
+delay. HTTP failures are translated into sygnify's error tree here, so callers never see an
+``httpx`` exception. Each request has an async twin (:meth:`RemoteBackend.arequest`) on an
+``httpx.AsyncClient`` with the same retries, breaker and errors. Secrets
 (API keys, tokens) live in :class:`~pydantic.SecretStr` fields and headers built per
 request: they never reach a repr, a log line or an error message.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +29,7 @@ from sygnify.clouds.base import retry_after
 from sygnify.config import BreakerSettings, RetrySettings, validate_config
 from sygnify.errors import (
     AuthenticationError,
+    CircuitOpenError,
     ConnectionFailedError,
     ModelError,
     NotFoundError,
@@ -38,6 +45,7 @@ from sygnify.plugins import PluginContext, SharedHttpClients
 from sygnify.resilience import BreakerState, CircuitBreaker, Resilience, RetryPolicy
 
 __all__ = [
+    "FailFastResilience",
     "RemoteBackend",
     "RemoteConfig",
     "decode_predictions",
@@ -47,6 +55,8 @@ __all__ = [
 ]
 
 ConfigT = TypeVar("ConfigT", bound="RemoteConfig")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class RemoteConfig(BackendConfig):
@@ -152,6 +162,71 @@ def decode_predictions(values: Any, rows: int, *, model: str, output_key: str | 
         ) from exc
 
 
+class FailFastResilience(Resilience):
+    """:class:`~sygnify.resilience.Resilience` that does not sleep before a refusal.
+
+    The plain one retries a failure that has just opened the breaker: it sleeps the backoff,
+    then the breaker refuses the attempt, so every fallback waits for nothing. Here a failure
+    that leaves the breaker open ends the retries at once with :class:`CircuitOpenError`
+    (chained to the failure); the last attempt's failure still propagates as itself.
+
+        >>> from sygnify.errors import ConnectionFailedError
+        >>> slept: list[float] = []
+        >>> policy = RetryPolicy(max_attempts=4, initial_delay=0.5, jitter=0, sleep=slept.append)
+        >>> resilience = FailFastResilience(policy, CircuitBreaker("svc", failure_threshold=2))
+        >>> def down() -> None:
+        ...     raise ConnectionFailedError("reset")
+        >>> try:
+        ...     resilience.call(down)
+        ... except CircuitOpenError:
+        ...     print("refused after sleeping", slept)
+        refused after sleeping [0.5]
+    """
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self.breaker.in_operation:
+            self.breaker.check()
+            return fn(*args, **kwargs)
+        policy = self.retry
+        attempts = itertools.count(1)
+
+        def attempt() -> R:
+            number = next(attempts)
+            try:
+                return self.breaker.call(fn, *args, **kwargs)
+            except policy.retry_on as exc:
+                if number < policy.max_attempts:
+                    self.refuse_if_open(exc)
+                raise
+
+        with self.breaker.operation():
+            return policy.call(attempt)
+
+    async def acall(self, fn: Callable[[], Awaitable[R]], *, sleep: Callable[[float], Awaitable[None]]) -> R:
+        """Await ``fn()`` with the same retries, breaker and fail-fast rule; ``sleep`` awaits a backoff."""
+        policy = self.retry
+        for number in itertools.count(1):
+            try:
+                with self.breaker.guarding():
+                    return await fn()
+            except policy.retry_on as exc:
+                if number >= policy.max_attempts:
+                    raise
+                self.refuse_if_open(exc)
+                delay = policy.delay_for(number, exc)
+                if policy.on_retry is not None:
+                    policy.on_retry(number, exc, delay)
+                await sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover - itertools.count never ends
+
+    def refuse_if_open(self, failure: BaseException) -> None:
+        """Raise the breaker's :class:`CircuitOpenError` (from ``failure``) if it is open now."""
+        try:
+            self.breaker.check()
+        except CircuitOpenError as refused:
+            raise refused from failure
+
+
 class RemoteBackend(ModelBackend):
     """Base of the HTTP serving backends; subclasses build URLs, payloads and parse answers."""
 
@@ -184,7 +259,9 @@ class RemoteBackend(ModelBackend):
         self.breaker = CircuitBreaker(
             label, **config.breaker.model_dump(), clock=context.clock, on_state_change=on_state_change
         )
-        self.resilience = Resilience(
+        self._async_client: Any = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+        self.resilience = FailFastResilience(
             retry=RetryPolicy(
                 **config.retry.model_dump(), sleep=context.sleep, rng=context.rng, on_retry=on_retry
             ),
@@ -212,35 +289,126 @@ class RemoteBackend(ModelBackend):
 
     def request_json(self, method: str, url: str, payload: Any = None, *, what: str = "predict") -> Any:
         """Send one request through retries and the breaker; the parsed JSON answer."""
-        return self.resilience.call(self._send, method, url, payload, what)
+        content, headers = _json_request(payload)
+        response = self.request(method, url, content=content, headers=headers, what=what)
+        return self._parse_json(response, url, what)
 
-    def _send(self, method: str, url: str, payload: Any, what: str) -> Any:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        what: str = "predict",
+    ) -> Any:
+        """Send one request through retries and the breaker; the ``httpx.Response`` (status < 400).
+
+        For wire formats that are not plain JSON (binary tensors); HTTP and transport failures
+        are already translated into sygnify's errors.
+        """
+        return self.resilience.call(self._send, method, url, content, dict(headers or {}), what)
+
+    async def arequest_json(
+        self, method: str, url: str, payload: Any = None, *, what: str = "predict"
+    ) -> Any:
+        """:meth:`request_json` on the backend's ``httpx.AsyncClient``."""
+        content, headers = _json_request(payload)
+        response = await self.arequest(method, url, content=content, headers=headers, what=what)
+        return self._parse_json(response, url, what)
+
+    async def arequest(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        what: str = "predict",
+    ) -> Any:
+        """:meth:`request` awaited on an ``httpx.AsyncClient`` (one per event loop, made on first use)."""
+        client = self._async_http()
+        all_headers = dict(headers or {})
+
+        async def send() -> Any:
+            import httpx
+
+            where = self.where(url, what)
+            try:
+                response = await client.request(
+                    method, url, content=content, headers=self._headers(all_headers), timeout=self._timeout()
+                )
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc, where) from exc
+            return self._checked(response, where)
+
+        return await self.resilience.acall(send, sleep=self._async_sleep)
+
+    def _async_http(self) -> Any:
         import httpx
 
-        headers = {"Accept": "application/json", **self.auth_headers()}
-        content = None
-        if payload is not None:
-            headers["Content-Type"] = "application/json"
-            content = json.dumps(payload, default=_json_default).encode()
-        where = f"{self.backend_name} {what} of model {self.model_name!r} at {_safe_url(url)}"
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._async_loop is not loop:
+            # A client's pool belongs to the loop it was first used on.
+            self._async_client = httpx.AsyncClient(verify=self.config.verify, follow_redirects=False)
+            self._async_loop = loop
+        return self._async_client
+
+    async def _async_sleep(self, delay: float) -> None:
+        if self._context.sleep is time.sleep:
+            await asyncio.sleep(delay)
+        else:  # an injected (test) sleep
+            self._context.sleep(delay)
+
+    def where(self, url: str, what: str) -> str:
+        """How errors name a request: backend, what it was for, model and URL (no query or user info)."""
+        return f"{self.backend_name} {what} of model {self.model_name!r} at {_safe_url(url)}"
+
+    def _headers(self, extra: Mapping[str, str]) -> dict[str, str]:
+        return {"Accept": "application/json", **extra, **self.auth_headers()}
+
+    def _send(self, method: str, url: str, content: bytes | None, headers: dict[str, str], what: str) -> Any:
+        import httpx
+
+        where = self.where(url, what)
         try:
             response = self._client.request(
-                method, url, content=content, headers=headers, timeout=self._timeout()
+                method, url, content=content, headers=self._headers(headers), timeout=self._timeout()
             )
-        except httpx.TimeoutException as exc:
-            raise OperationTimeoutError(
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, where) from exc
+        return self._checked(response, where)
+
+    def _transport_error(self, exc: Exception, where: str) -> Exception:
+        """An ``httpx.HTTPError`` as sygnify's error (the message names no URL query or secret)."""
+        import httpx
+
+        if isinstance(exc, httpx.TimeoutException):
+            return OperationTimeoutError(
                 f"{where} timed out after {self.config.timeout:g} s", resource=self.model_name
-            ) from exc
-        except httpx.TransportError as exc:
-            raise ConnectionFailedError(
-                f"{where} failed: {type(exc).__name__}", resource=self.model_name
-            ) from exc
-        status = response.status_code
-        if status >= 400:
-            raise _status_error(status, response, where, self.model_name)
+            )
+        if isinstance(exc, httpx.TransportError):
+            return ConnectionFailedError(f"{where} failed: {type(exc).__name__}", resource=self.model_name)
+        return ModelError(f"{where} failed: {type(exc).__name__}", resource=self.model_name)
+
+    def _checked(self, response: Any, where: str) -> Any:
+        if response.status_code >= 400:
+            raise _status_error(response.status_code, response, where, self.model_name)
+        return response
+
+    def _parse_json(self, response: Any, url: str, what: str) -> Any:
         if not response.content:
             return None
-        return parse_answer(response.content, where=where, model=self.model_name, status=status)
+        return parse_answer(
+            response.content, where=self.where(url, what), model=self.model_name, status=response.status_code
+        )
+
+    async def aclose(self) -> None:
+        """Close the async HTTP client (if one was made) and the clients :meth:`close` closes."""
+        client, self._async_client, self._async_loop = self._async_client, None, None
+        if client is not None:
+            await client.aclose()
+        self.close()
 
     def close(self) -> None:
         """Close the HTTP clients this backend made itself (shared ones belong to RealTimeML)."""
@@ -249,6 +417,13 @@ class RemoteBackend(ModelBackend):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model_name!r}, timeout={self.config.timeout})"
+
+
+def _json_request(payload: Any) -> tuple[bytes | None, dict[str, str]]:
+    if payload is None:
+        return None, {}
+    content = json.dumps(payload, default=_json_default).encode()
+    return content, {"Content-Type": "application/json"}
 
 
 def _json_default(value: Any) -> Any:

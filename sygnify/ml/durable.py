@@ -1,0 +1,239 @@
+"""Exactly-once streams: the driver of a :class:`~sygnify.ml.stream.PredictionStream` with a checkpoint.
+
+With ``checkpoint=PATH`` (local or ``s3://...``) a stream keeps its windows, its source
+progress and the results it has not delivered yet in a
+:class:`~sygnify.processing.stream_state.StreamCheckpoint`; each step is
+
+1. read a batch and skip the records the checkpoint already holds (delivered again after a
+   crash: acknowledged too late),
+2. feed it; windows that close are scored (streaming and batch modes score micro-batches),
+3. save the state with those results (the *outbox*) atomically, at least every
+   ``checkpoint_interval`` seconds and always before results leave,
+4. acknowledge every batch read since the last save,
+5. write the outbox to the ``sink=`` under the label of its sequence number (an idempotent
+   write: the same label replaces its output), then notify and yield it.
+
+A crash anywhere resumes from the last save: its outbox is written again under the same
+label and the records it holds are skipped, so the sink gets every result exactly once.
+The iterating consumer may see the last outbox again after a restart (at-least-once).
+Sources whose messages have no positions (MQTT) cannot tell a redelivered record from a new
+one: with them a crash between a save and its acknowledgement counts those records twice.
+
+>>> import tempfile
+>>> from sygnify.ml.realtime import RealTimeML
+>>> from sygnify.streams.memory import MemoryLog, MemorySource
+>>> from sygnify.streams.windows import Tumbling
+>>> ml = RealTimeML()
+>>> _ = ml.register("s", backend="callable", fn=lambda X: X[:, 0], features=["v"])
+>>> log = MemoryLog([{"t": float(t), "v": 1.0} for t in (1, 2, 11, 12, 25)])
+>>> out = tempfile.mkdtemp()
+>>> stream = ml.stream(MemorySource(log), model="s", mode="windowing", window=Tumbling(10),
+...                    time="t", checkpoint=out + "/state.json", sink=out + "/results/",
+...                    idle_timeout=0.3)
+>>> [t.column("window_start").to_pylist() for t in stream]   # t=25 closes two windows; the end one
+[[0.0, 0.0, 10.0, 10.0], [20.0]]
+>>> log.committed("default")   # acknowledged as soon as the windows holding them were saved
+5
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from sygnify.errors import ConfigurationError, SourceClosedError
+from sygnify.ml.stream_processor import Item, Notify, StreamProcessor
+from sygnify.processing.sinks import ConnectorSink, Sink, as_sink
+from sygnify.processing.stream_state import Progress, StreamCheckpoint
+
+__all__ = ["DurableDriver", "as_checkpoint", "stream_sink"]
+
+_logger = logging.getLogger(__name__)
+
+
+def as_checkpoint(checkpoint: Any, interval: float | None) -> StreamCheckpoint:
+    """What the user passed as ``checkpoint=`` (a path or a StreamCheckpoint)."""
+    if isinstance(checkpoint, StreamCheckpoint):
+        return checkpoint
+    if isinstance(checkpoint, str) or hasattr(checkpoint, "__fspath__"):
+        return StreamCheckpoint(str(checkpoint), interval=1.0 if interval is None else interval)
+    raise ConfigurationError(
+        f"checkpoint= takes a path (local or s3://...) or a StreamCheckpoint, not {type(checkpoint).__name__}"
+    )
+
+
+def stream_sink(sink: Any) -> Sink:
+    """``sink=`` of a stream as a :class:`~sygnify.processing.sinks.Sink` writing idempotent labels.
+
+    A dataset directory (``"out/"``, ``s3://...``) gets ``part-<label>.parquet`` per result; a
+    ``(connector, target)`` pair a ``write(..., write_id=label)``; a callable ``fn(table, label)``.
+    A single ``.parquet`` file cannot replace one result, so it is refused.
+    """
+    resolved = as_sink(sink)
+    if isinstance(resolved, ConnectorSink):
+        resolved = ConnectorSink(
+            resolved.connector, resolved.target, write_ids=True, **resolved.write_options
+        )
+    if getattr(resolved, "single_file", False):
+        raise ConfigurationError(
+            f"a stream's sink must take one part per result; {sink!r} is a single file: "
+            "give a directory (ending in '/') instead",
+            resource=str(sink),
+        )
+    return resolved
+
+
+class DurableDriver:
+    """Runs a stream source through a :class:`StreamProcessor` with a :class:`StreamCheckpoint`."""
+
+    def __init__(
+        self,
+        processor: StreamProcessor,
+        source: Any,
+        checkpoint: StreamCheckpoint,
+        *,
+        sink: Sink | None,
+        notify: Notify,
+        stop_requested: Callable[[], bool],
+        wait: Callable[[float], object],
+        poll_timeout: float,
+        idle_timeout: float | None,
+        max_records: int,
+    ) -> None:
+        self.processor = processor
+        self.source = source
+        self.checkpoint = checkpoint
+        self.sink = sink
+        self.notify = notify
+        self.stop_requested = stop_requested
+        self.wait = wait
+        self.poll_timeout = poll_timeout
+        self.idle_timeout = idle_timeout
+        self.max_records = max_records
+        self.progress = Progress()
+        self.stream_id = uuid.uuid4().hex[:12]
+        self.skipped_rows = 0  # records skipped because the checkpoint already held them
+        self._unacked: list[Callable[[], None]] = []
+        self._acked_tags: set[int] = set()
+        self._tags_since_save: list[int] = []
+        self._last_save = time.monotonic()
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        with self.checkpoint.lock():
+            saved = self.checkpoint.load()
+            if saved is not None:
+                self.progress = saved.progress
+                if self.processor.window_state is not None:
+                    saved.restore(self.processor.window_state)
+                self.processor.next_tag = int(saved.extra.get("next_tag", 0))
+                self.stream_id = str(saved.extra.get("stream_id", self.stream_id))
+                if saved.outbox is not None:  # delivered before the crash, or not: deliver again
+                    yield from self._deliver([saved.outbox], saved.sequence)
+            yield from self._run()
+
+    def _run(self) -> Iterator[pa.Table]:
+        processor, source = self.processor, self.source
+        idle_since = time.monotonic()
+        while True:
+            if self.stop_requested():
+                # open windows are saved with the rest: the next run continues them
+                finishing = [] if processor.window_state is not None else processor.finish()
+                yield from self._step(_tables(finishing), force=True)
+                return
+            if getattr(source, "closed", False):
+                return  # what was read since the last save is delivered again to the next run
+            due = processor.due_in()
+            timeout = self.poll_timeout if due is None else min(self.poll_timeout, due)
+            started = time.monotonic()
+            batch = source.read(max_records=self.max_records, timeout=timeout)
+            if batch is None:
+                results = _tables(processor.tick())
+                if self.idle_timeout is not None and time.monotonic() - idle_since >= self.idle_timeout:
+                    yield from self._step(results + _tables(processor.finish()), force=True)
+                    return
+                yield from self._step(results)
+                waited = time.monotonic() - started
+                if waited < timeout and processor.due_in() is None:
+                    self.wait(timeout - waited)  # a read that came back early must not busy-loop
+                continue
+            idle_since = time.monotonic()
+            item = self._fresh(batch)
+            self._unacked.append(batch.ack)
+            if callable(getattr(batch, "retain", None)):
+                batch.retain()  # acknowledged at the next save, which does not wait for windows
+            self._tags_since_save.append(processor.next_tag)
+            results = _tables(processor.feed(item)) + _tables(processor.tick())
+            if processor.window_state is None and processor.mode == "streaming":
+                results += _tables(processor.finish())  # each batch is scored and saved as one step
+            positions = getattr(batch, "row_positions", None)
+            if positions:
+                self.progress.add(positions, in_order=bool(getattr(batch, "in_order", True)))
+            yield from self._step(results)
+
+    def _fresh(self, batch: Any) -> Item:
+        """The batch less the records the checkpoint holds; its rejects go to its dead letters
+        while it is not acknowledged (and are logged after)."""
+        table = pa.Table.from_batches([batch.batch])
+        positions: Sequence[tuple[str, Any]] | None = getattr(batch, "row_positions", None)
+        in_order = bool(getattr(batch, "in_order", True))
+        index_of: list[int] | None = None
+        if positions and (self.progress.high or self.progress.ranges):
+            keep = [not self.progress.seen(key, pos, in_order=in_order) for key, pos in positions]
+            if not all(keep):
+                index_of = [i for i, kept in enumerate(keep) if kept]
+                self.skipped_rows += len(keep) - len(index_of)
+                table = table.filter(pa.array(keep, pa.bool_()))
+        tag = self.processor.next_tag
+        raw_reject = getattr(batch, "reject", None)
+
+        def reject(rows: Sequence[int], reasons: Sequence[str]) -> None:
+            if raw_reject is None or tag in self._acked_tags:
+                _log_dropped(self.processor.model, rows, reasons)
+                return
+            raw_reject([index_of[r] for r in rows] if index_of is not None else list(rows), reasons)
+
+        return Item(table, None, reject, None)
+
+    def _step(self, results: list[pa.Table], *, force: bool = False) -> Iterator[pa.Table]:
+        due = time.monotonic() - self._last_save >= self.checkpoint.interval
+        if not (results or force or (self._unacked and due)):
+            return
+        sequence = self.checkpoint.save(
+            self.processor.window_state,
+            self.progress,
+            outbox=results,
+            extra={"next_tag": self.processor.next_tag, "stream_id": self.stream_id},
+        )
+        self._last_save = time.monotonic()
+        try:
+            for ack in self._unacked:
+                ack()
+        except SourceClosedError:
+            pass  # the next run gets those records again, and skips them: they are saved
+        self._unacked.clear()
+        self._acked_tags.update(self._tags_since_save)
+        self._tags_since_save.clear()
+        if results:
+            yield from self._deliver(results, sequence)
+
+    def _deliver(self, results: list[pa.Table], sequence: int) -> Iterator[pa.Table]:
+        if self.sink is not None:
+            box = pa.concat_tables(results, promote_options="permissive") if len(results) > 1 else results[0]
+            self.sink.write(box, f"{self.stream_id}-{sequence:08d}")
+        for table in results:
+            self.notify("prediction", table)
+            yield table
+
+
+def _tables(outputs: list[tuple[pa.Table, list[Callable[[], None]]]]) -> list[pa.Table]:
+    return [table for table, _ in outputs if table.num_columns]
+
+
+def _log_dropped(model: str, rows: Sequence[int], reasons: Sequence[str]) -> None:
+    for row, reason in zip(rows, reasons, strict=False):
+        _logger.warning("model %s: row %d of an acknowledged batch dropped: %s", model, row, reason)

@@ -1,0 +1,61 @@
+"""A windowed, checkpointed stream process for the SIGKILL test (``run(spec, out)`` in a child process).
+
+It aggregates the backend's events per key and 5-second tumbling window with a durable
+checkpoint (``OUT_DIR/state.json``) and writes every result to the dataset ``OUT_DIR/results/``;
+after ``idle`` seconds without events it flushes the open windows and exits 0. The test kills
+it with SIGKILL at random points and restarts it until it exits by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import pyarrow as pa
+
+from sygnify.ml.realtime import RealTimeML
+from sygnify.processing import Aggregate
+from sygnify.streams.windows import Tumbling
+from tests.streams.backends import Backend
+
+SCHEMA = pa.schema([("id", pa.int64()), ("k", pa.int64()), ("ts", pa.float64())])
+WINDOW = 5.0
+LATENESS = 20.0
+
+
+def run(spec: dict[str, Any], out: str) -> None:
+    main(spec, Path(out))
+
+
+def main(spec: dict[str, Any], out: Path) -> None:
+    backend = Backend(spec["kind"], name=spec["name"], bootstrap=spec.get("bootstrap"))
+    ml = RealTimeML()
+    ml.register("n", backend="callable", fn=lambda X: X[:, 0], features=["n"])
+    with backend.open(consumer="worker", schema=SCHEMA) as source:
+        (out / "ready.marker").touch()
+        stream = ml.stream(
+            source,
+            model="n",
+            mode="aggregation",
+            window=Tumbling(WINDOW),
+            time="ts",
+            allowed_lateness=LATENESS,
+            aggregate=Aggregate(by="k", n=("id", "count"), total=("id", "sum")),
+            checkpoint=str(out / "state.json"),
+            checkpoint_interval=0.2,
+            sink=str(out / "results") + "/",
+            idle_timeout=spec.get("idle", 3.0),
+            max_records=spec.get("batch", 25),
+            poll_timeout=0.1,
+        )
+        for _ in stream:
+            pass
+    (out / "done.marker").touch()
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]), Path(sys.argv[2]))

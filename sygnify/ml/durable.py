@@ -162,7 +162,9 @@ class DurableDriver:
                     self.wait(timeout - waited)  # a read that came back early must not busy-loop
                 continue
             idle_since = time.monotonic()
-            item = self._fresh(batch)
+            lookup = getattr(batch, "row_positions", None)
+            positions = lookup() if callable(lookup) else None
+            item = self._fresh(batch, positions)
             self._unacked.append(batch.ack)
             if callable(getattr(batch, "retain", None)):
                 batch.retain()  # acknowledged at the next save, which does not wait for windows
@@ -170,16 +172,14 @@ class DurableDriver:
             results = _tables(processor.feed(item)) + _tables(processor.tick())
             if processor.window_state is None and processor.mode == "streaming":
                 results += _tables(processor.finish())  # each batch is scored and saved as one step
-            positions = getattr(batch, "row_positions", None)
             if positions:
                 self.progress.add(positions, in_order=bool(getattr(batch, "in_order", True)))
             yield from self._step(results)
 
-    def _fresh(self, batch: Any) -> Item:
+    def _fresh(self, batch: Any, positions: Sequence[tuple[str, Any]] | None) -> Item:
         """The batch less the records the checkpoint holds; its rejects go to its dead letters
         while it is not acknowledged (and are logged after)."""
         table = pa.Table.from_batches([batch.batch])
-        positions: Sequence[tuple[str, Any]] | None = getattr(batch, "row_positions", None)
         in_order = bool(getattr(batch, "in_order", True))
         index_of: list[int] | None = None
         if positions and (self.progress.high or self.progress.ranges):

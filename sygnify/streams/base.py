@@ -96,10 +96,11 @@ class SourceBatch:
     metadata: dict[str, Any] = field(default_factory=dict)
     reject: Callable[[Sequence[int], Sequence[str]], None] | None = None
     retain: Callable[[], None] | None = None
-    #: Where each row of ``batch`` came from: (partition, position) by :meth:`BaseSource.order_key`,
+    #: Where each row of ``batch`` came from, computed when called (a durable stream asks; a
+    #: plain one never pays for it): (partition, position) by :meth:`BaseSource.order_key`, or
     #: None for a source without ordered positions (MQTT). Durable window state uses it to skip
     #: records it already holds when they are delivered again after a crash.
-    row_positions: list[tuple[str, Any]] | None = None
+    row_positions: Callable[[], list[tuple[str, Any]] | None] | None = None
     #: Whether each partition's positions arrive in increasing order (False: redeliveries come late).
     in_order: bool = True
 
@@ -458,8 +459,10 @@ class BaseSource(abc.ABC):
                 self._route_dead_letters(letters)
                 dead.extend(letters)
 
-        keys = [self.order_key(m.position) for m in row_messages]
-        row_positions = None if None in keys else keys
+        def row_positions() -> list[tuple[str, Any]] | None:
+            keys = [self.order_key(m.position) for m in row_messages]
+            return None if None in keys else keys  # type: ignore[return-value]
+
         return SourceBatch(
             batch=batch,
             ack=ack,
@@ -467,7 +470,7 @@ class BaseSource(abc.ABC):
             metadata=metadata,
             reject=reject,
             retain=uncount,
-            row_positions=row_positions,  # type: ignore[arg-type]
+            row_positions=row_positions,
             in_order=self.in_order,
         )
 

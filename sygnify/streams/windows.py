@@ -187,6 +187,12 @@ class _Open:
     updated: float = 0.0  # the wall-clock time rows last joined it (close_after)
     rows: int = 0
 
+    def table(self) -> pa.Table:
+        """Its rows as one table (the parts are merged once and kept merged)."""
+        if len(self.parts) > 1:
+            self.parts = [pa.concat_tables(self.parts)]
+        return self.parts[0]
+
 
 def event_seconds(table: pa.Table, column: str) -> np.ndarray[Any, Any]:
     """Event times of ``column`` as float seconds (timestamps since the epoch)."""
@@ -441,20 +447,15 @@ class WindowState:
         self._counted += table.num_rows
 
     @staticmethod
-    def _closed(key: tuple[Any, ...], window: _Open, *, final: bool = True) -> ClosedWindow:
-        rows = pa.concat_tables(window.parts) if len(window.parts) > 1 else window.parts[0]
-        if len(window.parts) > 1 and final:
-            window.parts = [rows]
-        return ClosedWindow(key, window.start, window.end, rows, final)
+    def _closed(key: tuple[Any, ...], window: _Open) -> ClosedWindow:
+        return ClosedWindow(key, window.start, window.end, window.table())
 
     def _running(self, touched: set[tuple[tuple[Any, ...], int]]) -> list[ClosedWindow]:
         running = []
         for key, windows in self._open.items():
             for window in windows:
                 if (key, id(window)) in touched:
-                    rows = pa.concat_tables(window.parts) if len(window.parts) > 1 else window.parts[0]
-                    window.parts = [rows]
-                    running.append(ClosedWindow(key, window.start, window.end, rows, final=False))
+                    running.append(ClosedWindow(key, window.start, window.end, window.table(), final=False))
         running.sort(key=lambda w: (w.end, w.start, tuple(str(k) for k in w.key)))
         return running
 
@@ -495,8 +496,7 @@ class WindowState:
         windows: list[dict[str, Any]] = []
         for open_windows in self._open.values():
             for window in open_windows:
-                rows = pa.concat_tables(window.parts) if len(window.parts) > 1 else window.parts[0]
-                window.parts = [rows]
+                rows = window.table()
                 wid = len(windows)
                 windows.append(
                     {"id": wid, "start": window.start, "end": window.end, "updated": window.updated}

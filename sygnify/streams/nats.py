@@ -52,6 +52,7 @@ class NatsConfig(SourceConfig):
     servers: str = "nats://127.0.0.1:4222"
     ack_wait: float = 30.0
     max_deliver: int = -1
+    max_ack_pending: int = 100_000
     create_stream: bool = False
     dead_letter_subject: str | None = None
     connect_options: dict[str, Any] | None = None
@@ -61,8 +62,10 @@ class NatsSource(BaseSource):
     """Consume a JetStream stream through a durable pull consumer.
 
     The stream must exist (``create_stream=True`` creates it for ``subject`` if missing). The
-    durable consumer is created on first use with ``ack_wait`` seconds before redelivery and
-    ``max_deliver`` attempts; later starts reuse it and resume where it left off.
+    durable consumer is created on first use with ``ack_wait`` seconds before redelivery,
+    ``max_deliver`` attempts and ``max_ack_pending`` messages delivered and not acknowledged
+    at most (JetStream's own default, 1,000, would stop delivering to a windowed stream whose
+    open windows hold more); later starts reuse it and resume where it left off.
     """
 
     name: ClassVar[str] = "nats"
@@ -77,6 +80,7 @@ class NatsSource(BaseSource):
         servers: str = "nats://127.0.0.1:4222",
         ack_wait: float = 30.0,
         max_deliver: int = -1,
+        max_ack_pending: int = 100_000,
         create_stream: bool = False,
         dead_letter_subject: str | None = None,
         connect_options: dict[str, Any] | None = None,
@@ -90,6 +94,7 @@ class NatsSource(BaseSource):
         self._servers = servers
         self._ack_wait = ack_wait
         self._max_deliver = max_deliver
+        self._max_ack_pending = max_ack_pending
         self._create_stream = create_stream
         self._connect_options = dict(connect_options or {})
         self._loop = asyncio.new_event_loop()
@@ -148,6 +153,7 @@ class NatsSource(BaseSource):
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=self._ack_wait,
             max_deliver=self._max_deliver,
+            max_ack_pending=self._max_ack_pending,
             filter_subject=self.subject,
         )
         self._sub = await js.pull_subscribe(

@@ -89,6 +89,32 @@ def test_a_backlog_of_many_batches_goes_through_windows_with_default_options(bac
     assert got == expected_windows(total)
 
 
+def test_one_window_can_hold_more_messages_than_jetstreams_default_pending_limit(backend: Backend) -> None:
+    total = 2500  # JetStream stops delivering at 1,000 unacknowledged messages by default
+    source = backend.open(schema=SCHEMA, **held(backend))
+    backend.produce([event(i) for i in range(total)], partition=0)
+    with source:
+        stream = counting_model().stream(
+            source,
+            model="n",
+            mode="aggregation",
+            window=Tumbling(3600),  # one window per key holds everything until close_after
+            time="ts",
+            aggregate=Aggregate(by="k", n=("id", "count")),
+            max_records=100,
+            close_after=1.0,
+        )
+        guard = threading.Timer(60, stream.stop)
+        guard.start()
+        rows: list[dict[str, Any]] = []
+        for table in stream:
+            rows += table.to_pylist()
+            if sum(r["n"] for r in rows) >= total:
+                stream.stop()
+        guard.cancel()
+    assert sorted((r["k"], r["n"]) for r in rows) == [(0, 834), (1, 833), (2, 833)]
+
+
 def test_close_after_emits_the_last_window_when_events_stop(backend: Backend) -> None:
     source = backend.open(schema=SCHEMA, **held(backend))
     ml = counting_model()

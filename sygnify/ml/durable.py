@@ -51,7 +51,7 @@ from sygnify.ml.stream_processor import Item, Notify, StreamProcessor
 from sygnify.processing.sinks import ConnectorSink, Sink, as_sink
 from sygnify.processing.stream_state import Progress, StreamCheckpoint
 
-__all__ = ["DurableDriver", "as_checkpoint", "stream_sink"]
+__all__ = ["DurableDriver", "as_checkpoint", "lagging_of", "stream_sink"]
 
 _logger = logging.getLogger(__name__)
 
@@ -169,7 +169,8 @@ class DurableDriver:
             if callable(getattr(batch, "retain", None)):
                 batch.retain()  # acknowledged at the next save, which does not wait for windows
             self._tags_since_save.append(processor.next_tag)
-            results = _tables(processor.feed(item)) + _tables(processor.tick())
+            results = _tables(processor.feed(item, lagging=lagging_of(source, processor)))
+            results += _tables(processor.tick())
             if processor.window_state is None and processor.mode == "streaming":
                 results += _tables(processor.finish())  # each batch is scored and saved as one step
             if positions:
@@ -197,7 +198,8 @@ class DurableDriver:
                 return
             raw_reject([index_of[r] for r in rows] if index_of is not None else list(rows), reasons)
 
-        return Item(table, None, reject, None)
+        kept = positions if index_of is None or positions is None else [positions[i] for i in index_of]
+        return Item(table, None, reject, None, lambda: kept)
 
     def _step(self, results: list[pa.Table], *, force: bool = False) -> Iterator[pa.Table]:
         due = time.monotonic() - self._last_save >= self.checkpoint.interval
@@ -228,6 +230,14 @@ class DurableDriver:
         for table in results:
             self.notify("prediction", table)
             yield table
+
+
+def lagging_of(source: Any, processor: StreamProcessor) -> list[str] | None:
+    """The source's partitions still behind, for a windowed stream (None otherwise or unknown)."""
+    if processor.window_state is None:
+        return None
+    lagging = getattr(source, "lagging_partitions", None)
+    return lagging() if callable(lagging) else None
 
 
 def _tables(outputs: list[tuple[pa.Table, list[Callable[[], None]]]]) -> list[pa.Table]:

@@ -54,7 +54,7 @@ from typing import Any
 import pyarrow as pa
 
 from sygnify.errors import ConfigurationError, SourceClosedError
-from sygnify.ml.durable import DurableDriver, as_checkpoint, stream_sink
+from sygnify.ml.durable import DurableDriver, as_checkpoint, lagging_of, stream_sink
 from sygnify.ml.stream_processor import MODES, Notify, Score, StreamProcessor
 from sygnify.processing.sinks import Sink
 
@@ -240,7 +240,7 @@ class PredictionStream:
                     self._stop.wait(timeout - waited)
                 continue
             idle_since = self._clock()
-            yield from self._emit(processor.feed(batch))
+            yield from self._emit(processor.feed(batch, lagging=lagging_of(source, processor)))
             if processor.mode == "streaming" and isinstance(limit, int) and len(processor.pending) >= limit:
                 # the source lends no more batches until these are acknowledged: score them now
                 yield from self._emit(processor.finish())

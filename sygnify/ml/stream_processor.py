@@ -83,13 +83,15 @@ class Item:
 
     ``ack`` acknowledges it, ``reject(rows, reasons)`` dead-letters rows of it, ``retain()``
     tells the source it is held for long (an open window) so it stops counting toward
-    backpressure.
+    backpressure. ``positions()`` gives each row's (partition, position) (or None), which
+    windows use to follow the slowest partition.
     """
 
     table: pa.Table
     ack: Callable[[], None] | None = None
     reject: Reject | None = None
     retain: Callable[[], None] | None = None
+    positions: Callable[[], Sequence[tuple[str, Any]] | None] | None = None
 
 
 def normalize(item: Any) -> Item:
@@ -100,11 +102,13 @@ def normalize(item: Any) -> Item:
     if isinstance(batch, pa.RecordBatch) and callable(getattr(item, "ack", None)):
         reject = getattr(item, "reject", None)
         retain = getattr(item, "retain", None)
+        positions = getattr(item, "row_positions", None)
         return Item(
             pa.Table.from_batches([batch]),
             item.ack,
             reject if callable(reject) else None,
             retain if callable(retain) else None,
+            positions if callable(positions) else None,
         )
     if isinstance(item, Mapping):
         values = list(item.values())
@@ -206,7 +210,11 @@ class StreamProcessor:
         self.late_rows = 0
 
     # -- feeding --------------------------------------------------------------------------------
-    def feed(self, item: Any) -> list[tuple[pa.Table, list[Callable[[], None]]]]:
+    def feed(
+        self, item: Any, *, lagging: Sequence[str] | None = None
+    ) -> list[tuple[pa.Table, list[Callable[[], None]]]]:
+        """Take one source item; ``lagging``: the source's partitions still behind (windows'
+        watermark follows the slowest, see :attr:`WindowState.watermark`)."""
         normalized = normalize(item)
         table, ack, reject = normalized.table, normalized.ack, normalized.reject
         tag = self.next_tag
@@ -215,7 +223,7 @@ class StreamProcessor:
         self.pending.append(entry)
         self.by_tag[tag] = entry
         if self.window_state is not None:
-            return self._feed_windows(normalized, entry)
+            return self._feed_windows(normalized, entry, lagging)
         entry.remaining = table.num_rows
         if table.num_rows == 0:
             return [(pa.table({}), self._releasable())] if self._releasable() else []
@@ -234,7 +242,9 @@ class StreamProcessor:
             size = self.batch_size if self.mode == "batch" else self.target
         return out
 
-    def _feed_windows(self, item: Item, entry: _Pending) -> list[tuple[pa.Table, list[Callable[[], None]]]]:
+    def _feed_windows(
+        self, item: Item, entry: _Pending, lagging: Sequence[str] | None
+    ) -> list[tuple[pa.Table, list[Callable[[], None]]]]:
         assert self.window_state is not None
         table = item.table
         tagged = table.append_column(TAG_COLUMN, pa.array(np.full(table.num_rows, entry.tag, np.int64)))
@@ -247,7 +257,8 @@ class StreamProcessor:
             tagged, bad = self._without_null_features(tagged, self._features(tagged, exclude))
             if bad:
                 self._dead_letter(bad)
-        result = self.window_state.add(tagged, now=self.clock())
+        partitions = self._partitions(item, tagged) if lagging is not None else None
+        result = self.window_state.add(tagged, now=self.clock(), partitions=partitions, lagging=lagging)
         entry.remaining = sum(result.assigned.values())
         if result.late:
             self._late(tagged, result.late_rows, entry)
@@ -257,6 +268,17 @@ class StreamProcessor:
         if result.current:
             out = self._score_windows(result.current, current=True) + out
         return out
+
+    @staticmethod
+    def _partitions(item: Item, tagged: pa.Table) -> list[str] | None:
+        """Each row's source partition, when the source has more than one (else None)."""
+        positions = item.positions() if item.positions is not None else None
+        if not positions:
+            return None
+        names = [partition for partition, _ in positions]
+        if len(set(names)) == 1 and tagged.num_rows == len(names):
+            return names
+        return [names[row] for row in tagged.column(_ROW).to_pylist()]
 
     def _late(self, tagged: pa.Table, indices: list[int], entry: _Pending) -> None:
         self.late_rows += len(indices)

@@ -373,6 +373,16 @@ class BaseSource(abc.ABC):
         """A message's (partition, comparable position); None: this source has no such positions."""
         return None
 
+    def lagging_partitions(self) -> list[str] | None:
+        """The partitions (named as :meth:`order_key` names them) that still hold messages this
+        consumer has not read; None: the source does not know (one partition, or no such notion).
+
+        Event-time windows let the watermark follow the slowest of these only: a partition
+        read later than another does not make its events late, and one that is caught up does
+        not hold the others back.
+        """
+        return None
+
     def _reconnect(self) -> None:  # noqa: B027 - optional hook, default does nothing
         """Re-establish the connection after a transient failure (default: nothing)."""
 

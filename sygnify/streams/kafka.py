@@ -283,3 +283,25 @@ class KafkaSource(BaseSource):
     def order_key(self, position: Mapping[str, Any]) -> tuple[str, Any] | None:
         """A message's partition and offset: Kafka delivers each partition in offset order."""
         return f"{position['topic']}/{position['partition']}", int(position["offset"])
+
+    def lagging_partitions(self) -> list[str] | None:
+        """Assigned partitions whose position is behind their high watermark (cached by librdkafka
+        from fetch answers, so this asks the broker nothing); a partition whose position or
+        watermark is not known yet counts as behind unless it is known to be empty."""
+        try:
+            assigned = self._consumer.assignment()
+            positions = self._consumer.position(assigned) if assigned else []
+        except (KafkaException, RuntimeError):
+            return None
+        lagging = []
+        for tp in positions:
+            try:
+                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            except (KafkaException, RuntimeError):
+                low, high = -1, -1
+            known = low >= 0 and high >= 0
+            if known and high <= low:
+                continue  # empty partition
+            if not known or tp.offset < 0 or tp.offset < high:
+                lagging.append(f"{tp.topic}/{tp.partition}")
+        return lagging

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal
@@ -242,6 +243,10 @@ class WindowState:
         self.allowed_lateness = float(lateness)
         self.close_after = None if close_after is None else _seconds(close_after)
         self.max_event_time = -math.inf
+        # the largest event time per source partition, and the partitions still behind (with
+        # messages not read yet): the watermark follows the slowest of those
+        self._partition_max: dict[str, float] = {}
+        self._lagging: list[str] | None = None
         self.late_rows = 0
         self._open: dict[tuple[Any, ...], list[_Open]] = {}
         # windows closed on idleness before the watermark passed them: (key, start) -> end.
@@ -251,6 +256,16 @@ class WindowState:
 
     @property
     def watermark(self) -> float:
+        """Event time up to which windows are complete, less ``allowed_lateness``.
+
+        Rows added with ``partitions=`` and ``lagging=`` (the partitions that still hold
+        unread messages, e.g. Kafka's) move it only as far as the slowest lagging partition,
+        so a partition read later than another does not make its events late; partitions that
+        are caught up do not hold it back.
+        """
+        if self._lagging:
+            held = min(self._partition_max.get(p, -math.inf) for p in self._lagging)
+            return min(held, self.max_event_time) - self.allowed_lateness
         return self.max_event_time - self.allowed_lateness
 
     @property
@@ -265,8 +280,26 @@ class WindowState:
                 raise SchemaError(f"window key column {column!r} is not in the stream", resource=column)
         return list(zip(*(table.column(c).to_pylist() for c in self.key_columns)))
 
-    def add(self, table: pa.Table, *, now: float = 0.0) -> AddResult:
-        """Add rows (arrived at wall-clock ``now``); return the windows the new watermark closes."""
+    def add(
+        self,
+        table: pa.Table,
+        *,
+        now: float = 0.0,
+        partitions: Sequence[str] | None = None,
+        lagging: Sequence[str] | None = None,
+    ) -> AddResult:
+        """Add rows (arrived at wall-clock ``now``); return the windows the new watermark closes.
+
+        ``partitions`` names each row's source partition and ``lagging`` the partitions still
+        behind (see :attr:`watermark`).
+
+        >>> state = WindowState(Tumbling(10), time_column="t")
+        >>> state.add(pa.table({"t": [25.0]}), partitions=["p0"], lagging=["p0", "p1"]).closed
+        []
+        >>> late = state.add(pa.table({"t": [3.0]}), partitions=["p1"], lagging=[])
+        >>> late.late, [(w.start, w.rows.num_rows) for w in late.closed]  # p1 was behind: not late
+        (0, [(0.0, 1)])
+        """
         result = AddResult([])
         if table.num_rows == 0:
             return result
@@ -282,11 +315,24 @@ class WindowState:
             else:
                 self._add_fixed(table, times, watermark_before, result, now, touched)
             self.max_event_time = max(self.max_event_time, float(np.nanmax(times)))
+            if partitions is not None:
+                self._track_partitions(times, partitions)
+        if lagging is not None:
+            self._lagging = list(lagging)
         self.late_rows += result.late
         if self.emit == "current":
             result.current = self._running(touched)
         result.closed = result.closed + self._close(self.watermark)
         return result
+
+    def _track_partitions(self, times: np.ndarray[Any, Any], partitions: Sequence[str]) -> None:
+        highest: dict[str, float] = {}
+        for partition, t in zip(partitions, times.tolist(), strict=True):
+            if t == t and t > highest.get(partition, -math.inf):  # t == t: not NaN
+                highest[partition] = t
+        for partition, t in highest.items():
+            if t > self._partition_max.get(partition, -math.inf):
+                self._partition_max[partition] = t
 
     def flush(self) -> list[ClosedWindow]:
         """Close every open window (end of stream)."""
@@ -505,6 +551,7 @@ class WindowState:
         table = pa.concat_tables(parts, promote_options="permissive") if parts else None
         meta = {
             "max_event_time": None if math.isinf(self.max_event_time) else self.max_event_time,
+            "partition_max": dict(self._partition_max),
             "late_rows": self.late_rows,
             "counted": self._counted,
             "windows": windows,
@@ -517,6 +564,7 @@ class WindowState:
         self._open = {}
         met = meta.get("max_event_time")
         self.max_event_time = -math.inf if met is None else float(met)
+        self._partition_max = {str(k): float(v) for k, v in meta.get("partition_max", {}).items()}
         self.late_rows = int(meta.get("late_rows", 0))
         self._counted = int(meta.get("counted", 0))
         self._closed_early = {

@@ -89,6 +89,35 @@ def test_a_backlog_of_many_batches_goes_through_windows_with_default_options(bac
     assert got == expected_windows(total)
 
 
+def test_the_watermark_follows_the_slowest_partition(backend: Backend) -> None:
+    """Kafka: events alternate between two partitions, which a consumer reads unevenly from a
+    backlog; with one watermark for both, the lagging partition's events would be late."""
+    total = 3000
+    source = backend.open(schema=SCHEMA, **held(backend))
+    backend.produce([event(i) for i in range(total)])  # Kafka: partition i % 2
+    with source:
+        stream = counting_model().stream(
+            source,
+            model="n",
+            mode="aggregation",
+            window=Tumbling(WINDOW),
+            time="ts",
+            aggregate=Aggregate(by="k", n=("id", "count"), total=("id", "sum")),
+            max_records=50,
+            close_after=1.0,
+        )
+        guard = threading.Timer(60, stream.stop)
+        guard.start()
+        rows: list[dict[str, Any]] = []
+        for table in stream:
+            rows += table.to_pylist()
+            if sum(r["n"] for r in rows) >= total:
+                stream.stop()
+        guard.cancel()
+    assert stream.late_rows == 0
+    assert Counter((r["k"], r["window_start"], r["n"], r["total"]) for r in rows) == expected_windows(total)
+
+
 def test_one_window_can_hold_more_messages_than_jetstreams_default_pending_limit(backend: Backend) -> None:
     total = 2500  # JetStream stops delivering at 1,000 unacknowledged messages by default
     source = backend.open(schema=SCHEMA, **held(backend))

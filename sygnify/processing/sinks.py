@@ -294,6 +294,8 @@ def as_sink(sink: Any) -> Sink:
         return ParquetSink(text)
     if isinstance(sink, tuple) and len(sink) == 2 and isinstance(sink[0], Writable):
         return ConnectorSink(sink[0], str(sink[1]))
+    if callable(getattr(sink, "write", None)) and getattr(sink, "idempotent", None) is not None:
+        return sink  # type: ignore[no-any-return]  # a sink of another layer (RedisStreamSink)
     if callable(sink):
         return CallbackSink(sink)
     raise ConfigurationError(

@@ -21,6 +21,7 @@ scripts (ACLs, scripting disabled) gets the plain ``XREADGROUP`` and ``XACK``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -34,7 +35,7 @@ from pydantic import Field
 from sygnify.errors import ConfigurationError, ConnectionFailedError, OperationTimeoutError
 from sygnify.streams.base import BaseSource, RawMessage, SourceConfig
 
-__all__ = ["RedisConfig", "RedisSource"]
+__all__ = ["RedisConfig", "RedisSource", "RedisStreamSink"]
 
 _logger = logging.getLogger(__name__)
 
@@ -78,6 +79,16 @@ for first = 1, n, 1000 do
 end
 return acked
 """
+
+
+def _translated(resource: str, stream: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` with redis-py's network errors as sygnify's (the one Redis error map)."""
+    try:
+        return fn(*args, **kwargs)
+    except redis.TimeoutError as exc:
+        raise OperationTimeoutError(f"{resource}: {exc}", resource=stream) from exc
+    except redis.ConnectionError as exc:
+        raise ConnectionFailedError(f"{resource}: {exc}", resource=stream) from exc
 
 
 def _redact(url: str) -> str:
@@ -157,12 +168,7 @@ class RedisSource(BaseSource):
         return f"redis {_redact(self._url)} stream {self.stream!r} group {self.group!r}"
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except redis.TimeoutError as exc:
-            raise OperationTimeoutError(f"{self.resource}: {exc}", resource=self.stream) from exc
-        except redis.ConnectionError as exc:
-            raise ConnectionFailedError(f"{self.resource}: {exc}", resource=self.stream) from exc
+        return _translated(self.resource, self.stream, fn, *args, **kwargs)
 
     def _ensure_group(self) -> None:
         try:
@@ -386,3 +392,67 @@ class RedisSource(BaseSource):
         """A stream entry's stream and id (``ms-seq`` as two integers): ids only grow."""
         ms, _, seq = str(position["id"]).partition("-")
         return str(position["stream"]), (int(ms), int(seq or 0))
+
+
+#: Appends a result's rows once per label: the label's guard key and the entries in one atomic
+#: script, so a label written again (after a crash) adds nothing.
+_APPEND_ONCE = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  for i = 3, #ARGV do
+    redis.call('XADD', KEYS[1], '*', ARGV[2], ARGV[i])
+  end
+  return #ARGV - 2
+end
+return -1
+"""
+
+
+class RedisStreamSink:
+    """Write a stream's results to a Redis stream, each row one entry (JSON in ``field``), exactly once.
+
+    ``ml.stream(..., checkpoint=..., sink=RedisStreamSink(stream="scores"))``: every result is
+    written under its label in one Lua script that first sets the label's guard key
+    (``<stream>:sygnify-label:<label>``, kept ``dedup_ttl`` seconds), so writing a label again
+    after a crash adds nothing. Rows are JSON objects (numbers, strings, booleans, nulls;
+    timestamps as ISO strings)::
+
+        sink = RedisStreamSink(url="redis://127.0.0.1:6379/0", stream="scores")
+        sink.write(pa.table({"id": [1], "prediction": [0.9]}), "run-00000001")
+    """
+
+    idempotent = True
+    parallel_safe = False
+
+    def __init__(
+        self,
+        *,
+        stream: str,
+        url: str = "redis://127.0.0.1:6379/0",
+        field: str = "data",
+        dedup_ttl: int = 7 * 24 * 3600,
+        client: Any = None,
+    ) -> None:
+        if not stream or dedup_ttl < 1:
+            raise ConfigurationError("RedisStreamSink needs a stream name and dedup_ttl >= 1 s")
+        self.stream, self.field, self.dedup_ttl = stream, field, dedup_ttl
+        self.name = f"redis stream {stream!r} at {_redact(url)}"
+        self._client = client if client is not None else redis.Redis.from_url(url)
+        self._script = self._client.register_script(_APPEND_ONCE)
+
+    def write(self, table: Any, label: str) -> list[str]:
+        """Append ``table``'s rows (an Arrow table) under ``label`` (once); returns the stream's name."""
+        rows = table.to_pylist()
+        payloads = [json.dumps(row, default=str) for row in rows]
+        guard = f"{self.stream}:sygnify-label:{label}"
+        _translated(
+            self.name,
+            self.stream,
+            self._script,
+            keys=[self.stream, guard],
+            args=[self.dedup_ttl, self.field, *payloads],
+        )
+        return [self.stream]
+
+    def close(self) -> list[str]:
+        self._client.close()
+        return [self.stream]

@@ -44,7 +44,8 @@ def test_a_burst_of_10000_events_is_predicted_exactly_once(backend: Backend) -> 
         for table in stream:
             ids = table.column("id").to_pylist()
             seen.update(ids)
-            wrong += sum(p != 2.0 * i for i, p in zip(ids, table.column("prediction").to_pylist(), strict=True))
+            predictions = table.column("prediction").to_pylist()
+            wrong += sum(p != 2.0 * i for i, p in zip(ids, predictions, strict=True))
             if len(seen) >= BURST:
                 stream.stop()
         guard.cancel()

@@ -30,7 +30,8 @@ import pyarrow.parquet as pq
 from sygnify.ml.realtime import RealTimeML
 from sygnify.processing import Aggregate
 from sygnify.streams.windows import Tumbling
-from tests.streams.backends import Backend
+from tests.services import require
+from tests.streams.backends import REDIS_URL, Backend, port_open
 from tests.streams.window_worker import SCHEMA, WINDOW, run
 
 #: SIGKILL points per source (SYGNIFY_KILL_POINTS raises it; the issue's figure is 100).
@@ -207,9 +208,48 @@ def results(out: Path) -> Counter[tuple[int, float, int, int]]:
 def test_sigkill_at_random_points_leaves_every_window_in_the_sink_exactly_once(
     backend: Backend, tmp_path: Path
 ) -> None:
+    spec = {"kind": backend.kind, "name": backend.name, "bootstrap": backend.bootstrap, "idle": 2.0}
+    total = kill_and_restart(backend, spec, tmp_path)
+    got, want = results(tmp_path), expected_windows(total)
+    if backend.kind == "mqtt":
+        # no positions: a record saved but not acknowledged before a kill is counted again
+        by_window = {(k, s): n for k, s, n, _ in got}
+        assert len(got) == len(want), "one result per window"
+        assert all(by_window[(k, s)] >= n for k, s, n, _ in want), "no window lost an event"
+    else:
+        assert got == want, (
+            f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
+        )
+
+
+def test_sigkill_at_random_points_leaves_every_window_in_a_redis_stream_sink_exactly_once(
+    tmp_path: Path,
+) -> None:
+    import redis
+
+    require(port_open(6379), "redis on 127.0.0.1:6379")
+    backend = Backend("redis")
+    backend.prepare()
+    spec = {"kind": "redis", "name": backend.name, "idle": 2.0, "sink": "redis"}
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        total = kill_and_restart(backend, spec, tmp_path)
+        entries = client.xrange(f"{backend.name}-results")
+        rows = [json.loads(fields[b"data"]) for _, fields in entries]
+    finally:
+        guards = client.keys(f"{backend.name}-results:sygnify-label:*")
+        client.delete(f"{backend.name}-results", *guards)
+        backend.cleanup()
+    got = Counter((r["k"], r["window_start"], r["n"], r["total"]) for r in rows)
+    want = expected_windows(total)
+    assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
+
+
+def kill_and_restart(backend: Backend, spec: dict[str, Any], tmp_path: Path) -> int:
+    """Run the worker while events arrive live, SIGKILL it at ``KILL_POINTS`` random points and
+    restart it each time, then let a last run finish; returns the number of events produced."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["tests.streams.window_worker"])
-    spec = {"kind": backend.kind, "name": backend.name, "bootstrap": backend.bootstrap, "idle": 2.0}
     backend.open(consumer="worker", schema=SCHEMA).close()  # the MQTT session exists before events
     rng = random.Random(14)
     total = int(RATE * KILL_POINTS * 0.3) + RATE
@@ -243,16 +283,7 @@ def test_sigkill_at_random_points_leaves_every_window_in_the_sink_exactly_once(
     assert final.exitcode == 0, f"the last run ended with {final.exitcode}"
     assert (tmp_path / "done.marker").exists()
     assert kills >= KILL_POINTS
-    got, want = results(tmp_path), expected_windows(total)
-    if backend.kind == "mqtt":
-        # no positions: a record saved but not acknowledged before a kill is counted again
-        by_window = {(k, s): n for k, s, n, _ in got}
-        assert len(got) == len(want), "one result per window"
-        assert all(by_window[(k, s)] >= n for k, s, n, _ in want), "no window lost an event"
-    else:
-        assert got == want, (
-            f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
-        )
+    return total
 
 
 def test_a_checkpointed_stream_acknowledges_at_each_save_not_when_windows_close(tmp_path: Path) -> None:

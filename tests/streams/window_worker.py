@@ -27,6 +27,15 @@ WINDOW = 5.0
 LATENESS = 20.0
 
 
+def sink_of(spec: dict[str, Any], out: Path) -> Any:
+    """A dataset directory, or (``"sink": "redis"``) the Redis stream ``<name>-results``."""
+    if spec.get("sink") == "redis":
+        from sygnify.streams.redis import RedisStreamSink
+
+        return RedisStreamSink(stream=f"{spec['name']}-results")
+    return str(out / "results") + "/"
+
+
 def run(spec: dict[str, Any], out: str) -> None:
     main(spec, Path(out))
 
@@ -47,7 +56,7 @@ def main(spec: dict[str, Any], out: Path) -> None:
             aggregate=Aggregate(by="k", n=("id", "count"), total=("id", "sum")),
             checkpoint=str(out / "state.json"),
             checkpoint_interval=0.2,
-            sink=str(out / "results") + "/",
+            sink=sink_of(spec, out),
             idle_timeout=spec.get("idle", 3.0),
             max_records=spec.get("batch", 25),
             poll_timeout=0.1,

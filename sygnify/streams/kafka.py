@@ -21,6 +21,7 @@ and only holds for Kafka-to-Kafka pipelines; with any other sink make the writes
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -37,7 +38,7 @@ from sygnify.errors import (
 )
 from sygnify.streams.base import BaseSource, RawMessage, SourceConfig
 
-__all__ = ["KafkaConfig", "KafkaSource"]
+__all__ = ["KafkaConfig", "KafkaSource", "KafkaTopicSink"]
 
 _TRANSIENT = {
     KafkaError._TRANSPORT,
@@ -305,3 +306,134 @@ class KafkaSource(BaseSource):
             if not known or tp.offset < 0 or tp.offset < high:
                 lagging.append(f"{tp.topic}/{tp.partition}")
         return lagging
+
+
+#: The header naming the result (the sink label) every record of it carries.
+LABEL_HEADER = "sygnify-label"
+
+
+class KafkaTopicSink:
+    """Write a stream's results to a Kafka topic, each row one record (JSON), exactly once.
+
+    Each result is one Kafka transaction (``transactional_id``, stable across restarts of the
+    same stream: the next run's producer fences the one that died and aborts what it left
+    open), and every record carries its label in the ``sygnify-label`` header. Before the
+    first write of a run the sink reads the topic's last ``lookback`` committed records per
+    partition: a label found there was committed before a crash and is not written again
+    (the label is stored with the output). Consumers of the topic should read with
+    ``isolation.level=read_committed``::
+
+        sink = KafkaTopicSink(bootstrap_servers="127.0.0.1:9092", topic="scores",
+                              transactional_id="fraud-scores")
+        stream = ml.stream(source, model="fraud", checkpoint="state.json", sink=sink)
+    """
+
+    idempotent = True
+    parallel_safe = False
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        topic: str,
+        transactional_id: str,
+        key: str | None = None,
+        lookback: int = 1000,
+        timeout: float = 30.0,
+        producer_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not topic or not transactional_id or lookback < 1:
+            raise ConfigurationError("KafkaTopicSink needs a topic, a transactional_id and lookback >= 1")
+        self.topic, self.key, self.lookback, self.timeout = topic, key, lookback, timeout
+        self.name = f"kafka topic {topic!r} at {bootstrap_servers}"
+        self._bootstrap = bootstrap_servers
+        config = {
+            "bootstrap.servers": bootstrap_servers,
+            "transactional.id": transactional_id,
+            **dict(producer_config or {}),
+        }
+        self._producer = Producer(config)
+        self._ready = False
+        self._committed: set[str] = set()
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except KafkaException as exc:
+            raise translate_kafka_error(exc.args[0], self.name) from exc
+
+    def _start(self) -> None:
+        self._call(self._producer.init_transactions, self.timeout)  # fences the previous run
+        self._committed = self._labels_at_the_end()
+        self._ready = True
+
+    def _labels_at_the_end(self) -> set[str]:
+        """The labels of the last ``lookback`` committed records of each partition."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self._bootstrap,
+                "group.id": "sygnify-sink-check",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
+        labels: set[str] = set()
+        try:
+            metadata = self._call(consumer.list_topics, self.topic, self.timeout)
+            info = metadata.topics.get(self.topic)
+            if info is None or info.error is not None:
+                raise NotFoundError(f"{self.name}: the topic does not exist", resource=self.topic)
+            starts = []
+            for partition in info.partitions:
+                low, high = self._call(
+                    consumer.get_watermark_offsets, TopicPartition(self.topic, partition), self.timeout
+                )
+                if high > low:
+                    starts.append(TopicPartition(self.topic, partition, max(low, high - self.lookback)))
+            if not starts:
+                return labels
+            consumer.assign(starts)
+            at_end = 0
+            while at_end < len(starts):
+                message = consumer.poll(self.timeout)
+                if message is None:
+                    break
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        at_end += 1
+                        continue
+                    raise translate_kafka_error(error, self.name)
+                value = dict(message.headers() or []).get(LABEL_HEADER)
+                if value is not None:
+                    labels.add(value.decode() if isinstance(value, bytes) else str(value))
+        finally:
+            consumer.close()
+        return labels
+
+    def write(self, table: Any, label: str) -> list[str]:
+        """Append ``table``'s rows (an Arrow table) as one transaction, unless ``label`` is committed."""
+        if not self._ready:
+            self._start()
+        if label in self._committed:
+            return [self.topic]
+        producer = self._producer
+        headers: list[tuple[str, str | bytes | None]] = [(LABEL_HEADER, label.encode())]
+        self._call(producer.begin_transaction)
+        try:
+            for row in table.to_pylist():
+                key = None if self.key is None else str(row.get(self.key)).encode()
+                producer.produce(self.topic, json.dumps(row, default=str).encode(), key=key, headers=headers)
+                producer.poll(0)
+            self._call(producer.commit_transaction, self.timeout)
+        except BaseException:
+            with contextlib.suppress(KafkaException):
+                producer.abort_transaction(self.timeout)
+            raise
+        self._committed = {label}  # a run writes each label once: only a restart repeats one
+        return [self.topic]
+
+    def close(self) -> list[str]:
+        self._producer.flush(self.timeout)
+        return [self.topic]

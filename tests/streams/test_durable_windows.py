@@ -34,8 +34,8 @@ from tests.services import require
 from tests.streams.backends import REDIS_URL, Backend, port_open
 from tests.streams.window_worker import SCHEMA, WINDOW, run
 
-#: SIGKILL points per source (SYGNIFY_KILL_POINTS raises it; the issue's figure is 100).
-KILL_POINTS = int(os.environ.get("SYGNIFY_KILL_POINTS", "25"))
+#: SIGKILL points per source (SYGNIFY_KILL_POINTS changes it).
+KILL_POINTS = int(os.environ.get("SYGNIFY_KILL_POINTS", "100"))
 RATE = 300  # events per second while the workers are killed and restarted
 
 
@@ -240,6 +240,45 @@ def test_sigkill_at_random_points_leaves_every_window_in_a_redis_stream_sink_exa
         guards = client.keys(f"{backend.name}-results:sygnify-label:*")
         client.delete(f"{backend.name}-results", *guards)
         backend.cleanup()
+    got = Counter((r["k"], r["window_start"], r["n"], r["total"]) for r in rows)
+    want = expected_windows(total)
+    assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
+
+
+def test_sigkill_at_random_points_leaves_every_window_in_a_kafka_topic_sink_exactly_once(
+    kafka_bootstrap: str | None, tmp_path: Path
+) -> None:
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    require(kafka_bootstrap is not None, "the tansu Kafka broker could not start")
+    assert kafka_bootstrap is not None
+    backend = Backend("kafka", bootstrap=kafka_bootstrap)
+    backend.prepare()
+    results_topic = f"{backend.name}-results"
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics([NewTopic(results_topic, num_partitions=2)])[results_topic].result(30)
+    spec = {"kind": "kafka", "name": backend.name, "bootstrap": kafka_bootstrap, "idle": 2.0, "sink": "kafka"}
+    total = kill_and_restart(backend, spec, tmp_path)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_bootstrap,
+            "group.id": "results-reader",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.assign([TopicPartition(results_topic, p, 0) for p in range(2)])
+    rows, at_end = [], 0
+    while at_end < 2:
+        message = consumer.poll(10)
+        assert message is not None, "the results topic did not reach its end"
+        if message.error() is not None:
+            assert message.error().code() == KafkaError._PARTITION_EOF
+            at_end += 1
+            continue
+        rows.append(json.loads(message.value()))
+    consumer.close()
     got = Counter((r["k"], r["window_start"], r["n"], r["total"]) for r in rows)
     want = expected_windows(total)
     assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"

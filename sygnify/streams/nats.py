@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
@@ -29,7 +30,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sygnify.errors import ConfigurationError, ConnectionFailedError, NotFoundError, OperationTimeoutError
 from sygnify.streams.base import BaseSource, RawMessage, SourceConfig
 
-__all__ = ["NatsConfig", "NatsSource"]
+__all__ = ["NatsConfig", "NatsSource", "NatsSubjectSink"]
 
 T = TypeVar("T")
 
@@ -41,6 +42,47 @@ def _redact(servers: str) -> str:
     return ",".join(
         f"{s.split('://', 1)[0]}://***@{s.split('@', 1)[1]}" if "@" in s else s for s in servers.split(",")
     )
+
+
+class _LoopThread:
+    """An asyncio event loop on a daemon thread, for nats-py (asyncio only) behind blocking calls."""
+
+    def __init__(self, name: str, resource: str) -> None:
+        self.resource = resource
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run ``coroutine`` on the loop and wait for it (``OperationTimeoutError`` after ``timeout``)."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError as exc:
+            future.cancel()
+            raise OperationTimeoutError(f"{self.resource}: no answer within {timeout} s") from exc
+
+    def stop(self, connection: Client | None) -> None:
+        """Close ``connection``, cancel what still runs on the loop, and end the thread."""
+
+        async def shutdown() -> None:
+            if connection is not None and not connection.is_closed:
+                # closing must not raise: unacknowledged messages are redelivered anyway
+                with contextlib.suppress(Exception):
+                    await connection.close()
+            current = asyncio.current_task()
+            tasks = [task for task in asyncio.all_tasks() if task is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        if self.thread.is_alive():
+            with contextlib.suppress(Exception):
+                self.run(shutdown(), timeout=10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=10)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 class NatsConfig(SourceConfig):
@@ -97,12 +139,8 @@ class NatsSource(BaseSource):
         self._max_ack_pending = max_ack_pending
         self._create_stream = create_stream
         self._connect_options = dict(connect_options or {})
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name=f"sygnify-nats-{durable}", daemon=True
-        )
-        self._thread.start()
         self._nc: Client | None = None
+        self._runner = _LoopThread(f"sygnify-nats-{durable}", self.resource)
         self._sub: Any = None
         try:
             self._run(self._connect(), timeout=30)
@@ -115,12 +153,7 @@ class NatsSource(BaseSource):
         return f"nats {_redact(self._servers)} stream {self.stream!r} durable {self.durable!r}"
 
     def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        try:
-            return future.result(timeout)
-        except TimeoutError as exc:
-            future.cancel()
-            raise OperationTimeoutError(f"{self.resource}: no answer within {timeout} s") from exc
+        return self._runner.run(coroutine, timeout)
 
     async def _connect(self) -> None:
         try:
@@ -248,25 +281,8 @@ class NatsSource(BaseSource):
             "last_seq": messages[-1].position["stream_seq"],
         }
 
-    async def _shutdown(self) -> None:
-        if self._nc is not None and not self._nc.is_closed:
-            # closing must not raise: unacknowledged messages are redelivered anyway
-            with contextlib.suppress(Exception):
-                await self._nc.close()
-        current = asyncio.current_task()
-        tasks = [task for task in asyncio.all_tasks() if task is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
     def _stop_loop(self) -> None:
-        if self._thread.is_alive():
-            with contextlib.suppress(Exception):
-                self._run(self._shutdown(), timeout=10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-        if not self._thread.is_alive():
-            self._loop.close()
+        self._runner.stop(self._nc)
 
     def _close(self) -> None:
         self._stop_loop()
@@ -277,3 +293,89 @@ class NatsSource(BaseSource):
     def order_key(self, position: Mapping[str, Any]) -> tuple[str, Any] | None:
         """A message's stream and stream sequence."""
         return self.stream, int(position["stream_seq"])
+
+
+#: JetStream's error code for a missing stream (10037 is "no message found").
+STREAM_NOT_FOUND = 10059
+#: The header naming the result (the sink label) a message holds.
+LABEL_HEADER = "Sygnify-Label"
+
+
+class NatsSubjectSink:
+    """Write a stream's results to a JetStream subject, one message per result, exactly once.
+
+    Each result is one message (its rows as JSON lines) with the label in ``Nats-Msg-Id``
+    (JetStream drops a repeat within the stream's duplicate window) and in the
+    ``Sygnify-Label`` header. Before the first write of a run the sink reads the subject's last
+    message: a result whose label is there was published before a crash and is not published
+    again, however long the restart took. A JetStream stream must capture ``subject``::
+
+        sink = NatsSubjectSink(servers="nats://127.0.0.1:4222", stream="SCORES", subject="scores.fraud")
+        stream = ml.stream(source, model="fraud", checkpoint="state.json", sink=sink)
+    """
+
+    idempotent = True
+    parallel_safe = False
+
+    def __init__(
+        self,
+        *,
+        stream: str,
+        subject: str,
+        servers: str = "nats://127.0.0.1:4222",
+        timeout: float = 30.0,
+        connect_options: dict[str, Any] | None = None,
+    ) -> None:
+        if not stream or not subject:
+            raise ConfigurationError("NatsSubjectSink needs the JetStream stream and the subject")
+        self.stream, self.subject, self.timeout = stream, subject, timeout
+        self.name = f"nats {_redact(servers)} subject {subject!r}"
+        self._servers = servers
+        self._connect_options = dict(connect_options or {})
+        self._nc: Client | None = None
+        self._last_label: str | None = None
+        self._runner = _LoopThread(f"sygnify-nats-sink-{subject}", self.name)
+
+    async def _start(self) -> Client:
+        try:
+            nc = await nats.connect(self._servers, connect_timeout=5, **self._connect_options)
+        except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError) as exc:
+            raise ConnectionFailedError(
+                f"{self.name}: cannot connect: {exc}", resource=self._servers
+            ) from exc
+        self._nc = nc
+        try:
+            last = await nc.jetstream().get_last_msg(self.stream, self.subject)
+            self._last_label = (last.headers or {}).get(LABEL_HEADER)
+        except nats.js.errors.NotFoundError as exc:
+            if getattr(exc, "err_code", None) == STREAM_NOT_FOUND:
+                raise NotFoundError(
+                    f"{self.name}: no JetStream stream {self.stream!r}", resource=self.stream
+                ) from exc
+            self._last_label = None  # nothing published on the subject yet
+        return nc
+
+    async def _publish(self, payload: bytes, label: str) -> None:
+        nc = self._nc or await self._start()
+        if label == self._last_label:
+            return  # published before the crash that repeats it
+        headers = {"Nats-Msg-Id": label, LABEL_HEADER: label}
+        try:
+            await nc.jetstream().publish(self.subject, payload, headers=headers, stream=self.stream)
+        except nats.errors.NoRespondersError as exc:
+            raise ConfigurationError(
+                f"{self.name}: no JetStream stream captures the subject; add one", resource=self.subject
+            ) from exc
+        except (nats.errors.Error, OSError) as exc:
+            raise ConnectionFailedError(f"{self.name}: publish failed: {exc}", resource=self.subject) from exc
+        self._last_label = label
+
+    def write(self, table: Any, label: str) -> list[str]:
+        """Publish ``table``'s rows (an Arrow table) as one message under ``label`` (once)."""
+        payload = "\n".join(json.dumps(row, default=str) for row in table.to_pylist()).encode()
+        self._runner.run(self._publish(payload, label), self.timeout)
+        return [self.subject]
+
+    def close(self) -> list[str]:
+        self._runner.stop(self._nc)
+        return [self.subject]

@@ -31,7 +31,7 @@ from sygnify.ml.realtime import RealTimeML
 from sygnify.processing import Aggregate
 from sygnify.streams.windows import Tumbling
 from tests.services import require
-from tests.streams.backends import REDIS_URL, Backend, port_open
+from tests.streams.backends import NATS_URL, REDIS_URL, Backend, port_open
 from tests.streams.window_worker import SCHEMA, WINDOW, run
 
 #: SIGKILL points per source (SYGNIFY_KILL_POINTS changes it).
@@ -279,6 +279,48 @@ def test_sigkill_at_random_points_leaves_every_window_in_a_kafka_topic_sink_exac
             continue
         rows.append(json.loads(message.value()))
     consumer.close()
+    got = Counter((r["k"], r["window_start"], r["n"], r["total"]) for r in rows)
+    want = expected_windows(total)
+    assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
+
+
+def test_sigkill_at_random_points_leaves_every_window_in_a_nats_subject_sink_exactly_once(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    import nats
+
+    require(port_open(4222), "nats on 127.0.0.1:4222")
+    backend = Backend("nats")
+    backend.prepare()
+    results = f"{backend.name}-results"
+
+    async def create() -> None:
+        nc = await nats.connect(NATS_URL)
+        # a short duplicate window: the sink's own check, not JetStream's, must prevent repeats
+        await nc.jetstream().add_stream(name=results, subjects=[f"{results}.>"], duplicate_window=0.1)
+        await nc.close()
+
+    async def read_and_delete() -> list[dict[str, Any]]:
+        nc = await nats.connect(NATS_URL)
+        js = nc.jetstream()
+        rows: list[dict[str, Any]] = []
+        info = await js.stream_info(results)
+        for seq in range(1, info.state.last_seq + 1):
+            message = await js.get_msg(results, seq)
+            rows += [json.loads(line) for line in (message.data or b"").splitlines()]
+        await js.delete_stream(results)
+        await nc.close()
+        return rows
+
+    asyncio.run(create())
+    spec = {"kind": "nats", "name": backend.name, "idle": 2.0, "sink": "nats"}
+    try:
+        total = kill_and_restart(backend, spec, tmp_path)
+    finally:
+        rows = asyncio.run(read_and_delete())
+        backend.cleanup()
     got = Counter((r["k"], r["window_start"], r["n"], r["total"]) for r in rows)
     want = expected_windows(total)
     assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"

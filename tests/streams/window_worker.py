@@ -30,11 +30,15 @@ LATENESS = {"nats": 20.0}
 
 
 def sink_of(spec: dict[str, Any], out: Path) -> Any:
-    """A dataset directory, or (``"sink": "redis"`` / ``"kafka"``) the stream or topic ``<name>-results``."""
+    """A dataset directory, or (``"sink"``: redis, kafka, nats) the stream or topic ``<name>-results``."""
     if spec.get("sink") == "redis":
         from sygnify.streams.redis import RedisStreamSink
 
         return RedisStreamSink(stream=f"{spec['name']}-results")
+    if spec.get("sink") == "nats":
+        from sygnify.streams.nats import NatsSubjectSink
+
+        return NatsSubjectSink(stream=f"{spec['name']}-results", subject=f"{spec['name']}-results.out")
     if spec.get("sink") == "kafka":
         from sygnify.streams.kafka import KafkaTopicSink
 

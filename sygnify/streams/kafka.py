@@ -288,10 +288,13 @@ class KafkaSource(BaseSource):
     def lagging_partitions(self) -> list[str] | None:
         """Assigned partitions whose position is behind their high watermark (cached by librdkafka
         from fetch answers, so this asks the broker nothing); a partition whose position or
-        watermark is not known yet counts as behind unless it is known to be empty."""
+        watermark is not known yet counts as behind unless it is known to be empty. None with a
+        single partition assigned."""
         try:
             assigned = self._consumer.assignment()
-            positions = self._consumer.position(assigned) if assigned else []
+            if len(assigned) <= 1:
+                return None  # one partition: its order is the event order there is
+            positions = self._consumer.position(assigned)
         except (KafkaException, RuntimeError):
             return None
         lagging = []

@@ -27,6 +27,7 @@ processes (durable window state).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -35,7 +36,6 @@ from datetime import timedelta
 from typing import Any, Literal
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pat
@@ -375,33 +375,41 @@ class WindowState:
         first = np.floor(times / step) * step
         keys = self._keys(table)
         tags = self._tags(table)
-        frame = pl.DataFrame({"row": np.arange(table.num_rows), "first": first})
+        # each distinct key as a small integer: rows are grouped by (start, key) in numpy
+        code_of: dict[tuple[Any, ...], int] = {}
+        codes = np.fromiter(
+            (code_of.setdefault(key, len(code_of)) for key in keys), dtype=np.int64, count=table.num_rows
+        )
+        distinct = list(code_of)
         live_anywhere = np.zeros(table.num_rows, dtype=bool)
+        assigned: list[np.ndarray[Any, Any]] = []
         for offset in range(copies):
             starts = first - offset * step
             inside = (starts <= times) & (times < starts + size)
-            ends = starts + size
-            live = inside & (ends > watermark)
-            if not live.any():
+            live = np.flatnonzero(inside & (starts + size > watermark))
+            if not live.size:
                 continue
-            selected = frame.filter(pl.Series(live)).with_columns(pl.Series("start", starts[live]))
-            for (start,), group in selected.group_by(["start"], maintain_order=True):
-                rows = group["row"].to_numpy()
-                by_key: dict[tuple[Any, ...], list[int]] = {}
-                for r in rows.tolist():
-                    by_key.setdefault(keys[r], []).append(r)
-                for key, indices in by_key.items():
-                    if (key, float(start)) in self._closed_early:
-                        continue  # emitted on idleness already: late for this window
-                    live_anywhere[indices] = True
-                    part = table.take(pa.array(indices))
-                    window = self._window(key, float(start), float(start) + size)
-                    window.parts.append(part)
-                    window.updated = now
-                    window.rows += len(indices)
-                    touched.add((key, id(window)))
-                    if tags is not None:
-                        result.assigned.update(tags[indices].tolist())
+            order = np.lexsort((codes[live], starts[live]))  # stable: rows keep their order
+            rows = live[order]
+            row_starts, row_codes = starts[rows], codes[rows]
+            cuts = np.flatnonzero((np.diff(row_starts) != 0) | (np.diff(row_codes) != 0)) + 1
+            bounds = [0, *cuts.tolist(), len(rows)]
+            taken = table.take(pa.array(rows))  # one take per copy; each window gets a slice
+            for begin, stop in itertools.pairwise(bounds):
+                key, start = distinct[row_codes[begin]], float(row_starts[begin])
+                if (key, start) in self._closed_early:
+                    continue  # emitted on idleness already: late for this window
+                members = rows[begin:stop]
+                live_anywhere[members] = True
+                window = self._window(key, start, start + size)
+                window.parts.append(taken.slice(begin, stop - begin))
+                window.updated = now
+                window.rows += stop - begin
+                touched.add((key, id(window)))
+                assigned.append(members)
+        if tags is not None and assigned:
+            values, counts = np.unique(tags[np.concatenate(assigned)], return_counts=True)
+            result.assigned.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
         # a row is late when no window it belongs to is still open (NaN times included)
         late = np.flatnonzero(~live_anywhere)
         result.late += len(late)

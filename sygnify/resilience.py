@@ -20,11 +20,10 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import enum
-import itertools
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
@@ -364,65 +363,11 @@ class Resilience:
     breaker: CircuitBreaker
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """``fn(*args, **kwargs)`` with retries through the breaker.
-
-        A failure that leaves the breaker open ends the retries at once with its
-        :class:`CircuitOpenError` (chained to the failure), without sleeping a backoff the
-        breaker would refuse anyway; the last attempt's failure still propagates as itself::
-
-            >>> from sygnify.errors import ConnectionFailedError
-            >>> slept: list[float] = []
-            >>> policy = RetryPolicy(max_attempts=4, initial_delay=0.5, jitter=0, sleep=slept.append)
-            >>> resilience = Resilience(policy, CircuitBreaker("svc", failure_threshold=2))
-            >>> def down() -> None:
-            ...     raise ConnectionFailedError("reset")
-            >>> try:
-            ...     resilience.call(down)
-            ... except CircuitOpenError:
-            ...     print("refused after sleeping", slept)
-            refused after sleeping [0.5]
-        """
         if self.breaker.in_operation:
             self.breaker.check()
             return fn(*args, **kwargs)
-        policy = self.retry
-        attempts = itertools.count(1)
-
-        def attempt() -> R:
-            number = next(attempts)
-            try:
-                return self.breaker.call(fn, *args, **kwargs)
-            except policy.retry_on as exc:
-                if number < policy.max_attempts:
-                    self.refuse_if_open(exc)
-                raise
-
         with self.breaker.operation():
-            return policy.call(attempt)
-
-    async def acall(self, fn: Callable[[], Awaitable[R]], *, sleep: Callable[[float], Awaitable[None]]) -> R:
-        """Await ``fn()`` with the same retries, breaker and fail-fast rule; ``sleep`` awaits a backoff."""
-        policy = self.retry
-        for number in itertools.count(1):
-            try:
-                with self.breaker.guarding():
-                    return await fn()
-            except policy.retry_on as exc:
-                if number >= policy.max_attempts:
-                    raise
-                self.refuse_if_open(exc)
-                delay = policy.delay_for(number, exc)
-                if policy.on_retry is not None:
-                    policy.on_retry(number, exc, delay)
-                await sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover - itertools.count never ends
-
-    def refuse_if_open(self, failure: BaseException) -> None:
-        """Raise the breaker's :class:`CircuitOpenError` (from ``failure``) if it is open now."""
-        try:
-            self.breaker.check()
-        except CircuitOpenError as refused:
-            raise refused from failure
+            return self.retry.call(self.breaker.call, fn, *args, **kwargs)
 
     def resume(
         self,

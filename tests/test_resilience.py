@@ -205,19 +205,6 @@ def test_resilience_stops_retrying_once_the_breaker_opens() -> None:
     assert resilience.breaker.state is BreakerState.OPEN
 
 
-def test_a_failure_that_opens_the_breaker_is_not_followed_by_a_backoff_sleep() -> None:
-    slept: list[float] = []
-    resilience = Resilience(
-        retry=RetryPolicy(max_attempts=10, jitter=0, initial_delay=0.01, sleep=slept.append),
-        breaker=CircuitBreaker("svc", failure_threshold=3, reset_timeout=60, clock=FakeClock()),
-    )
-    failing = Flaky(*(ConnectionFailedError("down") for _ in range(20)))
-    with pytest.raises(CircuitOpenError) as refused:
-        resilience.call(failing)
-    assert len(slept) == 2, "a sleep between the first three failures only, none after the third opened it"
-    assert isinstance(refused.value.__cause__, ConnectionFailedError)
-
-
 def test_deadline_uses_the_injected_clock() -> None:
     clock = FakeClock()
     deadline = Deadline(3, clock=clock)

@@ -29,8 +29,8 @@ from sygnify.ml.answers import Answers, as_arrow_array, to_table
 from sygnify.ml.backends import BackendOutput, ModelBackend
 from sygnify.ml.routing import MISSING, ModelEntry
 from sygnify.ml.stream import PredictionStream
-from sygnify.ml.stream_processor import StreamEvent
 from sygnify.ml.versions import ModelVersions
+from sygnify.processing.stream_processor import StreamEvent
 
 __all__ = ["OutputFormat", "Prediction", "RealTimeML"]
 

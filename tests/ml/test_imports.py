@@ -20,9 +20,11 @@ def _targets(module: str) -> set[str]:
 
 
 def test_the_graph_sees_ml_imports() -> None:
-    assert {"sygnify.ml.realtime", "sygnify.ml.stream", "sygnify.ml.stream_processor"} <= ML
+    assert {"sygnify.ml.realtime", "sygnify.ml.stream"} <= ML
     assert "sygnify.ml.stream" in _targets("sygnify.ml.realtime")
-    assert "sygnify.ml.stream_processor" in _targets("sygnify.ml.stream")
+    # the mode logic and the exactly-once driver are model-free: they live in processing
+    assert "sygnify.processing.stream_processor" in _targets("sygnify.ml.stream")
+    assert "sygnify.processing.stream_run" in _targets("sygnify.ml.stream")
 
 
 def test_no_import_cycles_among_ml_modules() -> None:
@@ -38,7 +40,8 @@ def test_streams_do_not_know_realtime_ml() -> None:
     # PredictionStream and StreamProcessor get score/notify callables instead of a RealTimeML,
     # not even under TYPE_CHECKING
     assert "sygnify.ml.realtime" not in _targets("sygnify.ml.stream")
-    assert "sygnify.ml.realtime" not in _targets("sygnify.ml.stream_processor")
+    assert not any(t.startswith("sygnify.ml") for t in _targets("sygnify.processing.stream_processor"))
+    assert not any(t.startswith("sygnify.ml") for t in _targets("sygnify.processing.stream_run"))
 
 
 def test_no_ml_module_uses_the_old_private_seams_of_realtime_ml() -> None:

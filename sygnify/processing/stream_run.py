@@ -1,6 +1,9 @@
-"""Exactly-once streams: the driver of a :class:`~sygnify.ml.stream.PredictionStream` with a checkpoint.
+"""The one stream runtime: :class:`StreamRun` drives a source through a :class:`StreamProcessor`.
 
-With ``checkpoint=PATH`` (local or ``s3://...``) a stream keeps its windows, its source
+``RealTimeML.stream`` (a model's scorer, :class:`~sygnify.ml.stream.PredictionStream`) and
+``LargeDataHandler.process`` on a stream source (a transform) both run on it. Without a
+checkpoint a source batch is acknowledged once all its rows' results were yielded
+(at-least-once). With ``checkpoint=PATH`` (local or ``s3://...``) a stream keeps its windows, its source
 progress and the results it has not delivered yet in a
 :class:`~sygnify.processing.stream_state.StreamCheckpoint`; each step is
 
@@ -38,20 +41,25 @@ one: with them a crash between a save and its acknowledgement counts those recor
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
 
 from sygnify.errors import ConfigurationError, SourceClosedError
-from sygnify.ml.stream_processor import Item, Notify, StreamProcessor
 from sygnify.processing.sinks import ConnectorSink, Sink, as_sink
+from sygnify.processing.stream_processor import Item, Notify, StreamProcessor
 from sygnify.processing.stream_state import Progress, StreamCheckpoint
 
-__all__ = ["DurableDriver", "as_checkpoint", "lagging_of", "stream_sink"]
+__all__ = ["STOP_CHECK_S", "DurableDriver", "StreamRun", "as_checkpoint", "lagging_of", "stream_sink"]
+
+#: The default ``poll_timeout``, the longest one ``read()`` waits: how soon a stream sees ``stop()``.
+STOP_CHECK_S = 0.25
 
 _logger = logging.getLogger(__name__)
 
@@ -247,3 +255,216 @@ def _tables(outputs: list[tuple[pa.Table, list[Callable[[], None]]]]) -> list[pa
 def _log_dropped(model: str, rows: Sequence[int], reasons: Sequence[str]) -> None:
     for row, reason in zip(rows, reasons, strict=False):
         _logger.warning("model %s: row %d of an acknowledged batch dropped: %s", model, row, reason)
+
+
+class StreamRun:
+    """A stream source (or an iterable, or an async iterable) run through a :class:`StreamProcessor`.
+
+    Iterate with ``for`` (sync sources and iterables) or ``async for`` (async sources too);
+    each result table is passed to ``notify("prediction", table)`` and written to ``sink``
+    before it is yielded. ``idle_timeout`` ends a stream-source run after that many seconds
+    without records (default: run until the consumer stops iterating or the source closes);
+    ``poll_timeout`` bounds each ``read()`` wait (how soon :meth:`stop` is seen);
+    ``max_records`` is the read size. ``checkpoint`` (a :class:`StreamCheckpoint`) makes
+    the run exactly-once towards ``sink`` (:class:`DurableDriver`).
+
+    >>> import pyarrow as pa
+    >>> from sygnify.processing.stream_processor import StreamProcessor
+    >>> double = StreamProcessor(lambda t, keys: pa.table({"y": pa.compute.multiply(t["x"], 2)}),
+    ...                          "double", "batch", time.monotonic, batch_size=2, include_input=False)
+    >>> run = StreamRun(double, [{"x": 1}, {"x": 2}, {"x": 3}], notify=lambda event, payload: None)
+    >>> [t.column("y").to_pylist() for t in run]
+    [[2, 4], [6]]
+    """
+
+    def __init__(
+        self,
+        processor: StreamProcessor,
+        source: Any,
+        *,
+        notify: Notify,
+        sink: Sink | None = None,
+        checkpoint: StreamCheckpoint | None = None,
+        idle_timeout: float | None = None,
+        poll_timeout: float = STOP_CHECK_S,
+        max_records: int = 1000,
+    ) -> None:
+        if checkpoint is not None:
+            if not callable(getattr(source, "read", None)):
+                raise ConfigurationError(
+                    "checkpoint= needs a stream source (Kafka, Redis, NATS, MQTT or any object with "
+                    "read()/close()); an iterable has no positions to resume from"
+                )
+            if processor.mode == "batch":
+                raise ConfigurationError(
+                    "checkpoint= works with the streaming, windowing and aggregation modes; batch mode "
+                    "holds rows between batches that the checkpoint does not keep"
+                )
+        if poll_timeout <= 0 or max_records < 1:
+            raise ConfigurationError("poll_timeout must be > 0 and max_records >= 1")
+        self.processor = processor
+        self.sink = sink
+        self.checkpoint = checkpoint
+        self._source = source
+        self._notify = notify
+        self._idle_timeout = idle_timeout
+        self._poll_timeout = poll_timeout
+        self._max_records = max_records
+        self._stop = threading.Event()
+        self._run_id = uuid.uuid4().hex[:12]
+        self._written = 0
+
+    def stop(self) -> None:
+        """End the run soon (within ``poll_timeout`` plus one step), from any thread or a signal handler.
+
+        In ``streaming`` and ``batch`` modes the buffered events are processed, yielded and
+        acknowledged before iteration ends; windows still open are not emitted (without a
+        checkpoint their source batches stay unacknowledged and are redelivered to the next
+        run; with one they are saved and continued). The source is not closed.
+        """
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    @property
+    def late_rows(self) -> int:
+        """Rows dropped because their window had already been emitted."""
+        return self.processor.late_rows
+
+    def _source_closed(self) -> bool:
+        return bool(getattr(self._source, "closed", False))
+
+    def _emit(self, outputs: list[tuple[pa.Table, list[Callable[[], None]]]]) -> Iterator[pa.Table]:
+        for table, acks in outputs:
+            if table.num_columns:
+                if self.sink is not None:  # at-least-once: a restart writes unacknowledged ones again
+                    self.sink.write(table, f"{self._run_id}-{self._written:08d}")
+                    self._written += 1
+                self._notify("prediction", table)
+                yield table
+            if self._source_closed():
+                continue  # closed under us: what is not acknowledged yet is redelivered
+            try:
+                for ack in acks:  # only after the consumer took the results
+                    ack()
+            except SourceClosedError:
+                continue  # closed between the check and the ack: redelivered, like the rest
+
+    def _finish_on_stop(self) -> list[tuple[pa.Table, list[Callable[[], None]]]]:
+        # open windows are not complete: they are rebuilt from the redelivered batches instead
+        return [] if self.processor.window_state is not None else self.processor.finish()
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        processor = self.processor
+        if callable(getattr(self._source, "read", None)):
+            yield from self._iter_source()
+            return
+        if isinstance(self._source, AsyncIterable):
+            raise ConfigurationError("this source is asynchronous: iterate the stream with 'async for'")
+        for item in self._source if isinstance(self._source, Iterable) else [self._source]:
+            if self._stop.is_set():
+                yield from self._emit(self._finish_on_stop())
+                return
+            yield from self._emit(processor.feed(item))
+            yield from self._emit(processor.tick())
+        yield from self._emit(processor.finish())
+
+    def _iter_source(self) -> Iterator[pa.Table]:
+        if self.checkpoint is not None:
+            yield from DurableDriver(
+                self.processor,
+                self._source,
+                self.checkpoint,
+                sink=self.sink,
+                notify=self._notify,
+                stop_requested=self._stop.is_set,
+                wait=self._stop.wait,
+                poll_timeout=self._poll_timeout,
+                idle_timeout=self._idle_timeout,
+                max_records=self._max_records,
+            )
+            return
+        processor = self.processor
+        source = self._source
+        limit = getattr(source, "max_unacked_batches", None)
+        idle_since = processor.clock()
+        while True:
+            if self._stop.is_set():
+                yield from self._emit(self._finish_on_stop())
+                return
+            if self._source_closed():
+                return  # nothing more can be acknowledged: the buffered events are redelivered
+            due = processor.due_in()
+            timeout = self._poll_timeout if due is None else min(self._poll_timeout, due)
+            started = time.monotonic()
+            batch = source.read(max_records=self._max_records, timeout=timeout)
+            if batch is None:
+                yield from self._emit(processor.tick())
+                if self._idle_timeout is not None and processor.clock() - idle_since >= self._idle_timeout:
+                    yield from self._emit(processor.finish())
+                    return
+                waited = time.monotonic() - started
+                if waited < timeout and processor.due_in() is None:
+                    # a read that came back early with nothing must not turn into a busy loop
+                    self._stop.wait(timeout - waited)
+                continue
+            idle_since = processor.clock()
+            yield from self._emit(processor.feed(batch, lagging=lagging_of(source, processor)))
+            if processor.mode == "streaming" and isinstance(limit, int) and len(processor.pending) >= limit:
+                # the source lends no more batches until these are acknowledged: process them now
+                yield from self._emit(processor.finish())
+            yield from self._emit(processor.tick())
+
+    def __aiter__(self) -> AsyncIterator[pa.Table]:
+        return self._aiter()
+
+    async def _aiter(self) -> AsyncIterator[pa.Table]:
+        processor = self.processor
+        source = self._source
+        if not isinstance(source, AsyncIterable):
+            # sync sources: blocking reads run in a worker thread so the event loop stays free
+            iterator = iter(self)
+            sentinel = object()
+            while True:
+                table = await asyncio.to_thread(next, iterator, sentinel)
+                if table is sentinel:
+                    return
+                yield table
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=64)
+        done = object()
+
+        async def produce() -> None:
+            try:
+                async for item in source:
+                    await queue.put(item)
+            finally:
+                await queue.put(done)
+
+        producer = asyncio.create_task(produce())
+        try:
+            while True:
+                if self._stop.is_set():
+                    for table in self._emit(self._finish_on_stop()):
+                        yield table
+                    return
+                due = processor.due_in()
+                wait = STOP_CHECK_S if due is None else min(due, STOP_CHECK_S)
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout=wait)
+                except asyncio.TimeoutError:
+                    for table in self._emit(processor.tick()):
+                        yield table
+                    continue
+                if item is done:
+                    break
+                for table in self._emit(processor.feed(item)):
+                    yield table
+                for table in self._emit(processor.tick()):
+                    yield table
+            for table in self._emit(processor.finish()):
+                yield table
+        finally:
+            producer.cancel()

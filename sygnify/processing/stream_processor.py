@@ -1,4 +1,5 @@
-"""The mode logic behind :class:`~sygnify.ml.stream.PredictionStream`, free of any I/O.
+"""A stream's mode logic, free of any I/O and of models: behind ``RealTimeML.stream`` (a model's
+scorer as ``score``) and ``LargeDataHandler.process`` on a stream source (a transform).
 
 A :class:`StreamProcessor` is fed source items and answers with ``(predictions, acks)``
 pairs: it gathers rows into micro-batches (adaptive in ``streaming`` mode, fixed in
@@ -51,7 +52,17 @@ from sygnify.streams.windows import (
     WindowState,
 )
 
-__all__ = ["MODES", "Item", "Notify", "OnLate", "Score", "StreamEvent", "StreamProcessor", "normalize"]
+__all__ = [
+    "MODES",
+    "Item",
+    "Notify",
+    "NullFeatures",
+    "OnLate",
+    "Score",
+    "StreamEvent",
+    "StreamProcessor",
+    "normalize",
+]
 
 MODES = ("streaming", "batch", "windowing", "aggregation")
 
@@ -75,6 +86,9 @@ _logger = logging.getLogger(__name__)
 Reject: TypeAlias = Callable[[Sequence[int], Sequence[str]], None]
 #: What to do with a row whose window was already emitted.
 OnLate: TypeAlias = Literal["drop", "dead_letter"]
+#: What to do with a row whose numeric features are null: dead-letter it (a model would see
+#: NaN) or keep it (a transform, in ``LargeDataHandler.process`` on a stream source).
+NullFeatures: TypeAlias = Literal["dead_letter", "keep"]
 
 
 @dataclass
@@ -165,6 +179,12 @@ class StreamProcessor:
         aggregate = options.pop("aggregate", None)
         aggregations = options.pop("aggregations", None)
         close_after = options.pop("close_after", None)
+        # a model cannot score a missing feature (it would see NaN); a transform takes nulls as data
+        self.null_features: NullFeatures = options.pop("null_features", "dead_letter")
+        if self.null_features not in ("dead_letter", "keep"):
+            raise ConfigurationError(
+                f"null_features must be 'dead_letter' or 'keep', got {self.null_features!r}"
+            )
         self.on_late: OnLate = options.pop("on_late", "drop")
         if self.on_late not in ("drop", "dead_letter"):
             raise ConfigurationError(f"on_late must be 'drop' or 'dead_letter', got {self.on_late!r}")
@@ -379,6 +399,8 @@ class StreamProcessor:
     ) -> tuple[pa.Table, list[tuple[int, int, str]]]:
         """Drop rows whose numeric features are null (a missing field): NaN must not be scored."""
         bad: list[tuple[int, int, str]] = []
+        if self.null_features == "keep":
+            return table, bad
         mask = None
         for name in features.column_names:
             column = features.column(name)

@@ -80,7 +80,7 @@ class DeadLetter:
         return path
 
 
-def _classify(exc: BaseException, label: str, origin: str) -> SygnifyError:
+def classify_error(exc: BaseException, label: str, origin: str) -> SygnifyError:
     if isinstance(exc, SygnifyError):
         return exc
     where = f"chunk {label} ({origin})"
@@ -218,7 +218,7 @@ class ChunkProcessor:
             frame = self.conform(frame, label, origin, outcome)
             self._produce(frame.lazy(), outcome)
         except Exception as exc:
-            error = _classify(exc, label, origin)
+            error = classify_error(exc, label, origin)
             if self.on_error == "raise":
                 outcome.failure = error
             else:
@@ -298,7 +298,7 @@ class ChunkProcessor:
         try:
             batches, bad = self.retry.call(load)
         except Exception as exc:
-            error = _classify(exc, f"{part.index:06d}", part.origin)
+            error = classify_error(exc, f"{part.index:06d}", part.origin)
             outcome = ChunkOutcome(f"{part.index:06d}-0000")
             if self.on_error == "raise":
                 outcome.failure = error

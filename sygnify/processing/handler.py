@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeAlias, get_args
 
@@ -37,8 +38,12 @@ from sygnify.processing.plan import Plan
 from sygnify.processing.result import ProcessResult, ProgressCallback, Tracker
 from sygnify.processing.sinks import as_sink
 from sygnify.processing.sources import FileSource, as_source
+from sygnify.processing.stream_process import is_stream_source, run_stream
+from sygnify.processing.stream_processor import OnLate
+from sygnify.processing.stream_run import StreamRun
 from sygnify.processing.tables import table_sink, table_source
 from sygnify.resilience import RetryPolicy
+from sygnify.streams.windows import WindowSpec
 
 __all__ = ["HandlerConfig", "LargeDataHandler", "Mode"]
 
@@ -147,6 +152,7 @@ class LargeDataHandler:
         self.progress = progress
         self.on_progress = on_progress
         self.retry = retry or RetryPolicy()
+        self._streams: list[StreamRun] = []  # stream-source runs in progress (stop() ends them)
 
     def process(
         self,
@@ -160,6 +166,15 @@ class LargeDataHandler:
         on_error: ErrorPolicy = "raise",
         dead_letter: str | Path | None = None,
         schema: Any = None,
+        window: WindowSpec | None = None,
+        time: str | None = None,
+        key: str | Sequence[str] | None = None,
+        allowed_lateness: float | timedelta = 0.0,
+        close_after: float | None = None,
+        on_late: OnLate | None = None,
+        idle_timeout: float | None = None,
+        max_latency: float | None = None,
+        checkpoint_interval: float | None = None,
     ) -> ProcessResult:
         """Run ``transform`` over ``source`` in ``mode`` and write to ``sink``.
 
@@ -174,7 +189,46 @@ class LargeDataHandler:
         ``result.errors``) or write it to ``dead_letter`` (a directory) with the reason.
         ``schema``: the expected schema; chunks are cast to it and rows that do not
         convert are bad rows (default: the first file's schema for file sources).
+
+        ``source`` may also be a stream source (Kafka, Redis Streams, NATS JetStream, MQTT,
+        any :class:`~sygnify.streams.StreamSource`), in ``streaming`` mode: the run goes on
+        until the source closes, ``idle_timeout`` passes without records or :meth:`stop`
+        is called, with micro-batches of at most ``max_latency`` seconds, or windows
+        (``window=``, ``time=``, ``key=``, ``allowed_lateness=``, ``close_after=``,
+        ``on_late=``) when ``transform`` ends in an :class:`Aggregate`; ``checkpoint=PATH``
+        makes it exactly-once towards ``sink`` (saved every ``checkpoint_interval``
+        seconds). See :mod:`sygnify.processing.stream_process`.
         """
+        stream_options = {
+            "window": window,
+            "time": time,
+            "key": key,
+            "allowed_lateness": allowed_lateness,
+            "close_after": close_after,
+            "on_late": on_late,
+            "idle_timeout": idle_timeout,
+            "max_latency": max_latency,
+            "checkpoint_interval": checkpoint_interval,
+        }
+        if is_stream_source(source):
+            return self._process_stream(
+                source,
+                transform,
+                mode,
+                sink,
+                checkpoint,
+                cursor,
+                on_error,
+                dead_letter,
+                schema,
+                stream_options,
+            )
+        given = sorted(name for name, value in stream_options.items() if value not in (None, 0.0))
+        if given:
+            raise ConfigurationError(
+                f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to stream sources "
+                "(Kafka, Redis, NATS, MQTT), not to files or tables"
+            )
         if mode not in get_args(Mode):
             raise ConfigurationError(f"mode must be one of {', '.join(get_args(Mode))}, got {mode!r}")
         if on_error not in get_args(ErrorPolicy):
@@ -235,6 +289,67 @@ class LargeDataHandler:
                 return run_incremental(job, store, cursor)
             finally:
                 tracker.close_bar()
+
+    def _process_stream(
+        self,
+        source: Any,
+        transform: Any,
+        mode: str,
+        sink: Any,
+        checkpoint: Any,
+        cursor: str | None,
+        on_error: ErrorPolicy,
+        dead_letter: str | Path | None,
+        schema: Any,
+        options: dict[str, Any],
+    ) -> ProcessResult:
+        if mode != "streaming":
+            raise ConfigurationError(
+                f"a stream source runs in mode='streaming' (with window= for windows), not {mode!r}"
+            )
+        if on_error not in get_args(ErrorPolicy):
+            raise ConfigurationError(
+                f"on_error must be one of {', '.join(get_args(ErrorPolicy))}, got {on_error!r}"
+            )
+        if cursor is not None:
+            raise ConfigurationError("cursor= applies to mode='incremental' over files and tables")
+        if schema is not None:
+            raise ConfigurationError(
+                "schema= of a stream belongs to its source (e.g. KafkaSource(..., schema=...)), "
+                "which dead-letters records that do not match"
+            )
+        if on_error != "dead_letter" and dead_letter is not None:
+            raise ConfigurationError("dead_letter= needs on_error='dead_letter'")
+        mine: list[StreamRun] = []
+
+        def started(run: StreamRun) -> None:
+            mine.append(run)
+            self._streams.append(run)
+
+        try:
+            return run_stream(
+                source,
+                transform,
+                sink=sink,
+                checkpoint=checkpoint,
+                on_error=on_error,
+                dead_letter=None if dead_letter is None else str(dead_letter),
+                options=options,
+                started=started,
+            )
+        finally:
+            self._streams = [run for run in self._streams if run not in mine]
+
+    def stop(self) -> None:
+        """End the stream-source runs of :meth:`process` in progress, committing what was processed.
+
+        Safe from another thread or a signal handler
+        (``signal.signal(signal.SIGTERM, lambda *_: handler.stop())``); a run ends within
+        a quarter of a second plus the step in progress.
+        """
+        runs, self._streams = self._streams, []
+        for run in runs:
+            run.stop()
 
     def _executor(self) -> Executor:
         if not isinstance(self.executor, str):

@@ -17,13 +17,15 @@ Clocks, sleeps and random sources are injectable so that tests never wait::
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import enum
+import itertools
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
@@ -265,10 +267,31 @@ class CircuitBreaker:
 
     def check(self) -> None:
         """Raise :class:`CircuitOpenError` if the breaker is open (takes no half-open trial)."""
+        refused = self.refusal()
+        if refused is not None:
+            raise refused
+
+    def refusal(self, *, after: float = 0.0) -> CircuitOpenError | None:
+        """The :class:`CircuitOpenError` a call ``after`` seconds from now would get, if nothing
+        changes meanwhile; ``None`` if it may go through then (takes no half-open trial).
+
+        :class:`Resilience` asks this before sleeping a retry's backoff, so that it does not
+        wait for an attempt the breaker will refuse anyway::
+
+            >>> now = [0.0]
+            >>> breaker = CircuitBreaker("svc", failure_threshold=1, reset_timeout=5, clock=lambda: now[0])
+            >>> breaker.record_failure()
+            >>> breaker.refusal(after=1.0) is not None, breaker.refusal(after=5.0) is None
+            (True, True)
+        """
         with self._lock:
             self._refresh()
-            if self._state is BreakerState.OPEN:
-                raise self._open_error()
+            if (
+                self._state is BreakerState.OPEN
+                and self._clock() + after < self._opened_at + self.reset_timeout
+            ):
+                return self._open_error()
+            return None
 
     def is_failure(self, exc: BaseException) -> bool:
         """Whether ``exc`` counts as a failure of the service (``is_failure``)."""
@@ -336,14 +359,18 @@ class CircuitBreaker:
 
 @dataclass
 class Resilience:
-    """A retry policy around a circuit breaker: what connectors wrap each SDK call in.
+    """A retry policy around a circuit breaker: what connectors and remote models wrap each call in.
 
-    Each attempt goes through the breaker; once it opens, :class:`CircuitOpenError` (not
-    transient) ends the retries at once. A call made inside another one on the same thread
-    (and the same breaker) is part of that outer operation: it makes one attempt (refused at
-    once by an open breaker) and records nothing; the outer call retries and records, so
-    attempts do not multiply and a nested success cannot reset the count of a failing outer
-    operation::
+    Each attempt goes through the breaker. A failure after which the breaker would refuse
+    the next attempt (it is open, and stays open for longer than the backoff) ends the
+    retries at once with the breaker's :class:`CircuitOpenError`, chained to that failure
+    (``__cause__``): no backoff is slept, and no retry reported, for an attempt that would
+    be refused; the last attempt's failure still propagates as itself.
+
+    A call made inside another one on the same thread (and the same breaker) is part of
+    that outer operation: it makes one attempt (refused at once by an open breaker) and
+    records nothing; the outer call retries and records, so attempts do not multiply and a
+    nested success cannot reset the count of a failing outer operation::
 
         >>> from sygnify.errors import ConnectionFailedError
         >>> breaker = CircuitBreaker("svc", failure_threshold=2)
@@ -363,11 +390,94 @@ class Resilience:
     breaker: CircuitBreaker
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """``fn(*args, **kwargs)`` with retries through the breaker (see the class docstring).
+
+        An outage ends without sleeping the backoff the breaker would refuse::
+
+            >>> from sygnify.errors import ConnectionFailedError
+            >>> slept: list[float] = []
+            >>> policy = RetryPolicy(max_attempts=4, initial_delay=0.5, jitter=0, sleep=slept.append)
+            >>> resilience = Resilience(policy, CircuitBreaker("svc", failure_threshold=2))
+            >>> def down() -> None:
+            ...     raise ConnectionFailedError("reset")
+            >>> try:
+            ...     resilience.call(down)
+            ... except CircuitOpenError as exc:
+            ...     print("refused after sleeping", slept, "from", type(exc.__cause__).__name__)
+            refused after sleeping [0.5] from ConnectionFailedError
+        """
         if self.breaker.in_operation:
             self.breaker.check()
             return fn(*args, **kwargs)
         with self.breaker.operation():
-            return self.retry.call(self.breaker.call, fn, *args, **kwargs)
+            for attempt in itertools.count(1):
+                try:
+                    return self.breaker.call(fn, *args, **kwargs)
+                except self.retry.retry_on as exc:
+                    delay = self.backoff(attempt, exc)
+                    if delay is None:
+                        raise
+                self.retry.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover - itertools.count never ends
+
+    async def acall(
+        self, fn: Callable[[], Awaitable[R]], *, sleep: Callable[[float], Awaitable[None]] | None = None
+    ) -> R:
+        """Await ``fn()`` with the same retries, breaker and fail-fast rule as :meth:`call`.
+
+        ``sleep`` awaits a backoff; by default :func:`asyncio.sleep`, or the policy's own
+        ``sleep`` when one was injected (tests), called as is.
+
+            >>> import asyncio
+            >>> from sygnify.errors import ConnectionFailedError
+            >>> slept: list[float] = []
+            >>> policy = RetryPolicy(max_attempts=4, initial_delay=0.5, jitter=0, sleep=slept.append)
+            >>> resilience = Resilience(policy, CircuitBreaker("svc", failure_threshold=2))
+            >>> async def down() -> None:
+            ...     raise ConnectionFailedError("reset")
+            >>> try:
+            ...     asyncio.run(resilience.acall(down))
+            ... except CircuitOpenError:
+            ...     print("refused after sleeping", slept)
+            refused after sleeping [0.5]
+        """
+        wait = sleep if sleep is not None else self._async_sleep
+        for attempt in itertools.count(1):
+            try:
+                with self.breaker.guarding():
+                    return await fn()
+            except self.retry.retry_on as exc:
+                delay = self.backoff(attempt, exc)
+                if delay is None:
+                    raise
+            await wait(delay)
+        raise AssertionError("unreachable")  # pragma: no cover - itertools.count never ends
+
+    async def _async_sleep(self, delay: float) -> None:
+        if self.retry.sleep is time.sleep:
+            await asyncio.sleep(delay)
+        else:  # an injected (test) sleep
+            self.retry.sleep(delay)
+
+    def backoff(self, attempt: int, failure: BaseException) -> float | None:
+        """Seconds to wait after failed attempt number ``attempt`` (a retryable ``failure``).
+
+        ``None`` when that was the last attempt (the caller re-raises ``failure``). If the
+        breaker would still refuse an attempt made after that wait, this raises its
+        :class:`CircuitOpenError` from ``failure`` instead: the one place of the fail-fast
+        rule, for :meth:`call`, :meth:`acall` and :meth:`resume`. ``on_retry`` is called only
+        for a retry that will happen.
+        """
+        policy = self.retry
+        if attempt >= policy.max_attempts:
+            return None
+        delay = policy.delay_for(attempt, failure)
+        refused = self.breaker.refusal(after=delay)
+        if refused is not None:
+            raise refused from failure
+        if policy.on_retry is not None:
+            policy.on_retry(attempt, failure, delay)
+        return delay
 
     def resume(
         self,
@@ -382,7 +492,8 @@ class Resilience:
         ``item``. A retryable failure (:class:`TransientError` by default, after
         ``translate``) waits as the policy says and reopens from the last checkpoint, so
         nothing yielded is repeated; ``max_attempts`` failures in a row without progress, or
-        an open breaker, end it. Each failure counts on the breaker; the breaker sees the
+        an open breaker (at once, as in :meth:`call`: no backoff is slept for a reopening the
+        breaker would refuse), end it. Each failure counts on the breaker; the breaker sees the
         stream succeed when it ends::
 
             >>> from sygnify.errors import ConnectionFailedError
@@ -417,13 +528,11 @@ class Resilience:
                     if self.breaker.is_failure(exc):
                         self.breaker.record_failure()
                     failures += 1
-                    if not isinstance(exc, self.retry.retry_on) or failures >= self.retry.max_attempts:
+                    delay = self.backoff(failures, exc) if isinstance(exc, self.retry.retry_on) else None
+                    if delay is None:
                         if exc is raw:
                             raise
                         raise exc from raw
-                    delay = self.retry.delay_for(failures, exc)
-                    if self.retry.on_retry is not None:
-                        self.retry.on_retry(failures, exc, delay)
                     self.retry.sleep(delay)
                     continue
                 failures = 0

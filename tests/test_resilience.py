@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from sygnify import CloudDataConnector
 from sygnify.errors import (
     CircuitOpenError,
     ConfigurationError,
@@ -199,10 +204,123 @@ def test_resilience_stops_retrying_once_the_breaker_opens() -> None:
         breaker=CircuitBreaker("svc", failure_threshold=3, reset_timeout=60, clock=FakeClock()),
     )
     failing = Flaky(*(ConnectionFailedError("down") for _ in range(20)))
-    with pytest.raises(CircuitOpenError):
+    with pytest.raises(CircuitOpenError) as refused:
         resilience.call(failing)
     assert failing.calls == 3
     assert resilience.breaker.state is BreakerState.OPEN
+    # Fail fast, on purpose (docs/errors-and-resilience.md): the third failure opened the breaker
+    # for 60 s, so the call ends at once, chained to that failure, without a fourth backoff
+    # sleep the breaker would answer with a refusal anyway (the old rule slept it first).
+    assert slept == [0.01, 0.02]
+    assert isinstance(refused.value.__cause__, ConnectionFailedError)
+
+
+def test_no_retry_is_reported_for_an_attempt_the_breaker_would_refuse() -> None:
+    retries: list[int] = []
+    resilience = Resilience(
+        retry=RetryPolicy(
+            max_attempts=5, jitter=0, sleep=lambda _: None, on_retry=lambda n, e, d: retries.append(n)
+        ),
+        breaker=CircuitBreaker("svc", failure_threshold=2, reset_timeout=60, clock=FakeClock()),
+    )
+    with pytest.raises(CircuitOpenError):
+        resilience.call(Flaky(*(ConnectionFailedError("down") for _ in range(5))))
+    assert retries == [1]  # the second failure opened it: that retry never happens, so it is not reported
+
+
+def test_a_breaker_that_half_opens_within_the_backoff_is_retried_after_it() -> None:
+    clock = FakeClock()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.now += seconds
+
+    resilience = Resilience(
+        retry=RetryPolicy(max_attempts=3, initial_delay=2.0, jitter=0, sleep=sleep),
+        breaker=CircuitBreaker("svc", failure_threshold=1, reset_timeout=1.0, clock=clock),
+    )
+    # open after the first failure, but only for 1 s: the 2 s backoff outlasts it, so the next
+    # attempt is the half-open trial (not refused) and the call recovers
+    flaky = Flaky(ConnectionFailedError("blip"))
+    assert resilience.call(flaky) == "ok"
+    assert slept == [2.0]
+    assert resilience.breaker.state is BreakerState.CLOSED
+
+
+def test_the_last_attempt_failure_propagates_as_itself_even_when_it_opens_the_breaker() -> None:
+    resilience = Resilience(
+        retry=RetryPolicy(max_attempts=2, initial_delay=0, jitter=0, sleep=lambda _: None),
+        breaker=CircuitBreaker("svc", failure_threshold=2, reset_timeout=60, clock=FakeClock()),
+    )
+    with pytest.raises(ConnectionFailedError, match="second"):
+        resilience.call(Flaky(ConnectionFailedError("first"), ConnectionFailedError("second")))
+    assert resilience.breaker.state is BreakerState.OPEN
+
+
+def test_acall_follows_the_same_fail_fast_rule() -> None:
+    slept: list[float] = []
+    resilience = Resilience(
+        retry=RetryPolicy(max_attempts=10, jitter=0, initial_delay=0.01, sleep=slept.append),
+        breaker=CircuitBreaker("svc", failure_threshold=3, reset_timeout=60, clock=FakeClock()),
+    )
+    failing = Flaky(*(ConnectionFailedError("down") for _ in range(20)))
+
+    async def attempt() -> str:
+        return failing()
+
+    with pytest.raises(CircuitOpenError) as refused:
+        asyncio.run(resilience.acall(attempt))
+    assert (failing.calls, slept) == (3, [0.01, 0.02])
+    assert isinstance(refused.value.__cause__, ConnectionFailedError)
+
+
+def test_a_resumed_stream_ends_without_sleeping_when_the_breaker_opens() -> None:
+    slept: list[float] = []
+    resilience = Resilience(
+        retry=RetryPolicy(max_attempts=10, jitter=0, initial_delay=5.0, sleep=slept.append),
+        breaker=CircuitBreaker("svc", failure_threshold=2, reset_timeout=60, clock=FakeClock()),
+    )
+    opened: list[int | None] = []
+
+    def broken(checkpoint: int | None) -> Iterator[tuple[int, int]]:
+        opened.append(checkpoint)
+        yield 1, 1
+        raise ConnectionFailedError("reset")
+
+    with pytest.raises(CircuitOpenError) as refused:
+        list(resilience.resume(broken))
+    assert opened == [None, 1]  # reopened once after the first failure; the second opened the breaker
+    assert slept == [5.0]
+    assert isinstance(refused.value.__cause__, ConnectionFailedError)
+
+
+def test_a_connector_call_with_an_open_breaker_does_not_sleep_its_backoff(tmp_path: Path) -> None:
+    # A real connection's policy sleeps with time.sleep (not injectable through its config), so
+    # the bound is on wall time: a 30 s backoff that must not be slept, checked against 5 s.
+    with CloudDataConnector(environ={}) as connector:
+        lake = connector.connect(
+            "local",
+            name="down",
+            root=tmp_path,
+            retry={"max_attempts": 3, "initial_delay": 30, "max_delay": 30, "jitter": 0},
+            breaker={"failure_threshold": 1, "reset_timeout": 600},
+        )
+        calls: list[int] = []
+
+        def always_down() -> None:
+            calls.append(1)
+            raise ConnectionFailedError("down")
+
+        start = time.monotonic()
+        with pytest.raises(CircuitOpenError) as refused:
+            lake._call("probe", always_down)
+        assert isinstance(refused.value.__cause__, ConnectionFailedError)
+        with pytest.raises(CircuitOpenError):  # open: refused before any attempt
+            lake._call("probe", always_down)
+        elapsed = time.monotonic() - start
+    assert calls == [1]
+    assert elapsed < 5.0, f"{elapsed:.1f} s: the 30 s backoff was slept before the refusal"
 
 
 def test_deadline_uses_the_injected_clock() -> None:

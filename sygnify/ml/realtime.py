@@ -14,9 +14,11 @@ module is the serving half: predictions for one record, a table or a stream.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import random
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Generator, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -37,6 +39,13 @@ __all__ = ["OutputFormat", "Prediction", "RealTimeML"]
 OutputFormat = Literal["arrow", "polars", "auto"]
 Combine = Literal["mean", "weighted", "max", "min", "vote"] | Callable[[np.ndarray[Any, Any]], Any]
 _FALLBACK_ERRORS = (CircuitOpenError, TransientError)
+
+#: A scoring plan (:meth:`RealTimeML._score_plan`): all of :meth:`RealTimeML.score`'s logic
+#: (routing, signature checks, fallbacks, shadows, metrics, the answer table) as a generator
+#: that yields each ``(backend, validated table)`` to predict and is sent the backend's
+#: output (or thrown its error). :func:`_run` drives it with ``backend.predict`` (blocking),
+#: :func:`_arun` by awaiting (:func:`_apredict`), so sync and async scoring share one logic.
+_Plan = Generator[tuple[ModelBackend, pa.Table], BackendOutput, pa.Table]
 
 
 class Prediction(NamedTuple):
@@ -223,8 +232,51 @@ class RealTimeML(ModelVersions):
         Answers with ``prediction`` (and ``probabilities``, ``classes`` when the model gives
         them), ``model``, ``model_version`` and ``latency_ms`` columns; Polars in → Polars
         out unless ``output`` says otherwise. ``key`` (a column name, or one key per row)
-        makes A/B routing sticky; a key column is not sent to the model.
+        makes A/B routing sticky; a key column is not sent to the model. :meth:`apredict` is
+        the same for ``async`` code.
         """
+        table, was_polars, features, keys = self._request(data, key)
+        result = self.score(name, features, keys=keys, version=version)
+        return self._answer(result, table, include_input, output, was_polars)
+
+    async def apredict(
+        self,
+        name: str,
+        data: Any,
+        *,
+        key: str | Sequence[Hashable] | None = None,
+        version: str | int | None = None,
+        output: OutputFormat = "auto",
+        include_input: bool = False,
+    ) -> pa.Table | pl.DataFrame:
+        """:meth:`predict` for ``async`` code: the same arguments, routing, fallbacks,
+        shadows, metrics, events, errors and answer; the event loop is never blocked.
+
+        A backend with an ``async def apredict(table)`` (``kserve_v2``, on an
+        ``httpx.AsyncClient`` with the same retries and breaker) is awaited; any other
+        (``sklearn``, ``onnx``, ``torch``, ``callable``, and the remote backends without an
+        async client) runs its ``predict`` in a worker thread (:func:`asyncio.to_thread`).
+        Input conversion and the signature check (cheap, remembered per schema) run on the
+        loop. Close with ``await ml.aclose()`` (or ``async with``) to close async clients.
+
+        >>> import asyncio
+        >>> ml = RealTimeML()
+        >>> _ = ml.register("double", backend="callable", fn=lambda X: X[:, 0] * 2, features=["x"])
+        >>> async def main() -> list[list[float]]:
+        ...     answers = await asyncio.gather(*(ml.apredict("double", {"x": [i]}) for i in (1.0, 2.0)))
+        ...     return [answer["prediction"].to_pylist() for answer in answers]
+        >>> asyncio.run(main())
+        [[2.0], [4.0]]
+        """
+        table, was_polars, features, keys = self._request(data, key)
+        result = await _arun(self._score_plan(name, features, keys, version))
+        return self._answer(result, table, include_input, output, was_polars)
+
+    @staticmethod
+    def _request(
+        data: Any, key: str | Sequence[Hashable] | None
+    ) -> tuple[pa.Table, bool, pa.Table, Sequence[Hashable] | None]:
+        """A predict call's input: the table, whether it was Polars, the features and the keys."""
         table, was_polars = to_table(data)
         keys: Sequence[Hashable] | None = None
         features = table
@@ -237,7 +289,11 @@ class RealTimeML(ModelVersions):
             keys = list(key)
             if len(keys) != table.num_rows:
                 raise ConfigurationError(f"{len(keys)} keys given for {table.num_rows} rows")
-        result = self.score(name, features, keys=keys, version=version)
+        return table, was_polars, features, keys
+
+    def _answer(
+        self, result: pa.Table, table: pa.Table, include_input: bool, output: OutputFormat, was_polars: bool
+    ) -> pa.Table | pl.DataFrame:
         if include_input:
             for index, column_name in enumerate(table.column_names):
                 result = result.add_column(index, column_name, table.column(column_name))
@@ -270,31 +326,40 @@ class RealTimeML(ModelVersions):
         >>> ml.score("double", pa.table({"x": [1.0, 2.0]})).column("prediction").to_pylist()
         [2.0, 4.0]
         """
+        return _run(self._score_plan(name, features, keys, version))
+
+    def _score_plan(
+        self,
+        name: str,
+        features: pa.Table,
+        keys: Sequence[Hashable] | None,
+        version: str | int | None,
+    ) -> _Plan:
         entry = self._entry(name)
         if version is not None:
-            return self._score_version(entry, str(version), features)
+            return (yield from self._version_plan(entry, str(version), features))
         if entry.single is not None:
-            return self._score_version(entry, entry.single, features)
+            return (yield from self._version_plan(entry, entry.single, features))
         assigned = np.asarray(entry.pick_many(keys, features.num_rows))
         parts: list[pa.Table] = []
         positions: list[np.ndarray[Any, Any]] = []
         for chosen in dict.fromkeys(assigned.tolist()):
             rows = np.flatnonzero(assigned == chosen)
-            parts.append(self._score_version(entry, chosen, features.take(pa.array(rows))))
+            parts.append((yield from self._version_plan(entry, chosen, features.take(pa.array(rows)))))
             positions.append(rows)
         combined = pa.concat_tables(parts, promote_options="permissive")
         order = np.argsort(np.concatenate(positions), kind="stable")
         return combined.take(pa.array(order))
 
-    def _score_version(self, entry: ModelEntry, version: str, features: pa.Table) -> pa.Table:
+    def _version_plan(self, entry: ModelEntry, version: str, features: pa.Table) -> _Plan:
         backend: ModelBackend = entry.require(version)
         validated = backend.signature.validate(features, model=entry.name) if backend.signature else features
         start = self._timer()
         try:
-            out = backend.predict(validated)
+            out = yield backend, validated
         except _FALLBACK_ERRORS as exc:
             self._record(entry.name, version, features.num_rows, self._timer() - start, exc)
-            return self._fallback_table(entry, version, validated, features, exc)
+            return (yield from self._fallback_plan(entry, version, features, exc))
         except Exception as exc:
             self._record(entry.name, version, features.num_rows, self._timer() - start, exc)
             raise
@@ -304,12 +369,10 @@ class RealTimeML(ModelVersions):
             self._mirror(entry, features.num_rows, out.predictions, _shadow_scorer(entry.name, features))
         return self._answers.table(out, entry.name, version, latency_s=latency, rows=features.num_rows)
 
-    def _fallback_table(
-        self, entry: ModelEntry, failed: str, validated: pa.Table, features: pa.Table, exc: BaseException
-    ) -> pa.Table:
+    def _fallback_plan(self, entry: ModelEntry, failed: str, features: pa.Table, exc: BaseException) -> _Plan:
         fallback = entry.fallback
         if fallback.version is not None and fallback.version != failed:
-            return self._score_version(entry, fallback.version, features)
+            return (yield from self._version_plan(entry, fallback.version, features))
         if fallback.default is not MISSING:
             out = BackendOutput([fallback.default] * features.num_rows)
             return self._answers.table(out, entry.name, "fallback", latency_s=0.0, rows=features.num_rows)
@@ -388,6 +451,22 @@ class RealTimeML(ModelVersions):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    async def aclose(self) -> None:
+        """:meth:`close` (in a worker thread: it waits for mirrored work), then each backend's
+        async HTTP client (made by :meth:`apredict` on remote backends)."""
+        backends = [backend for entry in self._models.values() for backend in entry.versions.values()]
+        await asyncio.to_thread(self.close)
+        for backend in backends:
+            aclose = getattr(backend, "aclose", None)
+            if aclose is not None and inspect.iscoroutinefunction(aclose):
+                await aclose()
+
+    async def __aenter__(self) -> RealTimeML:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     def __repr__(self) -> str:
         return f"RealTimeML(models={list(self._models)})"
 
@@ -407,3 +486,46 @@ def _model_columns(backends: Any, features: pa.Table) -> pa.Table:
     if len(present) == features.num_columns:
         return features
     return features.select(present)
+
+
+def _run(plan: _Plan) -> pa.Table:
+    """Drive a scoring plan in this thread: each step is ``backend.predict(table)``."""
+    try:
+        step = next(plan)
+        while True:
+            backend, table = step
+            try:
+                out = backend.predict(table)
+            except Exception as exc:  # the plan decides: fallback, record, re-raise
+                step = plan.throw(exc)
+            else:
+                step = plan.send(out)
+    except StopIteration as done:
+        result: pa.Table = done.value
+        return result
+
+
+async def _arun(plan: _Plan) -> pa.Table:
+    """Drive a scoring plan on the event loop: each step is awaited (:func:`_apredict`)."""
+    try:
+        step = next(plan)
+        while True:
+            backend, table = step
+            try:
+                out = await _apredict(backend, table)
+            except Exception as exc:  # the plan decides (a cancellation is not an Exception)
+                step = plan.throw(exc)
+            else:
+                step = plan.send(out)
+    except StopIteration as done:
+        result: pa.Table = done.value
+        return result
+
+
+async def _apredict(backend: ModelBackend, table: pa.Table) -> BackendOutput:
+    """``backend``'s own ``async def apredict`` if it has one, else its ``predict`` in a worker thread."""
+    native = getattr(backend, "apredict", None)
+    if native is not None and inspect.iscoroutinefunction(native):
+        out: BackendOutput = await native(table)
+        return out
+    return await asyncio.to_thread(backend.predict, table)

@@ -1,23 +1,22 @@
 """Shared machinery of the remote serving backends: config, pooled HTTP, retries, breaker.
 
-Every request goes through a :class:`~sygnify.resilience.RetryPolicy` (transient failures
-only) around a :class:`~sygnify.resilience.CircuitBreaker`; a failure that opens the breaker
-ends the retries at once (no backoff sleep before a refusal), so fallbacks answer without
-delay. HTTP failures are translated into sygnify's error tree here, so callers never see an
-``httpx`` exception. Each request has an async twin (:meth:`RemoteBackend.arequest`) on an
-``httpx.AsyncClient`` with the same retries, breaker and errors. Secrets
-(API keys, tokens) live in :class:`~pydantic.SecretStr` fields and headers built per
-request: they never reach a repr, a log line or an error message.
+Every request goes through :class:`~sygnify.resilience.Resilience`: a
+:class:`~sygnify.resilience.RetryPolicy` (transient failures only) around a
+:class:`~sygnify.resilience.CircuitBreaker`; a failure that opens the breaker ends the
+retries at once (no backoff sleep before a refusal, the rule connectors follow too), so
+fallbacks answer without delay. HTTP failures are translated into sygnify's error tree
+here, so callers never see an ``httpx`` exception. Each request has an async twin
+(:meth:`RemoteBackend.arequest`) on an ``httpx.AsyncClient`` with the same retries, breaker
+and errors. Secrets (API keys, tokens) live in :class:`~pydantic.SecretStr` fields and
+headers built per request: they never reach a repr, a log line or an error message.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, ClassVar, ParamSpec, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -29,7 +28,6 @@ from sygnify.clouds.base import retry_after
 from sygnify.config import BreakerSettings, RetrySettings, validate_config
 from sygnify.errors import (
     AuthenticationError,
-    CircuitOpenError,
     ConnectionFailedError,
     ModelError,
     NotFoundError,
@@ -45,7 +43,6 @@ from sygnify.plugins import PluginContext, SharedHttpClients
 from sygnify.resilience import BreakerState, CircuitBreaker, Resilience, RetryPolicy
 
 __all__ = [
-    "FailFastResilience",
     "RemoteBackend",
     "RemoteConfig",
     "decode_predictions",
@@ -55,8 +52,6 @@ __all__ = [
 ]
 
 ConfigT = TypeVar("ConfigT", bound="RemoteConfig")
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 class RemoteConfig(BackendConfig):
@@ -162,71 +157,6 @@ def decode_predictions(values: Any, rows: int, *, model: str, output_key: str | 
         ) from exc
 
 
-class FailFastResilience(Resilience):
-    """:class:`~sygnify.resilience.Resilience` that does not sleep before a refusal.
-
-    The plain one retries a failure that has just opened the breaker: it sleeps the backoff,
-    then the breaker refuses the attempt, so every fallback waits for nothing. Here a failure
-    that leaves the breaker open ends the retries at once with :class:`CircuitOpenError`
-    (chained to the failure); the last attempt's failure still propagates as itself.
-
-        >>> from sygnify.errors import ConnectionFailedError
-        >>> slept: list[float] = []
-        >>> policy = RetryPolicy(max_attempts=4, initial_delay=0.5, jitter=0, sleep=slept.append)
-        >>> resilience = FailFastResilience(policy, CircuitBreaker("svc", failure_threshold=2))
-        >>> def down() -> None:
-        ...     raise ConnectionFailedError("reset")
-        >>> try:
-        ...     resilience.call(down)
-        ... except CircuitOpenError:
-        ...     print("refused after sleeping", slept)
-        refused after sleeping [0.5]
-    """
-
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self.breaker.in_operation:
-            self.breaker.check()
-            return fn(*args, **kwargs)
-        policy = self.retry
-        attempts = itertools.count(1)
-
-        def attempt() -> R:
-            number = next(attempts)
-            try:
-                return self.breaker.call(fn, *args, **kwargs)
-            except policy.retry_on as exc:
-                if number < policy.max_attempts:
-                    self.refuse_if_open(exc)
-                raise
-
-        with self.breaker.operation():
-            return policy.call(attempt)
-
-    async def acall(self, fn: Callable[[], Awaitable[R]], *, sleep: Callable[[float], Awaitable[None]]) -> R:
-        """Await ``fn()`` with the same retries, breaker and fail-fast rule; ``sleep`` awaits a backoff."""
-        policy = self.retry
-        for number in itertools.count(1):
-            try:
-                with self.breaker.guarding():
-                    return await fn()
-            except policy.retry_on as exc:
-                if number >= policy.max_attempts:
-                    raise
-                self.refuse_if_open(exc)
-                delay = policy.delay_for(number, exc)
-                if policy.on_retry is not None:
-                    policy.on_retry(number, exc, delay)
-                await sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover - itertools.count never ends
-
-    def refuse_if_open(self, failure: BaseException) -> None:
-        """Raise the breaker's :class:`CircuitOpenError` (from ``failure``) if it is open now."""
-        try:
-            self.breaker.check()
-        except CircuitOpenError as refused:
-            raise refused from failure
-
-
 class RemoteBackend(ModelBackend):
     """Base of the HTTP serving backends; subclasses build URLs, payloads and parse answers."""
 
@@ -261,7 +191,7 @@ class RemoteBackend(ModelBackend):
         )
         self._async_client: Any = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
-        self.resilience = FailFastResilience(
+        self.resilience = Resilience(
             retry=RetryPolicy(
                 **config.retry.model_dump(), sleep=context.sleep, rng=context.rng, on_retry=on_retry
             ),
@@ -342,7 +272,7 @@ class RemoteBackend(ModelBackend):
                 raise self._transport_error(exc, where) from exc
             return self._checked(response, where)
 
-        return await self.resilience.acall(send, sleep=self._async_sleep)
+        return await self.resilience.acall(send)
 
     def _async_http(self) -> Any:
         import httpx
@@ -353,12 +283,6 @@ class RemoteBackend(ModelBackend):
             self._async_client = httpx.AsyncClient(verify=self.config.verify, follow_redirects=False)
             self._async_loop = loop
         return self._async_client
-
-    async def _async_sleep(self, delay: float) -> None:
-        if self._context.sleep is time.sleep:
-            await asyncio.sleep(delay)
-        else:  # an injected (test) sleep
-            self._context.sleep(delay)
 
     def where(self, url: str, what: str) -> str:
         """How errors name a request: backend, what it was for, model and URL (no query or user info)."""

@@ -19,8 +19,9 @@ progress and the results it has not delivered yet in a
 A crash anywhere resumes from the last save: its outbox is written again under the same
 label and the records it holds are skipped, so the sink gets every result exactly once.
 The iterating consumer may see the last outbox again after a restart (at-least-once).
-Sources whose messages have no positions (MQTT) cannot tell a redelivered record from a new
-one: with them a crash between a save and its acknowledgement counts those records twice.
+MQTT messages have no lasting position: the checkpoint keeps the session tokens (packet
+identifier and a digest of the payload) of the records saved but not yet acknowledged, and a
+message the broker redelivers (DUP flag, same packet identifier) with one of them is skipped.
 
 >>> import tempfile
 >>> from sygnify.ml.realtime import RealTimeML
@@ -182,7 +183,11 @@ class DurableDriver:
             if processor.window_state is None and processor.mode == "streaming":
                 results += _tables(processor.finish())  # each batch is scored and saved as one step
             if positions:
-                self.progress.add(positions, in_order=bool(getattr(batch, "in_order", True)))
+                self.progress.add(
+                    positions,
+                    in_order=bool(getattr(batch, "in_order", True)),
+                    tokens=bool(getattr(batch, "session_tokens", False)),
+                )
             yield from self._step(results)
 
     def _fresh(self, batch: Any, positions: Sequence[tuple[str, Any]] | None) -> Item:
@@ -190,9 +195,12 @@ class DurableDriver:
         while it is not acknowledged (and are logged after)."""
         table = pa.Table.from_batches([batch.batch])
         in_order = bool(getattr(batch, "in_order", True))
+        tokens = bool(getattr(batch, "session_tokens", False))
         index_of: list[int] | None = None
-        if positions and (self.progress.high or self.progress.ranges):
-            keep = [not self.progress.seen(key, pos, in_order=in_order) for key, pos in positions]
+        if positions and not self.progress.empty:
+            keep = [
+                not self.progress.seen(key, pos, in_order=in_order, tokens=tokens) for key, pos in positions
+            ]
             if not all(keep):
                 index_of = [i for i, kept in enumerate(keep) if kept]
                 self.skipped_rows += len(keep) - len(index_of)
@@ -225,6 +233,8 @@ class DurableDriver:
                 ack()
         except SourceClosedError:
             pass  # the next run gets those records again, and skips them: they are saved
+        else:
+            self.progress.acknowledged()  # session tokens (MQTT) are free for reuse from now on
         self._unacked.clear()
         self._acked_tags.update(self._tags_since_save)
         self._tags_since_save.clear()

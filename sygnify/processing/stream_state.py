@@ -38,6 +38,7 @@ the sink exactly once.
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,9 @@ from sygnify.streams.windows import WindowState
 
 __all__ = ["Progress", "SavedStream", "StreamCheckpoint"]
 
+#: How long (seconds) a restarted run keeps the previous run's session tokens (MQTT): the
+#: broker redelivers a session's unacknowledged messages as soon as the client reconnects.
+RESTORED_TOKENS_S = 30.0
 #: How many disjoint position ranges a partition may keep (unordered sources): beyond it the
 #: oldest are merged, which can only skip records delivered again very late.
 MAX_RANGES = 10_000
@@ -67,7 +71,11 @@ class Progress:
 
     For a source delivering each partition in order (Kafka offsets, Redis stream ids) the
     highest position is enough: anything at or below it came before. For one that redelivers
-    late (NATS JetStream after ``ack_wait``) the integer positions are kept as ranges.
+    late (NATS JetStream after ``ack_wait``) the integer positions are kept as ranges. For one
+    whose messages have no lasting position but keep an identity while unacknowledged (MQTT:
+    a redelivered message carries its packet identifier and the DUP flag) the *tokens* taken
+    in since the last acknowledgement are kept (``tokens=True``, positions ``(token,
+    redelivered)``): a redelivered message whose token is among them was saved already.
 
     >>> progress = Progress()
     >>> progress.add([("s", 1), ("s", 2), ("s", 5)], in_order=False)
@@ -78,12 +86,29 @@ class Progress:
     def __init__(self, marks: dict[str, Any] | None = None) -> None:
         self.high: dict[str, Any] = {}
         self.ranges: dict[str, list[list[int]]] = {}
+        self.tokens: dict[str, set[str]] = {}
         for key, mark in (marks or {}).get("high", {}).items():
             self.high[key] = _comparable(mark)
         for key, ranges in (marks or {}).get("ranges", {}).items():
             self.ranges[key] = [list(r) for r in ranges]
+        # tokens of the run before a restart: the broker redelivers its unacknowledged
+        # messages as the new session starts; kept for RESTORED_TOKENS_S of this run
+        self.restored: dict[str, set[str]] = {}
+        for key, tokens in (marks or {}).get("tokens", {}).items():
+            self.restored[key] = set(tokens)
+        self._restored_until = time.monotonic() + RESTORED_TOKENS_S
 
-    def seen(self, key: str, position: Any, *, in_order: bool) -> bool:
+    @property
+    def empty(self) -> bool:
+        """Whether nothing was taken in yet (nothing can be skipped)."""
+        return not (self.high or self.ranges or any(self.tokens.values()) or any(self.restored.values()))
+
+    def seen(self, key: str, position: Any, *, in_order: bool, tokens: bool = False) -> bool:
+        if tokens:
+            token, redelivered = position
+            return bool(redelivered) and (
+                token in self.tokens.get(key, ()) or token in self.restored.get(key, ())
+            )
         if in_order:
             high = self.high.get(key)
             return high is not None and position <= high
@@ -93,9 +118,11 @@ class Progress:
         index = bisect.bisect_right(ranges, [position, float("inf")]) - 1
         return index >= 0 and ranges[index][0] <= position <= ranges[index][1]
 
-    def add(self, positions: Iterable[tuple[str, Any]], *, in_order: bool) -> None:
+    def add(self, positions: Iterable[tuple[str, Any]], *, in_order: bool, tokens: bool = False) -> None:
         for key, position in positions:
-            if in_order:
+            if tokens:
+                self.tokens.setdefault(key, set()).add(position[0])
+            elif in_order:
                 high = self.high.get(key)
                 if high is None or position > high:
                     self.high[key] = position
@@ -122,8 +149,22 @@ class Progress:
             first = ranges.pop(0)
             ranges[0][0] = first[0]
 
+    def acknowledged(self) -> None:
+        """Everything taken in so far was acknowledged: its tokens can never come again (the
+        previous run's are kept a while: the broker may still be redelivering them)."""
+        self.tokens.clear()
+        if self.restored and time.monotonic() >= self._restored_until:
+            self.restored.clear()
+
     def to_json(self) -> dict[str, Any]:
-        return {"high": dict(self.high), "ranges": {k: v for k, v in self.ranges.items() if v}}
+        tokens = {k: set(v) for k, v in self.tokens.items()}
+        for key, old in self.restored.items():
+            tokens.setdefault(key, set()).update(old)
+        return {
+            "high": dict(self.high),
+            "ranges": {k: v for k, v in self.ranges.items() if v},
+            "tokens": {k: sorted(v) for k, v in tokens.items() if v},
+        }
 
 
 @dataclass

@@ -103,6 +103,9 @@ class SourceBatch:
     row_positions: Callable[[], list[tuple[str, Any]] | None] | None = None
     #: Whether each partition's positions arrive in increasing order (False: redeliveries come late).
     in_order: bool = True
+    #: Whether positions are session tokens ``(token, redelivered)`` valid until acknowledged
+    #: (MQTT; see :class:`~sygnify.processing.stream_state.Progress`).
+    session_tokens: bool = False
 
 
 @runtime_checkable
@@ -368,6 +371,9 @@ class BaseSource(abc.ABC):
 
     #: Whether each partition's messages are delivered in :meth:`order_key` order, redeliveries too.
     in_order: ClassVar[bool] = True
+    #: Whether :meth:`order_key` gives session tokens ``(key, (token, redelivered))`` instead of
+    #: lasting positions: identities a message keeps only until it is acknowledged (MQTT).
+    session_tokens: ClassVar[bool] = False
 
     def order_key(self, position: Mapping[str, Any]) -> tuple[str, Any] | None:
         """A message's (partition, comparable position); None: this source has no such positions."""
@@ -482,6 +488,7 @@ class BaseSource(abc.ABC):
             retain=uncount,
             row_positions=row_positions,
             in_order=self.in_order,
+            session_tokens=self.session_tokens,
         )
 
     def __iter__(self) -> Iterator[SourceBatch]:

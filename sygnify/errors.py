@@ -30,6 +30,7 @@ Only :class:`TransientError` (and its subclasses) is retried by
     │   └── ThrottledError
     ├── CircuitOpenError
     ├── ConcurrentRunError
+    │   └── PartitionsRevokedError     (Kafka: a checkpointed stream's partitions moved)
     ├── SourceClosedError
     ├── JobFailedError
     ├── QueryError
@@ -49,6 +50,8 @@ failure of the service, so :class:`UnsupportedOperationError` is a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "AuthenticationError",
     "BucketNotFoundError",
@@ -63,6 +66,7 @@ __all__ = [
     "NotFoundError",
     "ObjectNotFoundError",
     "OperationTimeoutError",
+    "PartitionsRevokedError",
     "PathEscapeError",
     "PermissionDeniedError",
     "PluginNotFoundError",
@@ -200,6 +204,19 @@ class CircuitOpenError(SygnifyError):
 
 class ConcurrentRunError(SygnifyError):
     """Another run holds what this one needs alone (an incremental job's checkpoint)."""
+
+
+class PartitionsRevokedError(ConcurrentRunError):
+    """Another consumer of the Kafka group took partitions this source read, and the source's
+    consumer keeps state per partition (``on_rebalance="raise"``, a checkpointed stream).
+
+    What was acknowledged is committed; what was read since is not, and the new owner reads
+    it. ``partitions`` names the partitions that moved ("topic/partition").
+    """
+
+    def __init__(self, message: str, *, resource: str | None = None, partitions: Sequence[str] = ()) -> None:
+        super().__init__(message, resource=resource)
+        self.partitions = list(partitions)
 
 
 class SourceClosedError(SygnifyError):

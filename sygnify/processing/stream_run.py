@@ -133,6 +133,9 @@ class DurableDriver:
         self._last_save = time.monotonic()
 
     def __iter__(self) -> Iterator[pa.Table]:
+        hold = getattr(self.source, "hold_partitions", None)
+        if callable(hold):
+            hold()  # per-partition state cannot follow a partition to another consumer (Kafka)
         with self.checkpoint.lock():
             saved = self.checkpoint.load()
             if saved is not None:

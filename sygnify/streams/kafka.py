@@ -16,17 +16,32 @@ and only holds for Kafka-to-Kafka pipelines; with any other sink make the writes
     for batch in source:
         handle(batch.batch)
         batch.ack()
+
+Rebalancing (``assign=False``): when partitions move to another member of the group, the
+new owner reads them from the group's committed offset. By default
+(``on_rebalance="redeliver"``) batches read before the move stay valid: acknowledging one
+commits only the partitions this consumer still owns, the others are read again by their new
+owner (at-least-once: nothing lost, some records twice), and offsets the group refused during
+the rebalance are committed as the partitions are revoked. A consumer that keeps state per
+partition (a checkpointed stream's windows and progress) cannot hand that state over: with
+``on_rebalance="raise"`` (:meth:`KafkaSource.hold_partitions`) a read that sees a revocation
+waits for the group's next assignment (so nothing is saved or acknowledged while the owner is
+unknown): the same partitions back, it goes on; any other assignment ends reading with
+:class:`PartitionsRevokedError` and the consumer leaves the group. What it acknowledged is
+committed, what it read since is not, and goes to the new owner.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
 import confluent_kafka
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from pydantic import Field
 
 from sygnify.errors import (
@@ -34,11 +49,15 @@ from sygnify.errors import (
     ConfigurationError,
     ConnectionFailedError,
     NotFoundError,
+    PartitionsRevokedError,
+    SourceClosedError,
     SygnifyError,
 )
 from sygnify.streams.base import BaseSource, RawMessage, SourceConfig
 
-__all__ = ["KafkaConfig", "KafkaSource", "KafkaTopicSink"]
+__all__ = ["KafkaConfig", "KafkaSource", "KafkaTopicSink", "PartitionsRevokedError"]
+
+_logger = logging.getLogger(__name__)
 
 _TRANSIENT = {
     KafkaError._TRANSPORT,
@@ -53,6 +72,19 @@ _TRANSIENT = {
     KafkaError.NOT_LEADER_FOR_PARTITION,
 }
 _SECRET_KEYS = ("password", "secret", "sasl.oauthbearer", "ssl.key")
+#: A commit the group refuses because it is rebalancing, or because this member's generation
+#: is over: the offsets are not lost, they are committed at the revocation or read again.
+_REBALANCING = {
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError._ASSIGNMENT_LOST,
+}
+
+#: What a rebalance does to a subscribed source (see the module docstring).
+Rebalance = Literal["redeliver", "raise"]
+#: A user's rebalance hook: called with the partitions ("topic/partition") assigned or revoked.
+PartitionsHook = Callable[[list[str]], None]
 
 
 def translate_kafka_error(error: KafkaError, resource: str) -> SygnifyError:
@@ -86,6 +118,9 @@ class KafkaConfig(SourceConfig):
     partitions: list[int] | None = None
     dead_letter_topic: str | None = None
     config: dict[str, Any] | None = None
+    on_rebalance: Rebalance = "redeliver"
+    on_assign: PartitionsHook | None = None
+    on_revoke: PartitionsHook | None = None
 
 
 class KafkaSource(BaseSource):
@@ -95,6 +130,14 @@ class KafkaSource(BaseSource):
     defaults to ``earliest``. ``partitions`` (with ``assign=True``) limits the assigned
     partitions; by default every partition of every topic is assigned, starting from the
     group's committed offsets.
+
+    Without ``assign`` the source subscribes and the group balances partitions between its
+    members. ``on_rebalance`` says what a move of partitions does: ``"redeliver"`` (default;
+    at-least-once, the new owner re-reads what was not acknowledged) or ``"raise"`` (a move
+    ends reading with :class:`PartitionsRevokedError`, for a consumer with per-partition state
+    such as a checkpointed stream; also :meth:`hold_partitions`). ``on_assign`` and
+    ``on_revoke`` are called with the partitions ("topic/partition") of each change, from the
+    thread that reads.
     """
 
     name: ClassVar[str] = "kafka"
@@ -110,11 +153,34 @@ class KafkaSource(BaseSource):
         partitions: Sequence[int] | None = None,
         dead_letter_topic: str | None = None,
         config: Mapping[str, Any] | None = None,
+        on_rebalance: Rebalance = "redeliver",
+        on_assign: PartitionsHook | None = None,
+        on_revoke: PartitionsHook | None = None,
         **options: Any,
     ) -> None:
         super().__init__(**options)
         if not topics:
             raise ConfigurationError("KafkaSource needs at least one topic")
+        if on_rebalance not in ("redeliver", "raise"):
+            raise ConfigurationError(
+                f"on_rebalance must be 'redeliver' or 'raise', not {on_rebalance!r}", resource=group_id
+            )
+        self.on_rebalance: Rebalance = on_rebalance
+        self._on_assign, self._on_revoke = on_assign, on_revoke
+        # subscribe mode: the partitions this member owns now, the first assignment a consumer
+        # with per-partition state started from, the partitions whose move ends reading, offsets
+        # acknowledged while the group refused commits (committed at the revocation)
+        self._owned: set[tuple[str, int]] = set()
+        self._held: set[tuple[str, int]] | None = None
+        self._moved: list[str] | None = None
+        self._refused: dict[tuple[str, int], int] = {}
+        # the highest offset this source committed per partition: another owner starts from the
+        # committed offset and only moves it on, so a lower one is never committed again
+        self._committed: dict[tuple[str, int], int] = {}
+        self._hook_error: BaseException | None = None
+        self._leaving = False
+        self._between: float | None = None  # when a revocation came that no assignment followed yet
+        self._uncommitted: list[str] = []  # partitions whose acknowledged offsets the group refused
         self.topics = list(topics)
         self.group_id = group_id
         self.dead_letter_topic = dead_letter_topic
@@ -155,7 +221,10 @@ class KafkaSource(BaseSource):
         except KafkaException as exc:
             raise translate_kafka_error(exc.args[0], self.resource) from exc
         if not self._assign:
-            consumer.subscribe(self.topics)
+            self._owned = set()
+            consumer.subscribe(
+                self.topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
+            )
             return consumer
         try:
             assignment = []
@@ -182,25 +251,168 @@ class KafkaSource(BaseSource):
 
     def _reconnect(self) -> None:
         # librdkafka reconnects by itself; a fresh consumer resumes from committed offsets
-        old, self._consumer = self._consumer, self._connect()
-        with contextlib.suppress(KafkaException, RuntimeError):
-            old.close()
+        old = self._consumer
+        self._leave(old)  # leave first: the fresh member then gets the old one's partitions
+        self._consumer = self._connect()
+
+    def _leave(self, consumer: Consumer) -> None:
+        """Close ``consumer`` (it leaves the group): its own revocation is not a move."""
+        self._leaving = True
+        try:
+            with contextlib.suppress(KafkaException, RuntimeError):
+                consumer.close()
+        finally:
+            self._leaving = False
+
+    # -- rebalancing (subscribe mode) -------------------------------------------------------
+    def hold_partitions(self) -> None:
+        """Say that the consumer keeps state per partition (what a checkpointed stream does).
+
+        From now on a subscribed source ends reading with :class:`PartitionsRevokedError`
+        when a rebalance gives it other partitions than its first assignment
+        (``on_rebalance="raise"``); with ``assign=True`` partitions never move and this
+        changes nothing. Call it before the first read.
+        """
+        self.on_rebalance = "raise"
+
+    @property
+    def assigned_partitions(self) -> list[str]:
+        """The partitions ("topic/partition") this source reads now (subscribe mode: after the
+        group's last rebalance; empty while none is assigned)."""
+        if self._assign:
+            with contextlib.suppress(KafkaException, RuntimeError):
+                return sorted(f"{tp.topic}/{tp.partition}" for tp in self._consumer.assignment())
+            return []
+        return sorted(f"{t}/{p}" for t, p in self._owned)
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """librdkafka's assignment callback (inside poll): the partitions now ours."""
+        added = {(tp.topic, tp.partition) for tp in partitions}
+        self._owned |= added
+        self._between = None
+        if self._uncommitted and self._held is not None and self._owned == self._held:
+            self._uncommitted = []  # back with this consumer: its reads are skipped, not counted twice
+        if self.on_rebalance == "raise":
+            if self._held is None:
+                self._held = set(self._owned)
+            elif self._owned != self._held and self._moved is None:
+                self._moved = sorted(f"{t}/{p}" for t, p in self._owned ^ self._held)
+        self._call_hook(self._on_assign, added)
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """librdkafka's revocation callback (inside poll, before the group moves them on)."""
+        taken = {(tp.topic, tp.partition) for tp in partitions}
+        # offsets acknowledged while the group refused commits: this generation may still
+        # commit them, the new owner then starts after them instead of reading them again
+        refused = {key: offset for key, offset in self._refused.items() if key in taken}
+        if refused:
+            try:
+                consumer.commit(
+                    offsets=[TopicPartition(t, p, o) for (t, p), o in refused.items()], asynchronous=False
+                )
+            except KafkaException as exc:
+                names = sorted(f"{t}/{p}" for t, p in refused)
+                self._uncommitted += names
+                _logger.warning(
+                    "%s: offsets of %s not committed at their revocation (%s); their new owner "
+                    "reads those records again",
+                    self.resource,
+                    names,
+                    exc.args[0].str() if exc.args else exc,
+                )
+        for key in taken:
+            self._refused.pop(key, None)
+        self._owned -= taken
+        if self.on_rebalance == "raise" and not self._leaving and self._held is not None:
+            # the eager protocol revokes every partition, then assigns the group's again (often
+            # the same ones): whether any moved is known at the assignment, which the read waits for
+            self._between = time.monotonic()
+        self._call_hook(self._on_revoke, taken)
+
+    def _await_assignment(self) -> list[Message]:
+        """With ``on_rebalance="raise"``, after a revocation: poll until the group assigns again.
+
+        Nothing may be acknowledged between the two, since a partition's new owner is not known:
+        a consumer that saved and acknowledged records of a partition moving away could neither
+        commit them (not its partition any more) nor give them back (they are in its state). So
+        the read does not return until the assignment came (the messages of its poll are kept
+        if nothing moved), or the rebalance took longer than ``max.poll.interval.ms``.
+        """
+        polled: list[Message] = []
+        while self._between is not None and self._moved is None and not self.closed:
+            if time.monotonic() - self._between > self._rebalance_timeout:
+                self._moved = sorted(f"{t}/{p}" for t, p in self._held or ())
+                break
+            message = self._consumer.poll(0.1)
+            if message is not None:
+                polled.append(message)
+        return polled
+
+    @property
+    def _rebalance_timeout(self) -> float:
+        return float(self._consumer_config.get("max.poll.interval.ms", 300_000)) / 1000
+
+    def _call_hook(self, hook: PartitionsHook | None, partitions: set[tuple[str, int]]) -> None:
+        if hook is None or self._leaving:
+            return
+        try:
+            hook(sorted(f"{t}/{p}" for t, p in partitions))
+        except Exception as exc:  # raised from the read once librdkafka's callback returned
+            self._hook_error = self._hook_error or exc
+
+    def _after_poll(self) -> None:
+        """Raise what the rebalance callbacks of the last poll found (they must not raise)."""
+        if self._hook_error is not None:
+            error, self._hook_error = self._hook_error, None
+            raise error
+        if self._moved is not None:
+            self._stop_for_move()
+
+    def _stop_for_move(self) -> None:
+        """Leave the group (the new owner gets the partitions now) and end reading."""
+        assert self._moved is not None
+        self._leave(self._consumer)
+        if self._uncommitted:
+            committed = (
+                f"The group refused the commit of what was acknowledged (saved) from "
+                f"{', '.join(sorted(set(self._uncommitted)))}: its new owner reads those records "
+                "again, so they may be counted twice. "
+            )
+        else:
+            committed = "What was acknowledged (saved) is committed. "
+        raise PartitionsRevokedError(
+            f"{self.resource}: a rebalance of the group (a consumer joined or left) moved partitions "
+            f"{', '.join(self._moved)} while this source's consumer keeps state per partition (a "
+            "checkpointed stream's windows and progress), which cannot follow them to another "
+            f"consumer; reading ends here. {committed}What was read since is not committed, and "
+            "the new owner reads it. Run one consumer per checkpoint with a static assignment "
+            "(assign=True, partitions=[...]) instead of several group members sharing partitions.",
+            resource=self.group_id,
+            partitions=self._moved,
+        )
 
     def _fetch(self, max_records: int, timeout: float) -> list[RawMessage]:
         # Poll, then drain: ``consume(n, timeout)`` alone waits for n messages or the whole
         # timeout, which puts a poll timeout (not max_latency) on every event's latency. What is
         # already fetched is taken at once; otherwise the read blocks only until the first
         # message arrives, then takes whatever came with it.
+        if self._moved is not None:
+            self._stop_for_move()  # the consumer left the group: nothing more is read
         try:
             polled = self._consumer.consume(num_messages=max_records, timeout=0)
-            if not polled:
+            if not polled and self._moved is None and self._between is None:
                 first = self._consumer.poll(timeout)
                 if first is not None:
                     polled = [first]
                     if max_records > 1:
                         polled += self._consumer.consume(num_messages=max_records - 1, timeout=0)
+            if self._between is not None:
+                polled += self._await_assignment()
         except KafkaException as exc:
             raise translate_kafka_error(exc.args[0], self.resource) from exc
+        # a rebalance inside this poll: what it returned is not handed out (never acknowledged,
+        # the partitions' owner reads it)
+        self._after_poll()
         messages = _Fetched()
         append, offsets = messages.append, messages.next_offsets
         for message in polled:
@@ -223,13 +435,44 @@ class KafkaSource(BaseSource):
         return messages
 
     def _acknowledge(self, messages: Sequence[RawMessage]) -> None:
-        offsets = self._next_offsets(messages)
+        if self._moved is not None:
+            raise SourceClosedError(
+                f"{self.resource}: a rebalance moved partitions {', '.join(self._moved)} before "
+                "this batch was acknowledged; it is not, and their owner reads it again",
+                resource=self.group_id,
+            )
+        # never move a partition's committed offset back (a batch acknowledged after a later one)
+        offsets = {
+            key: offset
+            for key, offset in self._next_offsets(messages).items()
+            if offset > self._committed.get(key, -1)
+        }
+        if not self._assign:
+            # a partition that moved is read again by its new owner from the committed offset;
+            # committing it from here could move that owner's offset back
+            offsets = {key: offset for key, offset in offsets.items() if key in self._owned}
+            for key, offset in self._refused.items():  # refused earlier, still ours: now
+                if key in self._owned and offset > offsets.get(key, -1):
+                    offsets[key] = offset
+        if not offsets:
+            return
         try:
             self._consumer.commit(
                 offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
             )
         except KafkaException as exc:
-            raise translate_kafka_error(exc.args[0], self.resource) from exc
+            error = exc.args[0]
+            if self._assign or not isinstance(error, KafkaError) or error.code() not in _REBALANCING:
+                raise translate_kafka_error(error, self.resource) from exc
+            # the group is rebalancing: commit these offsets when the partitions are revoked (this
+            # generation still may), or with the next commit if they stay ours
+            for key, offset in offsets.items():
+                self._refused[key] = max(offset, self._refused.get(key, -1))
+            _logger.info("%s: commit deferred during a rebalance (%s)", self.resource, error.str())
+            return
+        for key, offset in offsets.items():
+            self._refused.pop(key, None)
+            self._committed[key] = offset
 
     @staticmethod
     def _next_offsets(messages: Sequence[RawMessage]) -> dict[tuple[str, int], int]:
@@ -278,8 +521,7 @@ class KafkaSource(BaseSource):
     def _close(self) -> None:
         if self._producer is not None:
             self._producer.flush(10)
-        with contextlib.suppress(KafkaException, RuntimeError):
-            self._consumer.close()
+        self._leave(self._consumer)
 
     def order_key(self, position: Mapping[str, Any]) -> tuple[str, Any] | None:
         """A message's partition and offset: Kafka delivers each partition in offset order."""

@@ -32,7 +32,13 @@ from typing import Any, ClassVar
 import redis
 from pydantic import Field
 
-from sygnify.errors import ConfigurationError, ConnectionFailedError, OperationTimeoutError
+from sygnify.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectionFailedError,
+    OperationTimeoutError,
+    PermissionDeniedError,
+)
 from sygnify.streams.base import BaseSource, RawMessage, SourceConfig
 
 __all__ = ["RedisConfig", "RedisSource", "RedisStreamSink"]
@@ -81,14 +87,26 @@ return acked
 """
 
 
+#: The longest one blocking ``XREADGROUP`` waits: a read with a longer timeout blocks in slices
+#: of it, so ``close()`` from another thread ends a read waiting on an idle stream this soon.
+BLOCK_SLICE_S = 0.2
+
+
 def _translated(resource: str, stream: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` with redis-py's network errors as sygnify's (the one Redis error map)."""
+    """``fn(*args, **kwargs)`` with redis-py's errors as sygnify's (the one Redis error map)."""
     try:
         return fn(*args, **kwargs)
     except redis.TimeoutError as exc:
         raise OperationTimeoutError(f"{resource}: {exc}", resource=stream) from exc
+    except redis.AuthenticationError as exc:  # a ConnectionError in redis-py: before it
+        raise AuthenticationError(f"{resource}: {exc}", resource=stream) from exc
     except redis.ConnectionError as exc:
         raise ConnectionFailedError(f"{resource}: {exc}", resource=stream) from exc
+    except redis.exceptions.NoPermissionError as exc:
+        raise PermissionDeniedError(
+            f"{resource}: the Redis user may not run this command ({exc}); grant it with ACL SETUSER",
+            resource=stream,
+        ) from exc
 
 
 def _redact(url: str) -> str:
@@ -238,17 +256,26 @@ class RedisSource(BaseSource):
             scripted = self._read_scripted(max_records)
             if scripted:
                 return scripted
-        block_ms = max(1, int(timeout * 1000))
-        response = self._call(
-            self._client.xreadgroup,
-            self.group,
-            self.consumer,
-            {self.stream: ">"},
-            count=max_records,
-            block=block_ms,
-        )
-        entries = response[0][1] if response else []
-        return [self._to_message(entry_id, fields) for entry_id, fields in entries]
+        return self._read_blocking(max_records, timeout)
+
+    def _read_blocking(self, max_records: int, timeout: float) -> list[RawMessage]:
+        """New entries by ``XREADGROUP BLOCK``, waiting at most ``timeout`` s in slices of
+        :data:`BLOCK_SLICE_S`: ``close()`` is seen between two (entries a slice returns after
+        it are this consumer's pending entries, read again by the next run)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            block_ms = max(1, int(min(deadline - time.monotonic(), BLOCK_SLICE_S) * 1000))
+            response = self._call(
+                self._client.xreadgroup,
+                self.group,
+                self.consumer,
+                {self.stream: ">"},
+                count=max_records,
+                block=block_ms,
+            )
+            entries = response[0][1] if response else []
+            if entries or self.closed or time.monotonic() >= deadline:
+                return [self._to_message(entry_id, fields) for entry_id, fields in entries]
 
     def _claim_due(self) -> bool:
         """Whether to look for entries other consumers left idle (XAUTOCLAIM scans the pending list).
@@ -338,8 +365,8 @@ class RedisSource(BaseSource):
         """The script's reply; None (and plain commands from now on) if the server refuses scripts."""
         try:
             return self._call(script, keys=[self.stream], args=args)
-        except redis.ResponseError as exc:
-            refused = isinstance(exc, redis.exceptions.NoPermissionError) or any(
+        except (redis.ResponseError, PermissionDeniedError) as exc:
+            refused = isinstance(exc, PermissionDeniedError) or any(
                 refusal in str(exc) for refusal in ("unknown command", "not allowed", "disabled")
             )
             if not refused:
@@ -444,13 +471,22 @@ class RedisStreamSink:
         rows = table.to_pylist()
         payloads = [json.dumps(row, default=str) for row in rows]
         guard = f"{self.stream}:sygnify-label:{label}"
-        _translated(
-            self.name,
-            self.stream,
-            self._script,
-            keys=[self.stream, guard],
-            args=[self.dedup_ttl, self.field, *payloads],
-        )
+        try:
+            _translated(
+                self.name,
+                self.stream,
+                self._script,
+                keys=[self.stream, guard],
+                args=[self.dedup_ttl, self.field, *payloads],
+            )
+        except PermissionDeniedError as exc:
+            # no fallback: without a script the guard key and the entries are not one atomic step
+            raise PermissionDeniedError(
+                f"{self.name}: the sink appends each result once through a Lua script, which this "
+                f"Redis user may not run ({exc.__cause__}); grant it scripting (ACL SETUSER <user> "
+                "+@scripting, or at least +evalsha +eval +script|load)",
+                resource=self.stream,
+            ) from exc.__cause__
         return [self.stream]
 
     def close(self) -> list[str]:

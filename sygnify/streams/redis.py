@@ -90,6 +90,12 @@ return acked
 #: The longest one blocking ``XREADGROUP`` waits: a read with a longer timeout blocks in slices
 #: of it, so ``close()`` from another thread ends a read waiting on an idle stream this soon.
 BLOCK_SLICE_S = 0.2
+#: Redis expires blocking commands on its timer (``hz 10`` by default: every 100 ms), so a
+#: ``BLOCK`` returns up to that long after its timeout (new entries wake it at once). The last
+#: part of a wait therefore polls without ``BLOCK``, every :data:`POLL_S`, so a read returns
+#: on time: a window closed by ``close_after`` is emitted within milliseconds of its deadline.
+SERVER_TIMER_S = 0.1
+POLL_S = 0.01
 
 
 def _translated(resource: str, stream: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -264,18 +270,22 @@ class RedisSource(BaseSource):
         it are this consumer's pending entries, read again by the next run)."""
         deadline = time.monotonic() + timeout
         while True:
-            block_ms = max(1, int(min(deadline - time.monotonic(), BLOCK_SLICE_S) * 1000))
+            left = deadline - time.monotonic()
+            # BLOCK only while the server's timer cannot overshoot the deadline; then poll
+            block_ms = int(min(left - SERVER_TIMER_S, BLOCK_SLICE_S) * 1000)
             response = self._call(
                 self._client.xreadgroup,
                 self.group,
                 self.consumer,
                 {self.stream: ">"},
                 count=max_records,
-                block=block_ms,
+                block=block_ms if block_ms >= 1 else None,
             )
             entries = response[0][1] if response else []
             if entries or self.closed or time.monotonic() >= deadline:
                 return [self._to_message(entry_id, fields) for entry_id, fields in entries]
+            if block_ms < 1:
+                time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
     def _claim_due(self) -> bool:
         """Whether to look for entries other consumers left idle (XAUTOCLAIM scans the pending list).

@@ -196,6 +196,7 @@ class StreamProcessor:
         self.aggregate: Aggregate | None = None
         self.legacy_exprs: list[pl.Expr] = []  # the deprecated aggregations= spelling only
         self.legacy_float = False
+        self._window_aggregate: Aggregate | None = None  # the aggregate per (window, *keys)
         if mode == "aggregation":
             self._configure_aggregation(aggregate, aggregations)
         elif aggregate is not None or aggregations is not None:
@@ -296,7 +297,7 @@ class StreamProcessor:
         if not positions:
             return None
         names = [partition for partition, _ in positions]
-        if len(set(names)) == 1 and tagged.num_rows == len(names):
+        if tagged.num_rows == len(names):  # no row was dropped: row i is the item's row i
             return names
         return [names[row] for row in tagged.column(_ROW).to_pylist()]
 
@@ -511,10 +512,7 @@ class StreamProcessor:
             return [(pa.table({}), acks)] if (acks := self._releasable()) else []
         if current:  # running results: no row leaves its window, nothing is released
             return [(self._running(windows), [])]
-        tags: Counter[int] = Counter()
-        for window in windows:
-            tags.update(window.rows.column(TAG_COLUMN).to_pylist())
-        return [(self._marked(self._results(windows), final=True), self._done(tags))]
+        return [(self._marked(self._results(windows), final=True), self._done(_tag_counts(windows)))]
 
     def _marked(self, table: pa.Table, *, final: bool) -> pa.Table:
         """With ``emit="current"`` windows, say which results are final (the window closed)."""
@@ -621,27 +619,152 @@ class StreamProcessor:
 
     def _aggregate(self, windows: list[ClosedWindow]) -> pa.Table:
         """One row per closed window, in the order they closed: keys, bounds, aggregates."""
-        frames = []
-        for index, window in enumerate(windows):
-            frame = pl.from_arrow(window.rows.drop_columns([TAG_COLUMN, _ROW]))
-            assert isinstance(frame, pl.DataFrame)
-            frames.append(frame.with_columns(pl.lit(index, pl.UInt32).alias(_WINDOW)))
-        rows = pl.concat(frames, how="vertical_relaxed")
+        merged = _merged_rows(windows)
+        if merged is not None and self.aggregate is not None:
+            fast = _window_aggregates(
+                merged, [w.rows.num_rows for w in windows], self.key_columns, self.aggregate
+            )
+            if fast is not None:
+                keys, values = fast
+                if self.legacy_float:
+                    values = [pc.cast(v, pa.float64()) for v in values]
+                starts = pa.array([w.start for w in windows], pa.float64())
+                ends = pa.array([w.end for w in windows], pa.float64())
+                names = [*self.key_columns, "window_start", "window_end", *self.aggregate.aggs]
+                return pa.Table.from_arrays([*keys, starts, ends, *values], names=names)
+        rows = self._window_frame(windows, merged)
         # A window holds one key, so grouping by (window, *keys) gives one row per window.
         groups = [_WINDOW, *self.key_columns]
         if self.aggregate is not None:
-            spec = Aggregate(groups, hll_precision=self.aggregate.hll_precision, **self.aggregate.aggs)
+            if self._window_aggregate is None:
+                self._window_aggregate = Aggregate(
+                    groups, hll_precision=self.aggregate.hll_precision, **self.aggregate.aggs
+                )
+            spec = self._window_aggregate
             table = spec.finalize(spec.partial(rows))  # sorted by the window index first
         else:
             table = rows.group_by(groups, maintain_order=True).agg(self.legacy_exprs)
-        values = table.drop(groups)
+        values_frame = table.drop(groups)
         if self.legacy_float:
-            values = values.cast(pl.Float64)
+            values_frame = values_frame.cast(pl.Float64)
         bounds = pl.DataFrame(
             {"window_start": [w.start for w in windows], "window_end": [w.end for w in windows]},
             schema={"window_start": pl.Float64, "window_end": pl.Float64},
         )
-        return pl.concat([table.select(self.key_columns), bounds, values], how="horizontal").to_arrow()
+        return pl.concat([table.select(self.key_columns), bounds, values_frame], how="horizontal").to_arrow()
+
+    @staticmethod
+    def _window_frame(windows: list[ClosedWindow], merged: pa.Table | None) -> pl.DataFrame:
+        """The windows' rows as one frame, with each row's window index (in ``windows``)."""
+        if merged is None:
+            # windows restored from durable state may differ in types: Polars relaxes them
+            frames = []
+            for index, window in enumerate(windows):
+                frame = pl.from_arrow(window.rows.drop_columns([TAG_COLUMN, _ROW]))
+                assert isinstance(frame, pl.DataFrame)
+                frames.append(frame.with_columns(pl.lit(index, pl.UInt32).alias(_WINDOW)))
+            return pl.concat(frames, how="vertical_relaxed")
+        lengths = [window.rows.num_rows for window in windows]
+        window_of = np.repeat(np.arange(len(windows), dtype=np.uint32), lengths)
+        frame = pl.from_arrow(merged.append_column(_WINDOW, pa.array(window_of, pa.uint32())))
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+
+def _merged_rows(windows: list[ClosedWindow]) -> pa.Table | None:
+    """The windows' rows back to back, less the internal columns (None: their schemas differ)."""
+    tables = [window.rows.drop_columns([TAG_COLUMN, _ROW]) for window in windows]
+    schema = tables[0].schema
+    if any(not table.schema.equals(schema) for table in tables[1:]):
+        return None
+    return pa.concat_tables(tables)
+
+
+# What the numpy path of window aggregates takes: the value types whose sum, min and max it
+# computes exactly as Polars does (Polars widens small integers' sums; float32 sums differ), and
+# the key types that come out of Polars unchanged (strings become large strings).
+_FAST_VALUES = (pa.int32(), pa.int64(), pa.uint32(), pa.uint64(), pa.float64())
+_FAST_KEYS = (
+    pa.int8(),
+    pa.int16(),
+    pa.int32(),
+    pa.int64(),
+    pa.uint8(),
+    pa.uint16(),
+    pa.uint32(),
+    pa.uint64(),
+    pa.bool_(),
+    pa.string(),
+    pa.large_string(),
+)
+
+
+def _window_aggregates(
+    rows: pa.Table, lengths: list[int], key_columns: list[str], aggregate: Aggregate
+) -> tuple[list[pa.Array], list[pa.Array]] | None:
+    """Each window's key values and aggregates, in numpy: ``rows`` holds the windows back to back.
+
+    A window holds one key and its rows are contiguous, so each aggregate is a segment
+    reduction. Covers sum, count, len, min, max and mean of null-free, NaN-free int32/int64/
+    uint32/uint64/float64 columns (the common case); anything else returns None and goes
+    through :class:`~sygnify.processing.Aggregate` in Polars. The values are Polars' own
+    (types included, -0.0 sums as 0.0), float sums up to rounding: both add in their own
+    order, and Polars' streaming group-by is not reproducible to the last bit either (two
+    runs on the same rows can differ in the last place).
+    """
+    if any(how not in ("sum", "count", "len", "min", "max", "mean") for _, how in aggregate.aggs.values()):
+        return None
+    if any(rows.schema.field(key).type not in _FAST_KEYS for key in key_columns):
+        return None
+    index_type = pa.uint32() if pl.get_index_type() == pl.UInt32 else pa.uint64()
+    counts = np.asarray(lengths, dtype=np.int64)
+    if not counts.all():
+        return None  # reduceat reads an empty segment as the next row
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    arrays: dict[str, np.ndarray[Any, Any]] = {}
+    for column, how in aggregate.aggs.values():
+        if column not in rows.column_names:
+            return None
+        if how == "len" or column in arrays:
+            continue
+        data = rows.column(column)
+        if data.type not in _FAST_VALUES or data.null_count:
+            return None
+        values = data.to_numpy()
+        if pa.types.is_floating(data.type):
+            extreme = any(c == column and h in ("min", "max") for c, h in aggregate.aggs.values())
+            if np.isnan(values).any() or (extreme and (values == 0).any()):
+                return None  # NaN, and the sign of a zero minimum/maximum: Polars' own rules
+        arrays[column] = values
+    out: list[pa.Array] = []
+    for column, how in aggregate.aggs.values():
+        if how in ("count", "len"):
+            out.append(pa.array(counts, index_type))
+            continue
+        values = arrays[column]
+        dtype = rows.schema.field(column).type
+        if how == "mean":
+            sums = np.add.reduceat(values.astype(np.float64), starts) + 0.0  # Polars sums -0.0 as 0.0
+            out.append(pa.array(sums / counts, pa.float64()))
+        elif how == "sum":
+            sums = np.add.reduceat(values, starts)
+            out.append(pa.array(sums + 0.0 if sums.dtype.kind == "f" else sums, dtype))
+        else:
+            reduce = np.minimum if how == "min" else np.maximum
+            out.append(pa.array(reduce.reduceat(values, starts), dtype))
+    first = pa.array(starts, pa.int64())
+    keys = []
+    for key in key_columns:
+        column = rows.column(key).take(first).combine_chunks()
+        keys.append(column.cast(pa.large_string()) if pa.types.is_string(column.type) else column)
+    return keys, out
+
+
+def _tag_counts(windows: list[ClosedWindow]) -> Counter[int]:
+    """How many rows of each source item (by tag) the windows hold."""
+    tags = [window.rows.column(TAG_COLUMN).to_numpy() for window in windows]
+    values, counts = np.unique(np.concatenate(tags), return_counts=True)
+    return Counter(dict(zip(values.tolist(), counts.tolist(), strict=True)))
 
 
 def _legacy_exprs(aggregations: Any) -> list[pl.Expr]:

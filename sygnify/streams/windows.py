@@ -195,6 +195,18 @@ class _Open:
         return self.parts[0]
 
 
+def _encodable(dtype: pa.DataType) -> bool:
+    """Whether Arrow's dictionary encoding groups a key column's values as Python equality does."""
+    return bool(
+        pat.is_integer(dtype)
+        or pat.is_string(dtype)
+        or pat.is_large_string(dtype)
+        or pat.is_binary(dtype)
+        or pat.is_large_binary(dtype)
+        or pat.is_boolean(dtype)
+    )
+
+
 def event_seconds(table: pa.Table, column: str) -> np.ndarray[Any, Any]:
     """Event times of ``column`` as float seconds (timestamps since the epoch)."""
     if column not in table.column_names:
@@ -275,10 +287,62 @@ class WindowState:
     def _keys(self, table: pa.Table) -> list[tuple[Any, ...]]:
         if not self.key_columns:
             return [()] * table.num_rows
+        self._check_keys(table)
+        return list(zip(*(table.column(c).to_pylist() for c in self.key_columns)))
+
+    def _check_keys(self, table: pa.Table) -> None:
         for column in self.key_columns:
             if column not in table.column_names:
                 raise SchemaError(f"window key column {column!r} is not in the stream", resource=column)
-        return list(zip(*(table.column(c).to_pylist() for c in self.key_columns)))
+
+    def _python_key_codes(self, table: pa.Table) -> tuple[np.ndarray[Any, Any], list[tuple[Any, ...]]]:
+        code_of: dict[tuple[Any, ...], int] = {}
+        keys = self._keys(table)
+        codes = np.fromiter(
+            (code_of.setdefault(key, len(code_of)) for key in keys), np.int64, count=len(keys)
+        )
+        return codes, list(code_of)
+
+    def _key_codes(self, table: pa.Table) -> tuple[np.ndarray[Any, Any], list[tuple[Any, ...]]]:
+        """Each row's key as a small integer (numbered in order of first appearance) and the keys.
+
+        Integer, string, binary and boolean key columns are encoded by Arrow, converting only
+        the distinct values to Python; other types (floats, whose NaN and -0.0 compare unlike
+        Arrow's values, timestamps, nested values) take the per-row Python path.
+        """
+        n = table.num_rows
+        if not self.key_columns:
+            return np.zeros(n, dtype=np.int64), [()]
+        self._check_keys(table)
+        columns = [table.column(c) for c in self.key_columns]
+        if not all(_encodable(column.type) for column in columns):
+            return self._python_key_codes(table)
+        indices, values = [], []
+        for column in columns:
+            encoded = pc.dictionary_encode(column.combine_chunks(), null_encoding="encode")
+            indices.append(np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64))
+            values.append(encoded.dictionary.to_pylist())
+        if len(columns) == 1:  # Arrow numbers the values in order of first appearance already
+            return indices[0], [(value,) for value in values[0]]
+        if math.prod(len(column_values) for column_values in values) >= 2**62:
+            return self._python_key_codes(table)  # the combined code would overflow int64
+        combined = np.zeros(n, dtype=np.int64)
+        for index, column_values in zip(indices, values, strict=True):
+            combined = combined * len(column_values) + index
+        _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")  # distinct combinations by first appearance
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        rows = first[order]
+        distinct = list(
+            zip(
+                *(
+                    [column_values[i] for i in index[rows].tolist()]
+                    for index, column_values in zip(indices, values, strict=True)
+                )
+            )
+        )
+        return rank[inverse.reshape(-1)], distinct
 
     def add(
         self,
@@ -326,10 +390,19 @@ class WindowState:
         return result
 
     def _track_partitions(self, times: np.ndarray[Any, Any], partitions: Sequence[str]) -> None:
+        if len(partitions) != len(times):
+            raise ValueError(f"{len(partitions)} partitions for {len(times)} rows")
         highest: dict[str, float] = {}
-        for partition, t in zip(partitions, times.tolist(), strict=True):
-            if t == t and t > highest.get(partition, -math.inf):  # t == t: not NaN
-                highest[partition] = t
+        distinct = list(dict.fromkeys(partitions))  # in order of first appearance
+        if len(distinct) == 1:
+            groups = [(distinct[0], times)]
+        else:
+            names = np.asarray(partitions, dtype=object)
+            groups = [(partition, times[names == partition]) for partition in distinct]
+        for partition, values in groups:
+            known = values[~np.isnan(values)]
+            if known.size:
+                highest[partition] = float(known.max())
         for partition, t in highest.items():
             if t > self._partition_max.get(partition, -math.inf):
                 self._partition_max[partition] = t
@@ -373,14 +446,9 @@ class WindowState:
         step = float(spec.step) if isinstance(spec, Sliding) else size  # type: ignore[arg-type]
         copies = math.ceil(size / step)
         first = np.floor(times / step) * step
-        keys = self._keys(table)
         tags = self._tags(table)
         # each distinct key as a small integer: rows are grouped by (start, key) in numpy
-        code_of: dict[tuple[Any, ...], int] = {}
-        codes = np.fromiter(
-            (code_of.setdefault(key, len(code_of)) for key in keys), dtype=np.int64, count=table.num_rows
-        )
-        distinct = list(code_of)
+        codes, distinct = self._key_codes(table)
         live_anywhere = np.zeros(table.num_rows, dtype=bool)
         assigned: list[np.ndarray[Any, Any]] = []
         for offset in range(copies):

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -21,6 +22,76 @@ from sygnify.streams.base import BaseSource
 REDIS_URL = "redis://127.0.0.1:6379/0"
 NATS_URL = "nats://127.0.0.1:4222"
 MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
+
+
+class MqttRecorder:
+    """A subscriber recording every message of ``topic`` (retained or live) with its label.
+
+    It deduplicates nothing: a result delivered twice is recorded twice. ``delete_retained()``
+    removes the topic's retained message (an empty retained publish) when a test is done.
+    """
+
+    def __init__(self, topic: str) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.topic = topic
+        #: (label, retained flag, rows) per message, in arrival order
+        self.messages: list[tuple[str | None, bool, list[dict[str, Any]]]] = []
+        self._lock = threading.Lock()
+        subscribed = threading.Event()
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"recorder-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+        )
+        client.on_message = self._on_message
+        client.on_subscribe = lambda *_args: subscribed.set()
+        client.connect(MQTT_HOST, MQTT_PORT)
+        client.subscribe(topic, qos=1)
+        client.loop_start()
+        assert subscribed.wait(10), "the recorder's subscription was not acknowledged"
+        self._client = client
+
+    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        if not message.payload:
+            return  # the deletion of a retained message
+        label = dict(getattr(message.properties, "UserProperty", None) or []).get("sygnify-label")
+        rows = [json.loads(line) for line in message.payload.decode().splitlines()]
+        with self._lock:
+            self.messages.append((label, bool(message.retain), rows))
+
+    def labels(self) -> list[str | None]:
+        with self._lock:
+            return [label for label, _, _ in self.messages]
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until ``count`` messages were recorded (or ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while len(self.labels()) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def barrier(self, timeout: float = 10.0) -> None:
+        """Publish a marker (not retained) and wait for it: every result the broker took
+        before has then been recorded too (a topic's messages arrive in order)."""
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        marker = f"barrier-{uuid.uuid4().hex[:8]}"
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.UserProperty = ("sygnify-label", marker)
+        self._client.publish(self.topic, b"{}", qos=1, properties=properties).wait_for_publish(timeout)
+        deadline = time.monotonic() + timeout
+        while marker not in self.labels():
+            assert time.monotonic() < deadline, f"the marker did not come back on {self.topic}"
+            time.sleep(0.01)
+        with self._lock:
+            self.messages = [m for m in self.messages if m[0] != marker]
+
+    def delete_retained(self) -> None:
+        self._client.publish(self.topic, b"", qos=1, retain=True).wait_for_publish(timeout=10)
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -44,8 +115,9 @@ class Backend:
     # -- setup ---------------------------------------------------------------------------
     def prepare(self) -> None:
         if self.kind == "kafka":
-            from confluent_kafka.admin import AdminClient, NewTopic
+            from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+            assert self.bootstrap is not None
             admin = AdminClient({"bootstrap.servers": self.bootstrap})
             futures = admin.create_topics(
                 [NewTopic(self.name, num_partitions=2), NewTopic(self.dead_name, num_partitions=1)]
@@ -130,6 +202,14 @@ class Backend:
         client.disconnect()
 
     # -- consuming -----------------------------------------------------------------------
+    def source_options(self, *, ack_wait: float) -> dict[str, Any]:
+        """The options of this service's source for what only some services have.
+
+        ``ack_wait``: NATS's redelivery delay (s) of a message not acknowledged; the other
+        services redeliver only after a restart and take no such option.
+        """
+        return {"ack_wait": ack_wait} if self.kind == "nats" else {}
+
     def open(self, consumer: str = "c1", **options: Any) -> BaseSource:
         if self.kind == "redis":
             from sygnify.streams.redis import RedisSource
@@ -192,7 +272,7 @@ class Backend:
         if self.kind == "redis":
             import redis
 
-            entries = redis.Redis.from_url(REDIS_URL).xrange(self.dead_name)
+            entries: Any = redis.Redis.from_url(REDIS_URL).xrange(self.dead_name)
             return [(fields[b"payload"], fields[b"reason"].decode()) for _, fields in entries]
         if self.kind == "kafka":
             from confluent_kafka import Consumer, TopicPartition
@@ -201,11 +281,11 @@ class Backend:
                 {"bootstrap.servers": self.bootstrap, "group.id": "dead-reader", "enable.auto.commit": False}
             )
             consumer.assign([TopicPartition(self.dead_name, 0, 0)])
-            found = []
+            found: list[tuple[bytes, str]] = []
             for message in consumer.consume(100, timeout=3):
                 if message.error() is None:
-                    headers = dict(message.headers() or [])
-                    found.append((message.value(), headers["reason"].decode()))
+                    headers: dict[str, Any] = dict(message.headers() or [])
+                    found.append((message.value() or b"", headers["reason"].decode()))
             consumer.close()
             return found
         if self.kind == "nats":
@@ -218,10 +298,10 @@ class Backend:
         nc = await nats.connect(NATS_URL)
         js = nc.jetstream()
         sub = await js.pull_subscribe(f"{self.dead_name}.>", stream=self.dead_name)
-        found = []
+        found: list[tuple[bytes, str]] = []
         try:
             for msg in await sub.fetch(100, timeout=1):
-                found.append((msg.data, msg.headers["Sygnify-Reason"]))
+                found.append((msg.data, (msg.headers or {})["Sygnify-Reason"]))
         except nats.errors.TimeoutError:
             pass
         await nc.close()

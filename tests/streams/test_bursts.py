@@ -28,7 +28,7 @@ def slow_model(X: np.ndarray) -> np.ndarray:
 
 
 def test_a_burst_of_10000_events_is_predicted_exactly_once(backend: Backend) -> None:
-    options = {"ack_wait": 30.0} if backend.kind == "nats" else {}  # the library's default
+    options = backend.source_options(ack_wait=30.0)  # NATS: the library's default
     source = backend.open(schema=SCHEMA, **options)  # MQTT: the session exists before the burst
     ml = RealTimeML()
     ml.register("m", backend="callable", fn=slow_model, features=["x"])

@@ -10,6 +10,8 @@
   (Kafka, Redis, NATS: their positions let a restart skip what the state already holds). MQTT
   messages carry no positions: there the guarantee is at-least-once (no window missing, no
   count short), which the same test checks.
+- The same with a Redis source and each exactly-once sink of a service (a Redis stream, a
+  Kafka topic, a JetStream subject, a retained MQTT topic): every window's result once.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from sygnify.ml.realtime import RealTimeML
 from sygnify.processing import Aggregate
 from sygnify.streams.windows import Tumbling
 from tests.services import require
-from tests.streams.backends import NATS_URL, REDIS_URL, Backend, port_open
+from tests.streams.backends import NATS_URL, REDIS_URL, Backend, MqttRecorder, port_open
 from tests.streams.window_worker import SCHEMA, WINDOW, run
 
 #: SIGKILL points per source (SYGNIFY_KILL_POINTS changes it).
@@ -59,7 +61,7 @@ def expected_windows(total: int) -> Counter[tuple[int, float, int, int]]:
 def held(backend: Backend) -> dict[str, Any]:
     """Source options for batches held by open windows: NATS's default ``ack_wait`` (30 s, the
     test backend shortens it), or the held messages are redelivered while their window is open."""
-    return {"ack_wait": 30.0} if backend.kind == "nats" else {}
+    return backend.source_options(ack_wait=30.0)
 
 
 def test_a_backlog_of_many_batches_goes_through_windows_with_default_options(backend: Backend) -> None:
@@ -234,7 +236,7 @@ def test_sigkill_at_random_points_leaves_every_window_in_a_redis_stream_sink_exa
     client = redis.Redis.from_url(REDIS_URL)
     try:
         total = kill_and_restart(backend, spec, tmp_path)
-        entries = client.xrange(f"{backend.name}-results")
+        entries: Any = client.xrange(f"{backend.name}-results")
         rows = [json.loads(fields[b"data"]) for _, fields in entries]
     finally:
         guards = client.keys(f"{backend.name}-results:sygnify-label:*")
@@ -249,7 +251,7 @@ def test_sigkill_at_random_points_leaves_every_window_in_a_kafka_topic_sink_exac
     kafka_bootstrap: str | None, tmp_path: Path
 ) -> None:
     from confluent_kafka import Consumer, KafkaError, TopicPartition
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     require(kafka_bootstrap is not None, "the tansu Kafka broker could not start")
     assert kafka_bootstrap is not None
@@ -273,11 +275,12 @@ def test_sigkill_at_random_points_leaves_every_window_in_a_kafka_topic_sink_exac
     while at_end < 2:
         message = consumer.poll(10)
         assert message is not None, "the results topic did not reach its end"
-        if message.error() is not None:
-            assert message.error().code() == KafkaError._PARTITION_EOF
+        error = message.error()
+        if error is not None:
+            assert error.code() == KafkaError._PARTITION_EOF
             at_end += 1
             continue
-        rows.append(json.loads(message.value()))
+        rows.append(json.loads(message.value() or b""))
     consumer.close()
     got = Counter((r["k"], r["window_start"], r["n"], r["total"]) for r in rows)
     want = expected_windows(total)
@@ -322,6 +325,34 @@ def test_sigkill_at_random_points_leaves_every_window_in_a_nats_subject_sink_exa
         rows = asyncio.run(read_and_delete())
         backend.cleanup()
     got = Counter((r["k"], r["window_start"], r["n"], r["total"]) for r in rows)
+    want = expected_windows(total)
+    assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
+
+
+def test_sigkill_at_random_points_leaves_every_window_in_an_mqtt_topic_sink_exactly_once(
+    tmp_path: Path,
+) -> None:
+    require(port_open(6379), "redis on 127.0.0.1:6379")
+    require(port_open(1883), "mosquitto on 127.0.0.1:1883")
+    backend = Backend("redis")
+    backend.prepare()
+    # MQTT keeps only the last result (retained): record every message while the workers run
+    recorder = MqttRecorder(f"{backend.name}-results/out")
+    spec = {"kind": "redis", "name": backend.name, "idle": 2.0, "sink": "mqtt"}
+    try:
+        total = kill_and_restart(backend, spec, tmp_path)
+        recorder.barrier()
+        messages = list(recorder.messages)
+    finally:
+        recorder.delete_retained()
+        recorder.stop()
+        backend.cleanup()
+    labels = Counter(label for label, _, _ in messages)
+    assert all(label is not None for label in labels), "every result carries its label"
+    assert not any(retained for _, retained, _ in messages), "the recorder came first: all live"
+    repeated = {label: n for label, n in labels.items() if n > 1}
+    assert not repeated, f"results published more than once: {repeated}"
+    got = Counter((r["k"], r["window_start"], r["n"], r["total"]) for _, _, rows in messages for r in rows)
     want = expected_windows(total)
     assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
 

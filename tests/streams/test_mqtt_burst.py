@@ -1,7 +1,9 @@
 """A burst of 10,000 QoS 1 messages against Mosquitto's default limits (20 in flight, 1,000 queued).
 
 The source announces its buffer as the MQTT 5 Receive Maximum, so the broker sends the whole
-burst instead of queueing (and dropping) what does not fit in its 20-message window.
+burst instead of queueing (and dropping) what does not fit in its 20-message window. With
+``qos=0`` the same burst is read exactly once when it fits the buffer, and what does not fit is
+counted in ``dropped``: read + dropped = sent, nothing twice.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import uuid
 import pytest
 
 from sygnify.streams.base import BaseSource
+from sygnify.streams.mqtt import MqttSource
 from tests.services import require
 from tests.streams.backends import Backend, port_open
 
@@ -66,3 +69,36 @@ def test_unacknowledged_messages_come_back_after_a_restart(mqtt_backend: Backend
     finally:
         again.close()
     assert sorted(redelivered) == list(range(50))
+
+
+def test_burst_of_10000_messages_at_qos0_is_read_exactly_once_when_it_fits(mqtt_backend: Backend) -> None:
+    source = mqtt_backend.open(consumer=f"qos0-{uuid.uuid4().hex[:6]}", qos=0, max_unacked_batches=1)
+    assert isinstance(source, MqttSource)
+    try:
+        mqtt_backend.produce([json.dumps({"id": i, "x": float(i)}).encode() for i in range(BURST)])
+        ids = _drain(source, BURST)
+        extra = source.read(max_records=500, timeout=0.5)
+    finally:
+        source.close()
+    assert extra is None
+    assert sorted(ids) == list(range(BURST))
+    assert source.dropped == 0
+
+
+def test_at_qos0_what_does_not_fit_the_buffer_is_counted_as_dropped(mqtt_backend: Backend) -> None:
+    buffered = 500
+    source = mqtt_backend.open(consumer=f"qos0-full-{uuid.uuid4().hex[:6]}", qos=0, max_buffered=buffered)
+    assert isinstance(source, MqttSource)
+    try:
+        # nobody reads while the burst comes: the buffer fills and the rest is dropped, counted
+        mqtt_backend.produce([json.dumps({"id": i, "x": float(i)}).encode() for i in range(BURST)])
+        deadline = time.monotonic() + 20
+        while source.dropped < BURST - buffered and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ids = _drain(source, buffered, deadline_s=10)
+        extra = source.read(max_records=500, timeout=0.5)
+    finally:
+        source.close()
+    assert extra is None
+    assert len(ids) == len(set(ids)) == buffered
+    assert source.dropped == BURST - buffered  # sent = read + dropped: Mosquitto dropped none

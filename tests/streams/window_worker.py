@@ -34,7 +34,12 @@ NATS_ACK_WAIT = 0.5
 
 
 def sink_of(spec: dict[str, Any], out: Path) -> Any:
-    """A dataset directory, or (``"sink"``: redis, kafka, nats) the stream or topic ``<name>-results``."""
+    """A dataset directory, or (``"sink"``: redis, kafka, nats, mqtt) the stream or topic
+    ``<name>-results`` (MQTT: the topic ``<name>-results/out``)."""
+    if spec.get("sink") == "mqtt":
+        from sygnify.streams.mqtt import MqttTopicSink
+
+        return MqttTopicSink(topic=f"{spec['name']}-results/out")
     if spec.get("sink") == "redis":
         from sygnify.streams.redis import RedisStreamSink
 
@@ -62,7 +67,7 @@ def main(spec: dict[str, Any], out: Path) -> None:
     backend = Backend(spec["kind"], name=spec["name"], bootstrap=spec.get("bootstrap"))
     ml = RealTimeML()
     ml.register("n", backend="callable", fn=lambda X: X[:, 0], features=["n"])
-    options = {"ack_wait": NATS_ACK_WAIT} if spec["kind"] == "nats" else {}
+    options = backend.source_options(ack_wait=NATS_ACK_WAIT)
     with backend.open(consumer="worker", schema=SCHEMA, **options) as source:
         (out / "ready.marker").touch()
         stream = ml.stream(

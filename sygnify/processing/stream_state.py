@@ -81,6 +81,12 @@ class Progress:
     >>> progress.add([("s", 1), ("s", 2), ("s", 5)], in_order=False)
     >>> [progress.seen("s", n, in_order=False) for n in (1, 3, 5)]
     [True, False, True]
+    >>> progress.add([("session", ("7:9f2c", False))], in_order=False, tokens=True)
+    >>> [progress.seen("session", (t, dup), in_order=False, tokens=True)
+    ...  for t, dup in [("7:9f2c", True), ("7:9f2c", False), ("8:0a1b", True)]]
+    [True, False, False]
+    >>> progress.acknowledged(); progress.seen("session", ("7:9f2c", True), in_order=False, tokens=True)
+    False
     """
 
     def __init__(self, marks: dict[str, Any] | None = None) -> None:

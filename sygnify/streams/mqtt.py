@@ -35,6 +35,7 @@ again (retained) on every (re)subscription: tell it apart from a new one by its 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import queue
@@ -42,7 +43,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import paho.mqtt.client as mqtt
@@ -285,9 +286,23 @@ class MqttSource(BaseSource):
             except queue.Empty:
                 break
         for message in pending:
+            payload = bytes(message.payload)
             position = {"topic": message.topic, "mid": message.mid, "duplicate": bool(message.dup)}
-            messages.append(RawMessage(bytes(message.payload), position, handle=message))
+            if self.qos:
+                # a redelivered message keeps its packet identifier (MQTT 5, 4.4); with a digest
+                # of the payload it cannot be taken for a new message reusing a freed identifier
+                position["token"] = f"{message.mid}:{hashlib.blake2b(payload, digest_size=8).hexdigest()}"
+            messages.append(RawMessage(payload, position, handle=message))
         return messages
+
+    #: Messages have no lasting position, but keep an identity while unacknowledged: a durable
+    #: stream skips a redelivered one it saved already (:class:`~sygnify.processing.stream_state.Progress`).
+    session_tokens: ClassVar[bool] = True
+
+    def order_key(self, position: Mapping[str, Any]) -> tuple[str, Any] | None:
+        """``("session", (token, redelivered))`` at QoS 1; None at QoS 0 (nothing comes again)."""
+        token = position.get("token")
+        return None if token is None else ("session", (token, bool(position["duplicate"])))
 
     def _acknowledge(self, messages: Sequence[RawMessage]) -> None:
         if self.qos == 0:

@@ -216,6 +216,22 @@ def test_sigkill_at_random_points_leaves_every_window_in_the_sink_exactly_once(
     assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
 
 
+def test_sigkill_at_random_points_a_handler_stream_leaves_every_window_in_the_sink_exactly_once(
+    tmp_path: Path,
+) -> None:
+    """``LargeDataHandler.process`` on a stream source: the same runtime, without a model."""
+    require(port_open(6379), "redis on 127.0.0.1:6379")
+    backend = Backend("redis")
+    backend.prepare()
+    spec = {"kind": "redis", "name": backend.name, "idle": 2.0, "engine": "handler"}
+    try:
+        total = kill_and_restart(backend, spec, tmp_path)
+    finally:
+        backend.cleanup()
+    got, want = results(tmp_path), expected_windows(total)
+    assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
+
+
 def test_sigkill_at_random_points_leaves_every_window_in_a_redis_stream_sink_exactly_once(
     tmp_path: Path,
 ) -> None:

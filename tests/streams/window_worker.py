@@ -1,6 +1,7 @@
 """A windowed, checkpointed stream process for the SIGKILL test (``run(spec, out)`` in a child process).
 
-It aggregates the backend's events per key and 5-second tumbling window with a durable
+It aggregates the backend's events per key and tumbling window (``RealTimeML.stream``, or
+``LargeDataHandler.process`` with ``"engine": "handler"``) with a durable
 checkpoint (``OUT_DIR/state.json``) and writes every result to the dataset ``OUT_DIR/results/``;
 after ``idle`` seconds without events it flushes the open windows and exits 0. The test kills
 it with SIGKILL at random points and restarts it until it exits by itself.
@@ -18,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import pyarrow as pa
 
 from sygnify.ml.realtime import RealTimeML
-from sygnify.processing import Aggregate
+from sygnify.processing import Aggregate, LargeDataHandler
 from sygnify.streams.windows import Tumbling
 from tests.streams.backends import Backend
 
@@ -70,6 +71,20 @@ def main(spec: dict[str, Any], out: Path) -> None:
     options = backend.source_options(ack_wait=NATS_ACK_WAIT)
     with backend.open(consumer="worker", schema=SCHEMA, **options) as source:
         (out / "ready.marker").touch()
+        if spec.get("engine") == "handler":  # the same runtime without a model
+            LargeDataHandler(progress=False).process(
+                source,
+                transform=Aggregate(by="k", n=("id", "count"), total=("id", "sum")),
+                window=Tumbling(WINDOW),
+                time="ts",
+                allowed_lateness=LATENESS.get(spec["kind"], 0.5),
+                checkpoint=str(out / "state.json"),
+                checkpoint_interval=0.2,
+                sink=sink_of(spec, out),
+                idle_timeout=spec.get("idle", 3.0),
+            )
+            (out / "done.marker").touch()
+            return
         stream = ml.stream(
             source,
             model="n",

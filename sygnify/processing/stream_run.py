@@ -56,6 +56,7 @@ from sygnify.errors import ConfigurationError, SourceClosedError
 from sygnify.processing.sinks import ConnectorSink, Sink, as_sink
 from sygnify.processing.stream_processor import Item, Notify, StreamProcessor
 from sygnify.processing.stream_state import Progress, StreamCheckpoint
+from sygnify.processing.tables import DeltaSink, table_sink
 
 __all__ = ["STOP_CHECK_S", "DurableDriver", "StreamRun", "as_checkpoint", "lagging_of", "stream_sink"]
 
@@ -81,8 +82,13 @@ def stream_sink(sink: Any) -> Sink:
 
     A dataset directory (``"out/"``, ``s3://...``) gets ``part-<label>.parquet`` per result; a
     ``(connector, target)`` pair a ``write(..., write_id=label)``; a callable ``fn(table, label)``.
-    A single ``.parquet`` file cannot replace one result, so it is refused.
+    A Delta table (``"delta:PATH"`` or a :class:`~sygnify.processing.tables.DeltaSink`) commits
+    each result with a Delta application transaction (skipped when committed before). A single
+    ``.parquet`` file cannot replace one result, so it is refused.
     """
+    delta = sink if isinstance(sink, DeltaSink) else table_sink(sink)
+    if delta is not None:
+        return delta.for_stream()
     resolved = as_sink(sink)
     if isinstance(resolved, ConnectorSink):
         resolved = ConnectorSink(

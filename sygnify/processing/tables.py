@@ -92,9 +92,10 @@ class DeltaSink(Sink):
         self.schema_mode = schema_mode
         self.name = f"delta:{self.location.name}"
         self.idempotent = self.merge_on is not None
+        self.stream_labels = False  # see for_stream()
         self._first = True
 
-    def _commit(self, table: pa.Table, mode: str) -> list[str]:
+    def _commit(self, table: pa.Table, mode: str, transaction: tuple[str, int] | None = None) -> list[str]:
         return write_table_format(
             table,
             self.location,
@@ -103,14 +104,27 @@ class DeltaSink(Sink):
             partition_by=self.partition_by,
             merge_on=self.merge_on if mode == "merge" else None,
             schema_mode=self.schema_mode,
+            transaction=transaction,
         )
+
+    def for_stream(self) -> DeltaSink:
+        """This sink for a stream's results, labelled ``<stream id>-<sequence>``: each result is
+        committed with the application transaction (``sygnify-<stream id>``, sequence), so a
+        result written again after a crash is skipped (exactly once, in any mode)."""
+        self.stream_labels = True
+        self.idempotent = True
+        return self
 
     def write(self, table: pa.Table, label: str) -> list[str]:
         mode = self.mode
         if mode == "overwrite" and not self._first:
             mode = "append"
         self._first = False
-        return self._commit(table, mode)
+        transaction = None
+        if self.stream_labels:
+            stream_id, _, sequence = label.rpartition("-")
+            transaction = (f"sygnify-{stream_id}", int(sequence))
+        return self._commit(table, mode, transaction)
 
     def replace(self, table: pa.Table) -> list[str]:
         return self._commit(table, "overwrite")

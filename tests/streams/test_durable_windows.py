@@ -232,6 +232,27 @@ def test_sigkill_at_random_points_a_handler_stream_leaves_every_window_in_the_si
     assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
 
 
+def test_sigkill_at_random_points_leaves_every_window_in_a_delta_table_exactly_once(tmp_path: Path) -> None:
+    """Each result is one Delta commit with an application transaction (stream id, sequence)."""
+    from deltalake import DeltaTable
+
+    require(port_open(6379), "redis on 127.0.0.1:6379")
+    backend = Backend("redis")
+    backend.prepare()
+    spec = {"kind": "redis", "name": backend.name, "idle": 2.0, "sink": "delta", "engine": "handler"}
+    try:
+        total = kill_and_restart(backend, spec, tmp_path)
+    finally:
+        backend.cleanup()
+    table = DeltaTable(str(tmp_path / "delta")).to_pyarrow_table()
+    got = Counter(
+        (r["k"], r["window_start"], r["n"], r["total"])
+        for r in table.select(["k", "window_start", "n", "total"]).to_pylist()
+    )
+    want = expected_windows(total)
+    assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
+
+
 def test_sigkill_at_random_points_leaves_every_window_in_a_redis_stream_sink_exactly_once(
     tmp_path: Path,
 ) -> None:

@@ -57,6 +57,8 @@ def sink_of(spec: dict[str, Any], out: Path) -> Any:
             topic=f"{spec['name']}-results",
             transactional_id=f"{spec['name']}-sink",
         )
+    if spec.get("sink") == "delta":
+        return f"delta:{out / 'delta'}"
     return str(out / "results") + "/"
 
 

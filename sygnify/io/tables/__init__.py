@@ -145,8 +145,13 @@ def write_table_format(
     partition_by: Sequence[str] | None = None,
     merge_on: Sequence[str] | None = None,
     schema_mode: SchemaMode = None,
+    transaction: tuple[str, int] | None = None,
 ) -> list[str]:
     """Write ``table`` to the table at ``location`` in one commit; returns what the commit wrote.
+
+    ``transaction=(app_id, version)`` (Delta only) makes the write idempotent: it records
+    the application transaction in the same commit, and a version the table already holds
+    for ``app_id`` is skipped.
 
     ``mode``: ``append`` adds rows, ``overwrite`` replaces them (the old version stays
     readable by time travel), ``merge`` upserts by the ``merge_on`` key columns (matched
@@ -173,7 +178,13 @@ def write_table_format(
             resource=location.resource,
         )
     if fmt == "delta":
-        return delta.write(table, location, mode, partition_by, merge_on, schema_mode)
+        return delta.write(table, location, mode, partition_by, merge_on, schema_mode, transaction)
+    if transaction is not None:
+        raise ConfigurationError(
+            "transaction= (idempotent writes by application version) is a Delta feature; Iceberg "
+            "tables take a merge_on= upsert instead",
+            resource=location.resource,
+        )
     return iceberg.write(table, location, mode, partition_by, merge_on, schema_mode)
 
 

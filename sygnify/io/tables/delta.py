@@ -107,11 +107,25 @@ def write(
     partition_by: Sequence[str] | None,
     merge_on: Sequence[str] | None,
     schema_mode: SchemaMode,
+    transaction: tuple[str, int] | None = None,
 ) -> list[str]:
-    """One commit of ``data`` (append, overwrite or merge); returns the commit's log file."""
+    """One commit of ``data`` (append, overwrite or merge); returns the commit's log file.
+
+    ``transaction=(app_id, version)`` records an application transaction in the same commit
+    (Delta's ``txn`` action, the protocol's idempotent-writer mechanism): a write whose
+    ``version`` is not above the table's recorded one for ``app_id`` was committed already
+    and is skipped (returns ``[]``), so a writer retrying after a crash adds nothing twice.
+    """
     deltalake = _deltalake()
     exceptions = deltalake.exceptions
     options = _options(location)
+    commit = None
+    if transaction is not None:
+        from deltalake.transaction import CommitProperties, Transaction
+
+        commit = CommitProperties(
+            app_transactions=[Transaction(app_id=transaction[0], version=transaction[1])]
+        )
     missing = [column for column in partition_by or [] if column not in data.column_names]
     if missing:
         raise SchemaError(
@@ -122,6 +136,10 @@ def write(
         table: Any = deltalake.DeltaTable(location.url, storage_options=options)
     except exceptions.TableNotFoundError:
         table = None
+    if transaction is not None and table is not None:
+        done = table.transaction_version(transaction[0])
+        if done is not None and done >= transaction[1]:
+            return []  # committed before (a retry after a crash): nothing to add
     try:
         if mode == "merge" and table is not None:
             assert merge_on
@@ -134,6 +152,7 @@ def write(
                     source_alias="s",
                     target_alias="t",
                     merge_schema=schema_mode == "merge",
+                    commit_properties=commit,
                 )
                 .when_matched_update_all()
                 .when_not_matched_insert_all()
@@ -151,6 +170,7 @@ def write(
                 partition_by=list(partition_by) if partition_by else None,
                 schema_mode=schema_mode,
                 storage_options=options if table is None else None,
+                commit_properties=commit,
             )
     except exceptions.SchemaMismatchError as exc:
         raise SchemaError(

@@ -253,6 +253,26 @@ def test_sigkill_at_random_points_leaves_every_window_in_a_delta_table_exactly_o
     assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
 
 
+def test_sigkill_at_random_points_leaves_every_window_in_a_connector_write_exactly_once(
+    tmp_path: Path,
+) -> None:
+    """``sink=(connector, target)``: each result is ``write(..., write_id=label)``, committed atomically."""
+    from sygnify.connectors.local import LocalConfig, LocalConnector
+
+    require(port_open(6379), "redis on 127.0.0.1:6379")
+    backend = Backend("redis")
+    backend.prepare()
+    spec = {"kind": "redis", "name": backend.name, "idle": 2.0, "sink": "connector"}
+    try:
+        total = kill_and_restart(backend, spec, tmp_path)
+    finally:
+        backend.cleanup()
+    written = LocalConnector(LocalConfig(root=str(tmp_path))).scan("written/").collect()
+    got = Counter(written.select("k", "window_start", "n", "total").iter_rows())
+    want = expected_windows(total)
+    assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
+
+
 def test_sigkill_at_random_points_leaves_every_window_in_a_redis_stream_sink_exactly_once(
     tmp_path: Path,
 ) -> None:

@@ -59,6 +59,10 @@ def sink_of(spec: dict[str, Any], out: Path) -> Any:
         )
     if spec.get("sink") == "delta":
         return f"delta:{out / 'delta'}"
+    if spec.get("sink") == "connector":  # a connector's write(..., write_id=label)
+        from sygnify.connectors.local import LocalConfig, LocalConnector
+
+        return (LocalConnector(LocalConfig(root=str(out))), "written/")
     return str(out / "results") + "/"
 
 

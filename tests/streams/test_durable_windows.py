@@ -25,8 +25,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from sygnify.ml.realtime import RealTimeML
 from sygnify.processing import Aggregate
@@ -216,60 +218,42 @@ def test_sigkill_at_random_points_leaves_every_window_in_the_sink_exactly_once(
     assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
 
 
-def test_sigkill_at_random_points_a_handler_stream_leaves_every_window_in_the_sink_exactly_once(
-    tmp_path: Path,
+def written(sink: str, tmp_path: Path) -> Counter[tuple[int, float, int, int]]:
+    """The windows' results a worker wrote to ``sink`` (``"dataset"``, ``"delta"``, ``"connector"``)."""
+    if sink == "delta":
+        from deltalake import DeltaTable
+
+        frame = pl.from_arrow(DeltaTable(str(tmp_path / "delta")).to_pyarrow_table())
+    elif sink == "connector":
+        from sygnify.connectors.local import LocalConfig, LocalConnector
+
+        frame = LocalConnector(LocalConfig(root=str(tmp_path))).scan("written/").collect()
+    else:
+        return results(tmp_path)
+    assert isinstance(frame, pl.DataFrame)
+    return Counter(frame.select("k", "window_start", "n", "total").iter_rows())
+
+
+@pytest.mark.parametrize(
+    ("engine", "sink"),
+    [
+        ("handler", "dataset"),  # LargeDataHandler.process on a stream source: the same runtime
+        ("handler", "delta"),  # one Delta commit per result, with an application transaction
+        ("ml", "connector"),  # write(..., write_id=label) through a connector
+    ],
+)
+def test_sigkill_at_random_points_leaves_every_window_once_in_each_kind_of_sink(
+    engine: str, sink: str, tmp_path: Path
 ) -> None:
-    """``LargeDataHandler.process`` on a stream source: the same runtime, without a model."""
     require(port_open(6379), "redis on 127.0.0.1:6379")
     backend = Backend("redis")
     backend.prepare()
-    spec = {"kind": "redis", "name": backend.name, "idle": 2.0, "engine": "handler"}
+    spec = {"kind": "redis", "name": backend.name, "idle": 2.0, "sink": sink, "engine": engine}
     try:
         total = kill_and_restart(backend, spec, tmp_path)
     finally:
         backend.cleanup()
-    got, want = results(tmp_path), expected_windows(total)
-    assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
-
-
-def test_sigkill_at_random_points_leaves_every_window_in_a_delta_table_exactly_once(tmp_path: Path) -> None:
-    """Each result is one Delta commit with an application transaction (stream id, sequence)."""
-    from deltalake import DeltaTable
-
-    require(port_open(6379), "redis on 127.0.0.1:6379")
-    backend = Backend("redis")
-    backend.prepare()
-    spec = {"kind": "redis", "name": backend.name, "idle": 2.0, "sink": "delta", "engine": "handler"}
-    try:
-        total = kill_and_restart(backend, spec, tmp_path)
-    finally:
-        backend.cleanup()
-    table = DeltaTable(str(tmp_path / "delta")).to_pyarrow_table()
-    got = Counter(
-        (r["k"], r["window_start"], r["n"], r["total"])
-        for r in table.select(["k", "window_start", "n", "total"]).to_pylist()
-    )
-    want = expected_windows(total)
-    assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
-
-
-def test_sigkill_at_random_points_leaves_every_window_in_a_connector_write_exactly_once(
-    tmp_path: Path,
-) -> None:
-    """``sink=(connector, target)``: each result is ``write(..., write_id=label)``, committed atomically."""
-    from sygnify.connectors.local import LocalConfig, LocalConnector
-
-    require(port_open(6379), "redis on 127.0.0.1:6379")
-    backend = Backend("redis")
-    backend.prepare()
-    spec = {"kind": "redis", "name": backend.name, "idle": 2.0, "sink": "connector"}
-    try:
-        total = kill_and_restart(backend, spec, tmp_path)
-    finally:
-        backend.cleanup()
-    written = LocalConnector(LocalConfig(root=str(tmp_path))).scan("written/").collect()
-    got = Counter(written.select("k", "window_start", "n", "total").iter_rows())
-    want = expected_windows(total)
+    got, want = written(sink, tmp_path), expected_windows(total)
     assert got == want, f"{sum((got - want).values())} extra and {sum((want - got).values())} missing results"
 
 

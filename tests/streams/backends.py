@@ -338,3 +338,21 @@ class Backend:
         if self._mqtt_watcher is not None:
             self._mqtt_watcher.loop_stop()
             self._mqtt_watcher.disconnect()
+
+
+def read_packet(conn: socket.socket) -> tuple[int, bytes]:
+    """(first byte, body) of the next MQTT packet on ``conn`` (for the fake brokers of the MQTT tests)."""
+    header = conn.recv(1)
+    if not header:
+        raise ConnectionError("closed")
+    length, shift = 0, 0
+    while True:  # the remaining length is a variable-length integer
+        byte = conn.recv(1)[0]
+        length += (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    body = b""
+    while len(body) < length:
+        body += conn.recv(length - len(body))
+    return header[0], body

@@ -15,23 +15,7 @@ import pytest
 
 from sygnify.errors import ConfigurationError, ConnectionFailedError
 from sygnify.streams.mqtt import MqttSource
-
-
-def _read_packet(conn: socket.socket) -> tuple[int, bytes]:
-    header = conn.recv(1)
-    if not header:
-        raise ConnectionError("closed")
-    length, shift = 0, 0
-    while True:  # the remaining length is a variable-length integer
-        byte = conn.recv(1)[0]
-        length += (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            break
-    body = b""
-    while len(body) < length:
-        body += conn.recv(length - len(body))
-    return header[0] >> 4, body
+from tests.streams.backends import read_packet
 
 
 @pytest.fixture
@@ -51,7 +35,8 @@ def refusing_broker(request: pytest.FixtureRequest) -> Iterator[int]:
         with conn:
             try:
                 while True:
-                    kind, body = _read_packet(conn)
+                    first, body = read_packet(conn)
+                    kind = first >> 4
                     # MQTT 5 packets (the source speaks MQTT 5): a zero-length properties field.
                     if kind == 1:  # CONNECT -> CONNACK, session accepted
                         conn.sendall(bytes([0x20, 0x03, 0x00, 0x00, 0x00]))

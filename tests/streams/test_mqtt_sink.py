@@ -26,7 +26,7 @@ from sygnify.errors import (
 )
 from sygnify.streams.mqtt import MqttTopicSink
 from tests.services import require
-from tests.streams.backends import MqttRecorder, port_open
+from tests.streams.backends import MqttRecorder, port_open, read_packet
 
 
 @pytest.fixture
@@ -116,22 +116,6 @@ def test_bad_topics_and_unreachable_brokers_are_typed_errors() -> None:
 
 
 # -- a minimal MQTT 5 broker -----------------------------------------------------------------
-def read_packet(conn: socket.socket) -> tuple[int, bytes]:
-    """(first byte, body) of the next packet."""
-    header = conn.recv(1)
-    if not header:
-        raise ConnectionError("closed")
-    length, shift = 0, 0
-    while True:  # the remaining length is a variable-length integer
-        byte = conn.recv(1)[0]
-        length += (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            break
-    body = b""
-    while len(body) < length:
-        body += conn.recv(length - len(body))
-    return header[0], body
 
 
 def packet(first: int, body: bytes) -> bytes:

@@ -107,6 +107,15 @@ class Run:
         return self.cancel.is_set()
 
 
+#: The aggregation every windowed run computes (throughput and window-delay runs alike).
+AGGREGATE = Aggregate(
+    by="id",
+    temperature=("temperature", "mean"),
+    humidity=("humidity", "mean"),
+    n=("temperature", "count"),
+)
+
+
 def guarded(fn: Callable[[Run], Any], timeout: float) -> Any:
     """``fn(run)`` in a daemon thread; raise :class:`Stalled` when it runs past ``timeout``."""
     run = Run(timeout)
@@ -479,12 +488,7 @@ def sygnify_stream(
             mode="aggregation",
             window=Tumbling(1.0),
             time="ts",
-            aggregate=Aggregate(
-                by="id",
-                temperature=("temperature", "mean"),
-                humidity=("humidity", "mean"),
-                n=("temperature", "count"),
-            ),
+            aggregate=AGGREGATE,
             max_records=READ,
         )
     run.cancellers += [stream.stop, source.close]
@@ -689,12 +693,7 @@ def window_delay_run(
             mode="aggregation",
             window=Tumbling(1.0),
             time="ts",
-            aggregate=Aggregate(
-                by="id",
-                temperature=("temperature", "mean"),
-                humidity=("humidity", "mean"),
-                n=("temperature", "count"),
-            ),
+            aggregate=AGGREGATE,
             max_records=READ,
             **options,
         )

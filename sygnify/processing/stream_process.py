@@ -60,20 +60,8 @@ from sygnify.processing.stream_processor import Item, StreamProcessor, normalize
 from sygnify.processing.stream_run import StreamRun, as_checkpoint, stream_sink
 from sygnify.streams.base import BaseSource
 
-__all__ = ["StreamOptions", "is_stream_source", "run_stream"]
+__all__ = ["is_stream_source", "run_stream"]
 
-#: The stream-only keywords of ``LargeDataHandler.process``.
-StreamOptions = (
-    "window",
-    "time",
-    "key",
-    "allowed_lateness",
-    "close_after",
-    "on_late",
-    "idle_timeout",
-    "max_latency",
-    "checkpoint_interval",
-)
 _SOURCE_ROW = "__sygnify_source_row"  # a row's index in its source batch, through the steps
 
 

@@ -206,10 +206,13 @@ class DurableDriver:
         in_order = bool(getattr(batch, "in_order", True))
         tokens = bool(getattr(batch, "session_tokens", False))
         index_of: list[int] | None = None
-        if positions and not self.progress.empty:
-            keep = [
-                not self.progress.seen(key, pos, in_order=in_order, tokens=tokens) for key, pos in positions
-            ]
+        if positions:
+            keep = _first_deliveries(positions, tokens=tokens)
+            if not self.progress.empty:
+                keep = [
+                    kept and not self.progress.seen(key, pos, in_order=in_order, tokens=tokens)
+                    for kept, (key, pos) in zip(keep, positions, strict=True)
+                ]
             if not all(keep):
                 index_of = [i for i, kept in enumerate(keep) if kept]
                 self.skipped_rows += len(keep) - len(index_of)
@@ -269,6 +272,27 @@ def lagging_of(source: Any, processor: StreamProcessor) -> list[str] | None:
 
 def _tables(outputs: list[tuple[pa.Table, list[Callable[[], None]]]]) -> list[pa.Table]:
     return [table for table, _ in outputs if table.num_columns]
+
+
+def _first_deliveries(positions: Sequence[tuple[str, Any]], *, tokens: bool) -> list[bool]:
+    """Whether each row is the first in its batch at its position: a redelivery can share a
+    batch with the copy it repeats (JetStream redelivers after ``ack_wait`` while a fetch that
+    timed out still hands over the first copy), and the checkpoint only learns positions once
+    the batch is taken in.
+
+    >>> _first_deliveries([("s", 1), ("s", 2), ("s", 1)], tokens=False)
+    [True, True, False]
+    >>> _first_deliveries([("m", ("7:ab", False)), ("m", ("7:ab", True))], tokens=True)
+    [True, False]
+    """
+    taken: set[tuple[str, Any]] = set()
+    keep: list[bool] = []
+    for key, position in positions:
+        ident = (key, position[0] if tokens else tuple(position) if isinstance(position, list) else position)
+        # a session token is only a repeat when flagged as redelivered (as in Progress.seen)
+        keep.append(ident not in taken or (tokens and not position[1]))
+        taken.add(ident)
+    return keep
 
 
 def _log_dropped(model: str, rows: Sequence[int], reasons: Sequence[str]) -> None:

@@ -35,7 +35,7 @@ from sygnify.processing.result import ChunkError
 from sygnify.processing.sinks import Sink
 from sygnify.resilience import RetryPolicy
 
-__all__ = ["ChunkOutcome", "ChunkProcessor", "DeadLetter", "ErrorPolicy"]
+__all__ = ["ChunkOutcome", "ChunkProcessor", "DeadLetter", "ErrorPolicy", "cast_expr", "classify_error"]
 
 ErrorPolicy: TypeAlias = Literal["raise", "skip", "dead_letter"]
 
@@ -94,7 +94,16 @@ def classify_error(exc: BaseException, label: str, origin: str) -> SygnifyError:
     return DataQualityError(f"{where} failed: {type(exc).__name__}: {exc}", resource=origin)
 
 
-def _cast(column: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
+def cast_expr(column: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
+    """``column`` (of type ``source``) as ``target``, null where a value does not convert:
+    the one conversion of the chunk loop and of the one-query path
+    (:mod:`~sygnify.processing.query`). Text becomes dates, datetimes and booleans by
+    parsing (``"true"``/``"false"``, any case), everything else by a non-strict cast.
+
+    >>> frame = pl.DataFrame({"b": ["TRUE", "no", None]})
+    >>> frame.select(cast_expr("b", pl.String, pl.Boolean))["b"].to_list()
+    [True, None, None]
+    """
     col = pl.col(column)
     if source == pl.String and isinstance(target, pl.Datetime):
         return col.str.to_datetime(time_unit=target.time_unit, time_zone=target.time_zone, strict=False)
@@ -102,7 +111,7 @@ def _cast(column: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
         return col.str.to_date(strict=False)
     if source == pl.String and target == pl.Boolean:
         lowered = col.str.to_lowercase()
-        return pl.when(lowered == "true").then(True).when(lowered == "false").then(False)
+        return pl.when(lowered == "true").then(True).when(lowered == "false").then(False).alias(column)
     return col.cast(target, strict=False)
 
 
@@ -153,7 +162,7 @@ class ChunkProcessor:
             )
         differing = [c for c in expected if frame.schema[c] != expected[c]]
         typed = frame.select(
-            _cast(c, frame.schema[c], expected[c]) if c in differing else pl.col(c) for c in expected
+            cast_expr(c, frame.schema[c], expected[c]) if c in differing else pl.col(c) for c in expected
         )
         failed = [(typed[c].is_null() & frame[c].is_not_null()).alias(c) for c in differing]
         mask_frame = pl.DataFrame(failed) if failed else pl.DataFrame()

@@ -76,6 +76,9 @@ class ProcessResult:
     executor: str | None = None
     chunk_rows: int | None = None
     skipped_chunks: int = 0
+    #: The run was one Polars streaming query (see :mod:`sygnify.processing.query`), not a
+    #: loop of chunks.
+    one_query: bool = False
 
     @property
     def throughput(self) -> float:
@@ -141,11 +144,36 @@ class Tracker:
         self._clock = clock
         self._started = clock()
         self._lock = threading.Lock()
+        self._advanced = 0  # rows reported by advance() for the chunk still running
         self._bar: Any = None
         if progress:
             # tqdm.auto picks the notebook widget when running in Jupyter.
             tqdm = importlib.import_module("tqdm.auto").tqdm
             self._bar = tqdm(total=total_rows, unit="rows", unit_scale=True, desc=f"sygnify {mode}")
+
+    @property
+    def watched(self) -> bool:
+        """Whether a progress bar or callback follows the run."""
+        return self._bar is not None or self._callback is not None
+
+    def advance(self, rows_in: int) -> None:
+        """Report ``rows_in`` more rows read by a chunk still running (a whole-run query):
+        the bar and the callback move; the counts are the chunk's, once it is done."""
+        with self._lock:
+            self._advanced += rows_in
+            result = self.result
+            progress = Progress(
+                result.mode,
+                result.chunks,
+                result.rows_in + self._advanced,
+                result.rows_out,
+                self._total,
+                self.elapsed,
+            )
+            if self._bar is not None:
+                self._bar.update(rows_in)
+        if self._callback is not None:
+            self._callback(progress)
 
     def chunk(self, rows_in: int, rows_out: int, duration_s: float = 0.0) -> None:
         with self._lock:
@@ -157,7 +185,8 @@ class Tracker:
                 result.mode, result.chunks, result.rows_in, result.rows_out, self._total, self.elapsed
             )
             if self._bar is not None:
-                self._bar.update(rows_in)
+                self._bar.update(max(0, rows_in - self._advanced))
+            self._advanced = 0
         events.emit(
             "handler.chunk", mode=result.mode, rows_in=rows_in, rows_out=rows_out, duration_s=duration_s
         )

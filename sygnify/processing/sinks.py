@@ -75,7 +75,7 @@ def _parquet_writer(table: pa.Table, compression: Any, path: str) -> Callable[[A
     file keeps the table's exact Arrow types. A type Parquet cannot store is a
     ``SchemaError``."""
     # pyarrow also takes None or a codec per column: those stay with pyarrow.
-    codec = _POLARS_COMPRESSION.get(compression.lower()) if isinstance(compression, str) else None
+    codec = polars_compression(compression)
     frame: pl.DataFrame | None = None
     if codec is not None:
         try:
@@ -99,6 +99,15 @@ def _parquet_writer(table: pa.Table, compression: Any, path: str) -> Callable[[A
             raise SchemaError(f"{path}: the data cannot be stored as Parquet: {exc}", resource=path) from exc
 
     return write
+
+
+def polars_compression(compression: Any) -> Any:
+    """Polars' name for pyarrow's Parquet ``compression`` (None when Polars has no such codec).
+
+    >>> polars_compression("none"), polars_compression("ZSTD"), polars_compression(None)
+    ('uncompressed', 'zstd', None)
+    """
+    return _POLARS_COMPRESSION.get(compression.lower()) if isinstance(compression, str) else None
 
 
 #: pyarrow's compression names and Polars' for the codecs both write.

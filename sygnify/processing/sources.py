@@ -232,6 +232,11 @@ class FileSource(Source):
             "://" in s and not s.startswith("file://") for s in self.spec
         )
 
+    @property
+    def is_remote(self) -> bool:
+        """Whether the files are on an object store (or a ``filesystem=`` was given)."""
+        return self._remote
+
     def files(self) -> list[str]:
         """The matching data files, sorted (listed once, then cached)."""
         if self._files is None:

@@ -1,4 +1,10 @@
-"""Sequential aggregations over Parquet run consecutive chunks as one query, at a measured pace."""
+"""Sequential aggregations over Parquet run consecutive chunks as one query, at a measured pace.
+
+This is the chunk loop of an aggregation the whole-run query (:mod:`sygnify.processing.query`)
+did not finish, a query that failed on some data: consecutive chunks are fused again, and only
+the failing region is redone chunk by chunk. The tests switch the whole-run query off
+(``whole_run_off``) to drive the pacing on clean data.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from polars.testing import assert_frame_equal
 from sygnify.demo import generate_transactions
 from sygnify.errors import DataQualityError
 from sygnify.processing import Aggregate, LargeDataHandler
+from sygnify.processing import query
 from sygnify.processing.modes import fused
 from tests.processing.conftest import convert
 from tests.processing.test_modes import AGG, frames, reference
@@ -27,6 +34,11 @@ def forty_parts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("fused") / "tx.parquet"
     generate_transactions(40_000).write_parquet(path, row_group_size=1_000)
     return path
+
+
+@pytest.fixture
+def whole_run_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(query, "eligible", lambda job: False)
 
 
 def _count_queries(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -44,6 +56,7 @@ def _count_queries(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return heights
 
 
+@pytest.mark.usefixtures("whole_run_off")
 @pytest.mark.parametrize(("mode", "executor"), SEQUENTIAL)
 @pytest.mark.parametrize(("seconds", "queries"), [(60.0, 2), (1e-9, 40)])
 def test_chunks_fuse_into_queries_at_the_measured_pace(
@@ -124,6 +137,7 @@ def test_row_groups_larger_than_a_chunk_count_as_chunks_fused_or_not(
     assert_frame_equal(fused_run.output, unfused_run.output, check_exact=False)
 
 
+@pytest.mark.usefixtures("whole_run_off")
 def test_pacing_counts_rows_not_parts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """On a clock where every row takes 1 µs and queries last 0.02 s: the first part
     alone, then 20,000 rows per query, whatever the parts' sizes (5,000-row row groups

@@ -17,6 +17,7 @@ import pyarrow as pa
 from sygnify.processing.job import Job, adaptive_rebatch, retrying_batches
 from sygnify.processing.modes.fused import run_paced_aggregation
 from sygnify.processing.parts import BadRow, FilePart
+from sygnify.processing.query import run_query_job
 from sygnify.processing.result import ProcessResult
 from sygnify.processing.sources import FileSource
 
@@ -80,12 +81,18 @@ def _chunks(job: Job, columns: tuple[str, ...] | None) -> Iterator[Chunk]:
 def run_chunked(job: Job) -> ProcessResult:
     """Process the source chunk by chunk in this thread.
 
+    A job the engine can run whole is one Polars streaming query
+    (:func:`~sygnify.processing.query.run_query_job`): chunks then only set the size of the
+    batches a sink receives.
     Local Parquet files without a memory budget go part by part, each chunk one Polars
     query over a scan of its rows (see ``ChunkProcessor.run_scan``); an aggregation that
     :attr:`Job.one_query` allows runs consecutive chunks as one query (see
     :func:`~sygnify.processing.modes.fused.run_paced`). Everything else is re-chunked from the
     source's batches, with sizes following the budget.
     """
+    done = run_query_job(job)
+    if done is not None:
+        return done
     if job.budget is None and isinstance(job.source, FileSource):
         rows = job.next_chunk_rows()
         if run_paced_aggregation(job, rows):

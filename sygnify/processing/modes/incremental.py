@@ -24,6 +24,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pafs
 
 from sygnify.errors import ConfigurationError
 from sygnify.io.arrow import rebatch
@@ -32,8 +33,9 @@ from sygnify.processing.checkpoint import Checkpoint, encode_value, literal
 from sygnify.processing.chunk import ChunkOutcome
 from sygnify.processing.job import Job, retrying_batches
 from sygnify.processing.parts import BadRow, FilePart
+from sygnify.processing.query import record, run_query
 from sygnify.processing.result import ProcessResult
-from sygnify.processing.sinks import CallbackSink
+from sygnify.processing.sinks import CallbackSink, ParquetSink
 from sygnify.processing.sources import FileSource
 
 __all__ = ["run_incremental"]
@@ -214,6 +216,10 @@ class _Runner:
                 self.state["run"] = run
             rows, skip = int(run["rows"]), int(run["chunks_done"])
             self.job.tracker.result.chunk_rows = rows
+            if skip == 0 and self._query_file(path, run):
+                self.state["files"].append(path)
+                self._end_run()
+                continue
             resume = self._scan_file(path, rows, skip)
             bad: list[BadRow] = []
             keep = None if self.job.processor.on_error == "raise" else bad
@@ -232,6 +238,25 @@ class _Runner:
                     self._process(pa.record_batch({}), run["seq0"] + run["chunks_done"], path, list(bad))
             self.state["files"].append(path)
             self._end_run()
+
+    def _query_file(self, path: str, run: dict[str, Any]) -> bool:
+        """Process a new file of a row-wise job as one streaming query (see
+        :func:`~sygnify.processing.query.run_query`), its output ``part-<seq0>.parquet`` of a
+        local dataset (and its dead letters ``dead-<seq0>-rows.parquet``): a rerun after a
+        crash writes the same files under the same names. False when the engine cannot, and
+        the chunk path runs the file."""
+        job = self.job
+        sink = job.sink
+        if job.plan.aggregate is not None or not isinstance(sink, ParquetSink):
+            return False
+        if sink.single_file or sink.partition_by or not isinstance(sink.filesystem, pafs.LocalFileSystem):
+            return False  # one file under one label: the engine's own sink
+        outcome = run_query(job, files=[path], label=f"{run['seq0']:08d}")
+        if outcome is None:
+            return False
+        record(job, outcome)
+        run["chunks_done"] = 1
+        return True
 
     def _scan_file(self, path: str, rows: int, skip: int) -> int | None:
         """Process chunks ``skip``... of a local Parquet file as scans of their rows.

@@ -35,6 +35,7 @@ from sygnify.processing.executors.local import ThreadExecutor
 from sygnify.processing.job import MERGE_EVERY, Job
 from sygnify.processing.modes.fused import fused_partial, run_paced_aggregation
 from sygnify.processing.parts import Part
+from sygnify.processing.query import run_query_job
 from sygnify.processing.result import ProcessResult
 from sygnify.processing.sources import FileSource
 
@@ -156,8 +157,12 @@ def _run_on(job: Job, executor: Any) -> ProcessResult:
     job.tracker.result.chunk_rows = rows
     # Threads share Polars' own thread pool, which already runs one query on every core:
     # a fused aggregation is fastest as consecutive queries, without a partial per thread.
-    if isinstance(executor, ThreadExecutor) and not executor.remote and run_paced_aggregation(job, rows):
-        return job.finish()
+    if isinstance(executor, ThreadExecutor) and not executor.remote:
+        done = run_query_job(job)  # one query already runs on every core
+        if done is not None:
+            return done
+        if run_paced_aggregation(job, rows):
+            return job.finish()
     processor = job.processor
     worker_writes = job.sink is not None and job.sink.parallel_safe and job.plan.aggregate is None
     if worker_writes:

@@ -1,11 +1,10 @@
 """Streaming mode: the Polars streaming engine end to end, or a bounded pipeline.
 
-When the source is scannable (files, a connector's ``scan()``, frames), the transform
-stays lazy, and no per-chunk error policy, schema enforcement or memory budget is asked
-for (:attr:`Job.one_query`), the whole transform runs as one Polars streaming query
-straight into the sink (``sink_parquet``/``sink_ipc``). Otherwise a reader thread, the
-transform and a writer thread are connected by queues of two chunks, so the reader waits
-when the writer falls behind (backpressure) and memory stays bounded.
+The whole job runs as one Polars streaming query when the engine can run it, whatever
+the options (:mod:`~sygnify.processing.query`: the error policy, the schema and the memory
+budget are part of the query). Otherwise a reader thread, the transform and a writer
+thread are connected by queues of two chunks, so the reader waits when the writer falls
+behind (backpressure) and memory stays bounded.
 """
 
 from __future__ import annotations
@@ -15,14 +14,11 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import polars as pl
-import pyarrow.parquet as pq
-
 from sygnify.processing.chunk import ChunkOutcome
 from sygnify.processing.job import Job
 from sygnify.processing.modes.chunked import sequential_chunks
+from sygnify.processing.query import run_query_job
 from sygnify.processing.result import ProcessResult
-from sygnify.processing.sinks import IPCSink, ParquetSink
 
 __all__ = ["run_streaming"]
 
@@ -31,51 +27,8 @@ QUEUE_DEPTH = 2
 
 
 def run_streaming(job: Job) -> ProcessResult:
-    lazy = job.source.lazy()
-    if lazy is not None and job.one_query:
-        return _polars(job, lazy)
-    return _pipelined(job)
-
-
-def _polars(job: Job, lazy: pl.LazyFrame) -> ProcessResult:
-    query = job.plan.whole(lazy)
-    sink = job.sink
-    result = job.tracker.result
-    known = job.source.total_rows()
-    # A LazyFrame source knows its row count only once run: count it in the same batch of
-    # queries (Polars shares the common sub-plan) or, for sinks, from the plan.
-    counter = lazy.select(pl.len())
-    if job.plan.aggregate is not None or sink is None:
-        if known is None:
-            output, counted = pl.collect_all([query, counter], engine="streaming")
-            known = int(counted.item())
-        else:
-            output = query.collect(engine="streaming")
-        result.rows_in = known
-        result.rows_out = output.height
-        result.chunks = 1
-        return job.finish(output=output)
-    result.rows_in = known if known is not None else int(counter.collect(engine="streaming").item())
-    if isinstance(sink, ParquetSink) and not sink.partition_by and sink.filesystem.type_name == "local":
-        target = sink.target if sink.single_file else f"{sink.target.rstrip('/')}/part-00000000.parquet"
-        query.sink_parquet(target, mkdir=True, engine="streaming")
-        result.rows_out = pq.ParquetFile(target).metadata.num_rows
-        result.chunks = 1
-        job.paths.append(target)
-        return job.finish()
-    if isinstance(sink, IPCSink) and sink.filesystem.type_name == "local":
-        query.sink_ipc(sink.target, mkdir=True, engine="streaming")
-        result.rows_out = pl.scan_ipc(sink.target).select(pl.len()).collect().item()
-        result.chunks = 1
-        job.paths.append(sink.target)
-        return job.finish()
-    rows_in = result.rows_in
-    for index, frame in enumerate(query.collect_batches(chunk_size=job.chunk_rows, engine="streaming")):
-        table = frame.to_arrow()
-        job.paths += sink.write(table, f"{index:08d}")
-        job.tracker.chunk(0, table.num_rows)
-    result.rows_in = rows_in
-    return job.finish()
+    done = run_query_job(job)
+    return done if done is not None else _pipelined(job)
 
 
 def _stage(

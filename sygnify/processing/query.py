@@ -93,6 +93,8 @@ ENGINE_MARGIN = 1.4
 MORSEL_ROWS, MIN_MORSEL_ROWS = 100_000, 5_000
 #: Bytes per row assumed when the source cannot tell (as Arrow, after the transform).
 DEFAULT_ROW_BYTES = 64.0
+#: Rows read to measure the bytes per row of a Parquet source.
+SAMPLE_ROWS = 4_096
 
 
 def engine_bytes(
@@ -108,13 +110,35 @@ def engine_bytes(
     return int(ENGINE_MARGIN * (ENGINE_FIXED + MORSEL_COPIES * count * morsel_rows * bytes_per_row))
 
 
+def _row_bytes(job: Job) -> float:
+    """Bytes per row in the engine: measured on the first rows of a local Parquet source
+    (its encoded sizes understate dictionary-encoded text many times), else the source's
+    estimate; half again for the columns a transform adds."""
+    source = job.source
+    measured: float | None = None
+    if isinstance(source, FileSource) and source.format() == "parquet" and not source.is_remote:
+        files = source.files()
+        if files:
+            batch = next(pq.ParquetFile(files[0]).iter_batches(batch_size=SAMPLE_ROWS), None)
+            if batch is not None and batch.num_rows:
+                measured = batch.nbytes / batch.num_rows
+    estimate = measured if measured is not None else source.bytes_per_row()
+    return max(8.0, estimate or DEFAULT_ROW_BYTES) * 1.5
+
+
+def group_rows(job: Job) -> int:
+    """Rows per Parquet row group written under ``job``'s budget: a 32nd of it."""
+    assert job.budget is not None
+    return max(MIN_MORSEL_ROWS, min(MORSEL_ROWS, int(job.budget.max_bytes / 32 / _row_bytes(job))))
+
+
 def morsel_rows(job: Job) -> int | None:
     """Rows per morsel for ``job``'s queries: the engine's own without a budget, else the
     most that keep :func:`engine_bytes` within it; None when even
     ``MIN_MORSEL_ROWS`` do not fit."""
     if job.budget is None:
         return MORSEL_ROWS
-    per_row = max(8.0, job.source.bytes_per_row() or DEFAULT_ROW_BYTES) * 1.5  # the transform adds columns
+    per_row = _row_bytes(job)
     threads = pl.thread_pool_size()
     room = job.budget.max_bytes / ENGINE_MARGIN - ENGINE_FIXED
     rows = int(room / (MORSEL_COPIES * threads * per_row)) if room > 0 else 0
@@ -431,7 +455,9 @@ def run_query(job: Job, *, files: list[str] | None = None, label: str = "0000000
         temps.append(temp)
         renames.append((temp, target))
         codec = polars_compression(sink.compression)
-        main = query.sink_parquet(temp, compression=codec or "zstd", lazy=True)
+        # Under a budget the writer's buffered row group is bounded too (a 32nd of the budget)
+        groups = {"row_group_size": group_rows(job)} if job.budget is not None else {}
+        main = query.sink_parquet(temp, compression=codec or "zstd", lazy=True, **groups)
     elif isinstance(sink, IPCSink) and _local(sink):
         os.makedirs(os.path.dirname(sink.target) or ".", exist_ok=True)
         temp = _temporary(sink.target)

@@ -49,11 +49,11 @@ class Job:
     paths: list[str] = field(default_factory=list)
 
     @property
-    def one_query(self) -> bool:
-        """Whether many chunks may run as one Polars streaming query: errors raise, no
-        schema to enforce, no memory budget to steer chunks by, and the transform stays
-        lazy. The query engine's own batches then bound memory; chunks only set the
-        granularity of work."""
+    def fusable(self) -> bool:
+        """Whether the chunk loop may fuse chunks into one Polars streaming query (see
+        :mod:`~sygnify.processing.modes.fused`): errors raise, no schema to enforce, no
+        memory budget to steer chunks by, and the transform stays lazy. (The whole-run
+        query of :mod:`~sygnify.processing.query` needs none of these.)"""
         return (
             self.processor.on_error == "raise"
             and not self.user_schema

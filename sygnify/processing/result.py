@@ -99,6 +99,7 @@ class ProcessResult:
             "rows_out": self.rows_out,
             "chunks": self.chunks,
             "chunk_rows": self.chunk_rows,
+            "one_query": self.one_query,
             "duration_s": round(self.duration_s, 4),
             "rows_per_s": round(self.throughput, 1),
             "peak_memory_mb": round(self.peak_memory / 2**20, 1),

@@ -86,7 +86,7 @@ def run_chunked(job: Job) -> ProcessResult:
     batches a sink receives.
     Local Parquet files without a memory budget go part by part, each chunk one Polars
     query over a scan of its rows (see ``ChunkProcessor.run_scan``); an aggregation that
-    :attr:`Job.one_query` allows runs consecutive chunks as one query (see
+    :attr:`Job.fusable` allows runs consecutive chunks as one query (see
     :func:`~sygnify.processing.modes.fused.run_paced`). Everything else is re-chunked from the
     source's batches, with sizes following the budget.
     """

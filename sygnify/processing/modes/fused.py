@@ -1,6 +1,6 @@
 """Chunks of an aggregation run as one Polars streaming query.
 
-When :attr:`Job.one_query` holds (errors raise, no schema to enforce, no memory budget,
+When :attr:`Job.fusable` holds (errors raise, no schema to enforce, no memory budget,
 a lazy transform), nothing observable depends on where chunks start and end: the query
 engine's own batches bound memory, and a query over many chunks saves a partial aggregate
 and a merge per chunk. Parallel mode's remote tasks run their parts this way, and the
@@ -128,9 +128,9 @@ def run_paced(job: Job, parts: Iterable[Part], rows: int, seconds: float | None 
 
 def run_paced_aggregation(job: Job, rows: int) -> bool:
     """Run ``job`` with :func:`run_paced` when it is an aggregation over local Parquet
-    that :attr:`Job.one_query` allows; False (nothing done, nothing read) otherwise."""
+    that :attr:`Job.fusable` allows; False (nothing done, nothing read) otherwise."""
     source = job.source
-    if job.plan.aggregate is None or not job.one_query or not isinstance(source, FileSource):
+    if job.plan.aggregate is None or not job.fusable or not isinstance(source, FileSource):
         return False
     if not source.scannable():
         return False

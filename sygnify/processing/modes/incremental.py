@@ -299,12 +299,12 @@ class _Runner:
     def _fused_chunks(self, scan: pl.LazyFrame, first: int, total: int, rows: int, left: int) -> int:
         """How many chunks the next scan covers. An aggregation commits only its partial
         state, so the chunks between two commits can be one streaming query (when
-        :attr:`Job.one_query` allows it): as many as fit in the commit interval at the
+        :attr:`Job.fusable` allows it): as many as fit in the commit interval at the
         measured pace (the first time, measured on a sample whose result is discarded).
         Outputs written per chunk keep one query per chunk, so that their files are the
         same whatever the pace."""
         job, interval, aggregate = self.job, self.checkpoint.interval, self.job.plan.aggregate
-        if aggregate is None or not job.one_query or interval <= 0:
+        if aggregate is None or not job.fusable or interval <= 0:
             return 1
         if self._per_chunk_s is None:
             sample = max(1, min(PACE_SAMPLE_ROWS, rows, total - first))

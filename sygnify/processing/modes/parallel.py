@@ -9,7 +9,7 @@ On executors in other processes (``remote``), an aggregation over files runs as 
 contiguous parts (one per slot in flight, at most ``MAX_PARTS_PER_TASK`` parts each): each
 worker processes its parts one chunk at a time, merges their partials itself and sends one
 partial back as Arrow IPC, so the parent receives and merges a few partials instead of one
-per chunk. When :attr:`Job.one_query` allows it, tasks start at one per worker and a
+per chunk. When :attr:`Job.fusable` allows it, tasks start at one per worker and a
 task's parts run as one Polars streaming query (adjacent row groups of a file read as one
 slice), which saves a partial aggregate and a merge per chunk; a task whose query fails
 falls back to chunks. Progress advances per task.
@@ -120,7 +120,7 @@ def _tasks(job: Job, executor: Any, rows: int, in_flight: int) -> Iterator[tuple
     executor, one per slot in flight (parts are cheap (path, row groups) descriptors).
 
     Those groups run as one streaming query each (one group per worker) when
-    :attr:`Job.one_query` allows it, as streaming mode does.
+    :attr:`Job.fusable` allows it, as streaming mode does.
     """
     parts = job.source.parts(rows)
     if (
@@ -128,7 +128,7 @@ def _tasks(job: Job, executor: Any, rows: int, in_flight: int) -> Iterator[tuple
         and job.plan.aggregate is not None
         and isinstance(job.source, FileSource)
     ):
-        fuse = job.one_query
+        fuse = job.fusable
         listed = list(parts)
         # At least one task per worker (fused) or per slot in flight; at most
         # MAX_PARTS_PER_TASK parts per task, so progress and failures stay fine-grained.

@@ -60,6 +60,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from sygnify.errors import SchemaError, SygnifyError
+from sygnify.processing.aggregate import Partial
 from sygnify.processing.chunk import cast_expr, classify_error
 from sygnify.processing.result import ChunkError, ProcessResult, Tracker
 from sygnify.processing.sinks import IPCSink, ParquetSink, Sink, polars_compression
@@ -86,7 +87,7 @@ BAD = "__sygnify_bad"
 #: over a filter/join/with_columns of 5M-20M rows at several morsel sizes): a fixed part
 #: (readers', writers' buffers) and, per thread, about ``MORSEL_COPIES`` morsels alive at once.
 ENGINE_FIXED = 80 * 2**20
-MORSEL_COPIES = 20
+MORSEL_COPIES = 40
 ENGINE_MARGIN = 1.4
 #: Morsel rows: the engine's own size (no budget, or a large one), and the least a budget
 #: may ask for (below it the chunk loop, whose chunks follow measured memory, takes over).
@@ -104,7 +105,7 @@ def engine_bytes(
     morsel of ``bytes_per_row`` bytes, on ``threads`` threads (default: Polars' pool).
 
     >>> engine_bytes(100_000, 40.0, threads=2) // 2**20, engine_bytes(20_000, 40.0, threads=2) // 2**20
-    (325, 154)
+    (539, 197)
     """
     count = threads if threads is not None else pl.thread_pool_size()
     return int(ENGINE_MARGIN * (ENGINE_FIXED + MORSEL_COPIES * count * morsel_rows * bytes_per_row))
@@ -119,7 +120,10 @@ def _row_bytes(job: Job) -> float:
     if isinstance(source, FileSource) and source.format() == "parquet" and not source.is_remote:
         files = source.files()
         if files:
-            batch = next(pq.ParquetFile(files[0]).iter_batches(batch_size=SAMPLE_ROWS), None)
+            schema = job.processor.schema
+            used = job.plan.columns(schema) if schema is not None else None  # what the query reads
+            reader = pq.ParquetFile(files[0])
+            batch = next(reader.iter_batches(batch_size=SAMPLE_ROWS, columns=used), None)
             if batch is not None and batch.num_rows:
                 measured = batch.nbytes / batch.num_rows
     estimate = measured if measured is not None else source.bytes_per_row()
@@ -127,9 +131,9 @@ def _row_bytes(job: Job) -> float:
 
 
 def group_rows(job: Job) -> int:
-    """Rows per Parquet row group written under ``job``'s budget: a 32nd of it."""
+    """Rows per Parquet row group written under ``job``'s budget: a 64th of it."""
     assert job.budget is not None
-    return max(MIN_MORSEL_ROWS, min(MORSEL_ROWS, int(job.budget.max_bytes / 32 / _row_bytes(job))))
+    return max(MIN_MORSEL_ROWS, min(MORSEL_ROWS, int(job.budget.max_bytes / 64 / _row_bytes(job))))
 
 
 def morsel_rows(job: Job) -> int | None:
@@ -156,6 +160,8 @@ class QueryOutcome:
     dead_rows: int = 0
     errors: list[ChunkError] = field(default_factory=list)
     output: pl.DataFrame | None = None
+    #: The partial aggregate, when asked for (``partial=True``) instead of the output.
+    partial: Partial | None = None
     duration_s: float = 0.0
 
 
@@ -311,7 +317,15 @@ class _Progress:
         self._thread = threading.Thread(target=self._run, name="sygnify-query-progress", daemon=True)
 
     def wrap(self, lazy: pl.LazyFrame) -> pl.LazyFrame:
-        return lazy.map_batches(self._count, streamable=True, projection_pushdown=True)
+        # An identity step: every optimization may pass it (hive partitions stay pruned); the
+        # count is then of the rows read after pushed-down filters, the final report exact.
+        return lazy.map_batches(
+            self._count,
+            streamable=True,
+            projection_pushdown=True,
+            predicate_pushdown=True,
+            slice_pushdown=True,
+        )
 
     def _count(self, frame: pl.DataFrame) -> pl.DataFrame:
         with self._lock:
@@ -382,9 +396,12 @@ def eligible(job: Job) -> bool:
     return job.processor.on_error != "dead_letter" or local_dead
 
 
-def run_query(job: Job, *, files: list[str] | None = None, label: str = "00000000") -> QueryOutcome | None:
+def run_query(
+    job: Job, *, files: list[str] | None = None, label: str = "00000000", partial: bool = False
+) -> QueryOutcome | None:
     """Run ``job`` (or only ``files`` of its source) as one query, its output written under
-    ``label``; None when the engine cannot (nothing is then left behind)."""
+    ``label`` (``partial``: an aggregation's mergeable partial instead, for incremental
+    runs that commit it); None when the engine cannot (nothing is then left behind)."""
     if not eligible(job):
         return None
     try:
@@ -412,7 +429,7 @@ def run_query(job: Job, *, files: list[str] | None = None, label: str = "0000000
         return None  # the chunk loop reports the file whose columns differ, as it always has
     started = time.perf_counter()
     clean = good[0] if len(good) == 1 else pl.concat(good, how="vertical")
-    query = job.plan.whole(clean)
+    query = job.plan.apply(clean) if partial else job.plan.whole(clean)
     outcome = QueryOutcome()
     known = [b.rows for b in branches]
     extra: list[pl.LazyFrame] = []  # the queries beside the output, in this order:
@@ -446,8 +463,13 @@ def run_query(job: Job, *, files: list[str] | None = None, label: str = "0000000
     writer: _BatchWriter | None = None
     sink = job.sink
     aggregate = job.plan.aggregate
-    if aggregate is not None or sink is None:
-        main: pl.LazyFrame = query
+    parts: dict[str, pl.LazyFrame] = {}
+    if partial:
+        assert aggregate is not None
+        parts = aggregate.partial_lazy(query)
+        mains = list(parts.values())
+    elif aggregate is not None or sink is None:
+        mains = [query]
     elif isinstance(sink, ParquetSink) and not sink.partition_by and _local(sink):
         target = sink.target if sink.single_file else f"{sink.target.rstrip('/')}/part-{label}.parquet"
         os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
@@ -455,27 +477,27 @@ def run_query(job: Job, *, files: list[str] | None = None, label: str = "0000000
         temps.append(temp)
         renames.append((temp, target))
         codec = polars_compression(sink.compression)
-        # Under a budget the writer's buffered row group is bounded too (a 32nd of the budget)
-        groups = {"row_group_size": group_rows(job)} if job.budget is not None else {}
-        main = query.sink_parquet(temp, compression=codec or "zstd", lazy=True, **groups)
+        # Under a budget the writer's buffered row group is bounded too (a 64th of the budget)
+        group = group_rows(job) if job.budget is not None else None
+        mains = [query.sink_parquet(temp, compression=codec or "zstd", row_group_size=group, lazy=True)]
     elif isinstance(sink, IPCSink) and _local(sink):
         os.makedirs(os.path.dirname(sink.target) or ".", exist_ok=True)
         temp = _temporary(sink.target)
         temps.append(temp)
         renames.append((temp, sink.target))
-        main = query.sink_ipc(temp, lazy=True)
+        mains = [query.sink_ipc(temp, lazy=True)]
     else:
         rewritable = isinstance(sink, ParquetSink) and _local(sink)
         if not (processor.on_error == "raise" and not bad) and not rewritable:
             return None  # a failure after some batches could neither be undone nor rerun
         writer = _BatchWriter(sink, int(label) if label.isdigit() else 0)
-        main = query.sink_batches(writer, chunk_size=job.next_chunk_rows(), lazy=True)
+        mains = [query.sink_batches(writer, chunk_size=job.next_chunk_rows(), lazy=True)]
     try:
         morsel = morsel_rows(job)
         small = morsel is not None and morsel < MORSEL_ROWS  # else the engine's own size
         steer = pl.Config(streaming_chunk_size=morsel) if small else contextlib.nullcontext()
         with steer, progress if progress is not None else contextlib.nullcontext():
-            results = pl.collect_all([main, *extra], engine="streaming")
+            results = pl.collect_all([*mains, *extra], engine="streaming")
         if writer is not None and writer.error is not None:
             raise writer.error
     except Exception as exc:
@@ -485,8 +507,10 @@ def run_query(job: Job, *, files: list[str] | None = None, label: str = "0000000
                 raise classify_error(exc, label, job.source.origin) from exc
             _remove(writer.paths)  # the chunk loop rewrites this output
         return None
-    output = results[0] if aggregate is not None or sink is None else None
-    rest = results[1:]
+    output = results[0] if not partial and (aggregate is not None or sink is None) else None
+    if partial:
+        outcome.partial = dict(zip(parts, results[: len(mains)], strict=True))
+    rest = results[len(mains) :]
     if count_index is not None:
         outcome.rows_in = int(rest[count_index].item())
     else:

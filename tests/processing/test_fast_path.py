@@ -87,8 +87,7 @@ def test_aggregations_run_as_one_query_and_equal_polars(
     assert result.output is not None
     assert_frame_equal(result.output, expected, check_row_order=False, check_exact=False)
     assert result.rows_in == 60_000
-    if mode != "incremental":  # incremental aggregations commit partial states per chunk
-        assert result.one_query, (mode, option)
+    assert result.one_query, (mode, option)  # incremental: one query per new file
 
 
 values = st.one_of(st.none(), st.integers(-(10**6), 10**6))

@@ -19,8 +19,7 @@ from polars.testing import assert_frame_equal
 
 from sygnify.demo import generate_transactions
 from sygnify.errors import DataQualityError
-from sygnify.processing import Aggregate, LargeDataHandler
-from sygnify.processing import query
+from sygnify.processing import Aggregate, LargeDataHandler, query
 from sygnify.processing.modes import fused
 from tests.processing.conftest import convert
 from tests.processing.test_modes import AGG, frames, reference

@@ -17,7 +17,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from sygnify.errors import ConfigurationError
-from sygnify.processing import Aggregate, Checkpoint, LargeDataHandler, ParquetSink
+from sygnify.processing import Aggregate, Checkpoint, LargeDataHandler, ParquetSink, query
 
 
 def _frame(start: int, rows: int) -> pl.DataFrame:
@@ -53,11 +53,14 @@ def test_new_file_mode_with_incremental_aggregate(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "interval", [0.0, 60.0]
-)  # a query per chunk / the chunks of an interval as one query
+    ("interval", "whole"),
+    [(0.0, False), (60.0, False), (0.0, True)],
+)  # the chunk path: a query per chunk / the chunks of an interval as one query; one query per file
 def test_incremental_aggregate_per_chunk_or_fused_gives_the_same_result(
-    tmp_path: Path, interval: float
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interval: float, whole: bool
 ) -> None:
+    if not whole:  # the chunk path, which a file the engine cannot run whole takes
+        monkeypatch.setattr(query, "eligible", lambda job: False)
     src = tmp_path / "src"
     src.mkdir()
     spec = Aggregate(by="k", total=("v", "sum"), sd=("v", "std"), n=("v", "len"))
@@ -75,7 +78,8 @@ def test_incremental_aggregate_per_chunk_or_fused_gives_the_same_result(
         assert_frame_equal(pl.read_parquet(tmp_path / "agg.parquet"), expected, check_exact=False)
     committed = state.load()
     assert committed is not None
-    assert committed["seq"] == 3 * 13  # 13 chunks of 40 rows per file, whatever the queries
+    # 13 chunks of 40 rows per file, whatever the queries; a file's query is one chunk
+    assert committed["seq"] == (3 if whole else 3 * 13)
     sides = sorted(
         p.name for p in tmp_path.iterdir() if p.name.startswith("state.json.") and p.suffix == ".arrow"
     )

@@ -240,18 +240,28 @@ class _Runner:
             self._end_run()
 
     def _query_file(self, path: str, run: dict[str, Any]) -> bool:
-        """Process a new file of a row-wise job as one streaming query (see
-        :func:`~sygnify.processing.query.run_query`), its output ``part-<seq0>.parquet`` of a
-        local dataset (and its dead letters ``dead-<seq0>-rows.parquet``): a rerun after a
-        crash writes the same files under the same names. False when the engine cannot, and
-        the chunk path runs the file."""
+        """Process a new file as one streaming query (see
+        :func:`~sygnify.processing.query.run_query`): a row-wise job's output is
+        ``part-<seq0>.parquet`` of a local dataset (its dead letters
+        ``dead-<seq0>-rows.parquet``), so a rerun after a crash writes the same files under the
+        same names; an aggregation's partial joins the state committed at the file's end.
+        False when the engine cannot, and the chunk path runs the file."""
         job = self.job
         sink = job.sink
-        if job.plan.aggregate is not None or not isinstance(sink, ParquetSink):
+        label = f"{run['seq0']:08d}"
+        if job.plan.aggregate is not None:  # the file's partial, committed with the run's end
+            outcome = run_query(job, files=[path], label=label, partial=True)
+            if outcome is None or outcome.partial is None:
+                return False
+            record(job, outcome)
+            job.add_partial(outcome.partial)
+            run["chunks_done"] = 1
+            return True
+        if not isinstance(sink, ParquetSink):
             return False
         if sink.single_file or sink.partition_by or not isinstance(sink.filesystem, pafs.LocalFileSystem):
             return False  # one file under one label: the engine's own sink
-        outcome = run_query(job, files=[path], label=f"{run['seq0']:08d}")
+        outcome = run_query(job, files=[path], label=label)
         if outcome is None:
             return False
         record(job, outcome)

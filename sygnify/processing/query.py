@@ -22,7 +22,7 @@ engine:
   morsels per thread (:func:`engine_bytes`). A ``max_memory`` steers the morsel size
   (:func:`morsel_rows`, ``pl.Config(streaming_chunk_size=...)`` for the query): a large
   budget costs nothing, 256 MB holds with morsels of tens of thousands of rows, and a
-  budget too small even for ``MIN_MORSEL_ROWS`` keeps the chunk loop, where chunk sizes
+  budget too small even for morsels of ``MIN_MORSEL_BYTES`` keeps the chunk loop, where chunk sizes
   follow the measured memory.
 - **Failures.** A query that fails (a transform that raises on some data, a CSV line the
   scanner cannot parse) is not reported from here: its temporary files are removed and the
@@ -33,7 +33,7 @@ engine:
 
 What stays on the chunk loop: functions of an eager ``DataFrame`` (they need the chunk in
 memory), files whose columns differ from the expected ones, budgets below
-:func:`engine_bytes` at ``MIN_MORSEL_ROWS``, dead letters on an object store, sources without a lazy scan
+:func:`engine_bytes` at the least morsel, dead letters on an object store, sources without a lazy scan
 (iterators of batches), and processes/Dask/Ray executors (their tasks fuse queries
 themselves, see :mod:`~sygnify.processing.modes.fused`).
 
@@ -91,7 +91,9 @@ MORSEL_COPIES = 40
 ENGINE_MARGIN = 1.4
 #: Morsel rows: the engine's own size (no budget, or a large one), and the least a budget
 #: may ask for (below it the chunk loop, whose chunks follow measured memory, takes over).
-MORSEL_ROWS, MIN_MORSEL_ROWS = 100_000, 5_000
+MORSEL_ROWS, MIN_MORSEL_ROWS = 100_000, 1_000
+#: The least bytes a morsel may hold under a budget (narrow rows: more rows than the minimum).
+MIN_MORSEL_BYTES = 256 * 2**10
 #: Bytes per row assumed when the source cannot tell (as Arrow, after the transform).
 DEFAULT_ROW_BYTES = 64.0
 #: Rows read to measure the bytes per row of a Parquet source.
@@ -133,20 +135,24 @@ def _row_bytes(job: Job) -> float:
 def group_rows(job: Job) -> int:
     """Rows per Parquet row group written under ``job``'s budget: a 64th of it."""
     assert job.budget is not None
-    return max(MIN_MORSEL_ROWS, min(MORSEL_ROWS, int(job.budget.max_bytes / 64 / _row_bytes(job))))
+    return max(_least_rows(job), min(MORSEL_ROWS, int(job.budget.max_bytes / 64 / _row_bytes(job))))
+
+
+def _least_rows(job: Job) -> int:
+    return max(MIN_MORSEL_ROWS, int(MIN_MORSEL_BYTES / _row_bytes(job)))
 
 
 def morsel_rows(job: Job) -> int | None:
     """Rows per morsel for ``job``'s queries: the engine's own without a budget, else the
     most that keep :func:`engine_bytes` within it; None when even
-    ``MIN_MORSEL_ROWS`` do not fit."""
+    ``MIN_MORSEL_BYTES`` (at least ``MIN_MORSEL_ROWS`` rows) do not fit."""
     if job.budget is None:
         return MORSEL_ROWS
     per_row = _row_bytes(job)
     threads = pl.thread_pool_size()
     room = job.budget.max_bytes / ENGINE_MARGIN - ENGINE_FIXED
     rows = int(room / (MORSEL_COPIES * threads * per_row)) if room > 0 else 0
-    return min(MORSEL_ROWS, rows) if rows >= MIN_MORSEL_ROWS else None
+    return min(MORSEL_ROWS, rows) if rows >= _least_rows(job) else None
 
 
 @dataclass
@@ -478,7 +484,9 @@ def run_query(
         renames.append((temp, target))
         codec = polars_compression(sink.compression)
         # Under a budget the writer's buffered row group is bounded too (a 64th of the budget)
-        group = group_rows(job) if job.budget is not None else None
+        morsel = morsel_rows(job)
+        tight = job.budget is not None and morsel is not None and morsel < MORSEL_ROWS
+        group = group_rows(job) if tight else None  # else the engine's own row groups
         mains = [query.sink_parquet(temp, compression=codec or "zstd", row_group_size=group, lazy=True)]
     elif isinstance(sink, IPCSink) and _local(sink):
         os.makedirs(os.path.dirname(sink.target) or ".", exist_ok=True)

@@ -46,8 +46,19 @@ OPTIONS: dict[str, dict[str, Any]] = {
 SPEC = Aggregate(by="currency", usd=("usd", "sum"), n=("usd", "len"))
 
 
-def _run(mode: str, option: str, src: str, tmp_path: Path, transform: Any, sink: str | None) -> Any:
+def _run(
+    mode: str,
+    option: str,
+    src: str,
+    tmp_path: Path,
+    transform: Any,
+    sink: str | None,
+    chunk_size: int = 7_000,
+    budget: str | None = None,
+) -> Any:
     handler_options = {k: v for k, v in OPTIONS[option].items() if k == "max_memory"}
+    if budget is not None:
+        handler_options["max_memory"] = budget
     options: dict[str, Any] = {k: v for k, v in OPTIONS[option].items() if k != "max_memory"}
     if options.get("schema") == "file":
         options["schema"] = dict(pl.scan_parquet(src).collect_schema())
@@ -56,7 +67,7 @@ def _run(mode: str, option: str, src: str, tmp_path: Path, transform: Any, sink:
     if mode == "incremental":
         options["checkpoint"] = str(tmp_path / "state.json")
         sink = sink or str(tmp_path / "agg.parquet")
-    handler = LargeDataHandler(progress=False, chunk_size=7_000, max_workers=2, **handler_options)
+    handler = LargeDataHandler(progress=False, chunk_size=chunk_size, max_workers=2, **handler_options)
     return handler.process(src, transform=transform, mode=mode, sink=sink, **options)
 
 
@@ -96,13 +107,15 @@ frames = st.lists(st.tuples(st.integers(0, 4), values, st.sampled_from(["a", "b"
 )
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     frame=frames,
     files=st.integers(1, 3),
     mode=st.sampled_from(["streaming", "chunked", "parallel"]),
     option=st.sampled_from(["none", "max_memory", "skip", "schema"]),
     aggregate=st.booleans(),
+    chunk_size=st.integers(1, 400),
+    budget=st.sampled_from([None, "4GB", "300MB", "100MB"]),  # 100MB: below the engine, chunk loop
 )
 def test_generated_data_equals_polars_in_every_mode_and_option(
     tmp_path_factory: pytest.TempPathFactory,
@@ -111,6 +124,8 @@ def test_generated_data_equals_polars_in_every_mode_and_option(
     mode: str,
     option: str,
     aggregate: bool,
+    chunk_size: int,
+    budget: str | None,
 ) -> None:
     root = tmp_path_factory.mktemp("gen")
     size = max(1, -(-frame.height // files))
@@ -122,14 +137,14 @@ def test_generated_data_equals_polars_in_every_mode_and_option(
 
     spec = Aggregate(by="k", total=("w", "sum"), n=("w", "len"))
     transform = [step, spec] if aggregate else step
-    result = _run(mode, option, str(root / "*.parquet"), root, transform, None)
+    result = _run(mode, option, str(root / "*.parquet"), root, transform, None, chunk_size, budget)
     expected = spec.over(step(frame.lazy())).collect() if aggregate else step(frame.lazy()).collect()
     assert result.output is not None
     if aggregate:
         assert_frame_equal(result.output, expected, check_row_order=False)
     else:
         assert_frame_equal(result.output, expected)  # collected in source order
-    assert result.one_query
+    assert result.one_query == (budget != "100MB")
 
 
 def _bad_csv(path: Path, rows: int = 5_000) -> tuple[pl.DataFrame, list[int]]:

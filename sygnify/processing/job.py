@@ -121,6 +121,8 @@ class Job:
             output = pl.from_arrow(
                 pa.concat_tables([t for _, t in self.collected], promote_options="default")
             )  # type: ignore[assignment]
+        if output is None and (self.sink is None or aggregate is not None):
+            output = self.empty_output()  # no rows came: the shape the query would have given
         if output is not None and aggregate is not None:
             result.rows_out = output.height
             if self.sink is not None and write_output:
@@ -133,6 +135,18 @@ class Job:
         final.peak_memory = self.peak.peak
         final.peak_memory_delta = self.peak.delta
         return final
+
+    def empty_output(self) -> pl.DataFrame | None:
+        """The transform over no rows of the source's schema (None when it is unknown)."""
+        schema = self.source.schema()
+        if schema is None:
+            return None
+        empty = pl.from_arrow(schema.empty_table())
+        assert isinstance(empty, pl.DataFrame)
+        try:
+            return self.plan.whole(empty.lazy()).collect()
+        except Exception:  # a transform that cannot take an empty frame: nothing to show
+            return None
 
 
 def adaptive_rebatch(

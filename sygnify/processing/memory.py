@@ -120,6 +120,11 @@ class MemoryBudget:
 class PeakMemory:
     """Sample this process's resident memory in a background thread; keep the maximum.
 
+    What is counted is the memory the process allocated: the resident set minus its
+    file-backed pages (``rss - shared`` on Linux). Pages of input files the engine maps
+    are the OS's page cache, which it reclaims under pressure without harm to the run,
+    and the engine may keep several files mapped at once (on Linux, up to the whole input).
+
     ``rss`` is injectable for tests (a function returning bytes).
 
     >>> with PeakMemory(interval=0.01) as peak:
@@ -139,7 +144,9 @@ class PeakMemory:
 
     def _read(self) -> int:
         value = self._rss()
-        return int(value if isinstance(value, int) else value.rss)
+        if isinstance(value, int):
+            return value
+        return int(value.rss - getattr(value, "shared", 0))  # no `shared` (macOS): all of it
 
     def sample(self) -> int:
         """Take one sample now (also called by the handler at chunk boundaries)."""

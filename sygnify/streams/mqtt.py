@@ -7,6 +7,15 @@ before acknowledging gets the messages again when it reconnects with the same ``
 at-least-once. Messages published while the client is away are queued by the broker for the
 session.
 
+Reconnects: when the connection drops, paho reconnects on its own and the broker sends again,
+marked as duplicates, every message it has no ``PUBACK`` for, including those whose
+``PUBACK`` was lost with the connection (paho also discards the ones it had not written yet).
+The source keeps each message's packet identifier and payload digest while it holds it, and
+those of the last ones it acknowledged, so within a session it takes none of these copies
+twice: a copy of a message it holds is dropped (acknowledging the one it holds acknowledges
+the copy), a copy of one it acknowledged is acknowledged again. They are counted in
+:attr:`MqttSource.duplicates`.
+
 Bursts: a broker sends at most the client's *Receive Maximum* unacknowledged QoS 1 messages
 and queues the rest (Mosquitto: ``max_queued_messages``, 1,000 by default, beyond which it
 drops them). The client announces ``receive_maximum = max_buffered`` (default 10,000, at most
@@ -73,6 +82,9 @@ NOT_AUTHORIZED = 0x87
 MAX_RECEIVE_MAXIMUM = 65_535
 #: Session Expiry Interval meaning "the session never expires" (MQTT 5).
 NEVER_EXPIRES = 0xFFFFFFFF
+#: The topic filter a closing source unsubscribes from (never subscribed): the broker's
+#: answer confirms that it read every acknowledgement sent before.
+BARRIER_TOPIC = "sygnify/close-barrier"
 
 
 class MqttConfig(SourceConfig):
@@ -166,7 +178,19 @@ class MqttSource(BaseSource):
         self.qos = qos
         self._host, self._port = host, port
         self._dropped = 0
-        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=max_buffered)
+        self._duplicates = 0
+        #: (message, identity token at QoS 1, session number)
+        self._queue: queue.Queue[tuple[mqtt.MQTTMessage, str | None, int]] = queue.Queue(maxsize=max_buffered)
+        # Per packet identifier, the digest of the message held (read, not yet acknowledged)
+        # and of the last ones acknowledged (at most the Receive Maximum: the broker cannot
+        # wait for more PUBACKs than that), to know a redelivered copy; see the module doc.
+        self._identity_lock = threading.Lock()
+        self._held: dict[int, str] = {}
+        self._acked: dict[int, str] = {}
+        self._acked_limit = max_buffered
+        #: Counts the broker sessions seen: a message of an earlier one is not acknowledged in
+        #: a new one (its packet identifier may name another message there).
+        self._session = 0
         self._connected = threading.Event()
         self._disconnected = threading.Event()
         self._connect_error: str | None = None
@@ -184,6 +208,8 @@ class MqttSource(BaseSource):
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_unsubscribe = self._on_unsubscribe
+        self._barrier = threading.Event()
         self._client = client
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         # The broker sends this many unacknowledged QoS 1 messages before it queues (and, past
@@ -208,11 +234,18 @@ class MqttSource(BaseSource):
     def resource(self) -> str:
         return f"mqtt {self._host}:{self._port} topics {','.join(self.topics)} client {self.client_id!r}"
 
-    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
             self._connect_error = str(reason)
             self._connected.set()
             return
+        if not getattr(flags, "session_present", False):
+            # a new session (the first, or the broker lost ours): identifiers start afresh, and
+            # nothing held or acknowledged before is sent again
+            with self._identity_lock:
+                self._session += 1
+                self._held.clear()
+                self._acked.clear()
         # Subscribe on every (re)connect; the persistent session keeps queued messages meanwhile.
         # Ready only once the broker confirms (SUBACK): a message published before that on a
         # new session would not be queued for it.
@@ -245,6 +278,29 @@ class MqttSource(BaseSource):
         """Messages dropped by this client because its buffer was full (``qos=0`` only; else 0)."""
         return self._dropped
 
+    @property
+    def duplicates(self) -> int:
+        """Copies the broker sent again after a reconnect of a message this client held or had
+        acknowledged, taken once (``qos=1``; see the module doc)."""
+        return self._duplicates
+
+    def _first_copy(self, client: mqtt.Client, message: mqtt.MQTTMessage) -> str | None:
+        """The identity token of a QoS 1 message, or None when it is a copy already taken."""
+        token = f"{message.mid}:{hashlib.blake2b(bytes(message.payload), digest_size=8).hexdigest()}"
+        with self._identity_lock:
+            if message.dup:
+                if self._held.get(message.mid) == token:
+                    self._duplicates += 1
+                    return None
+                if self._acked.get(message.mid) == token:
+                    self._duplicates += 1
+                    client.ack(message.mid, 1)  # its PUBACK was lost with the connection
+                    return None
+            else:
+                self._acked.pop(message.mid, None)  # reused: the broker had that PUBACK
+            self._held[message.mid] = token
+        return token
+
     def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if self._queue.empty():
             # The reader waits for this message, and the broker may hold the next one back
@@ -254,7 +310,7 @@ class MqttSource(BaseSource):
         if self.qos == 0:
             # Never block at QoS 0: a client that stops reading makes the broker drop unseen.
             try:
-                self._queue.put_nowait(message)
+                self._queue.put_nowait((message, None, self._session))
             except queue.Full:
                 self._dropped += 1  # only the network thread counts: no lock needed
                 if self._dropped % _LOG_EVERY_DROPS == 1:
@@ -265,10 +321,14 @@ class MqttSource(BaseSource):
                         self._dropped,
                     )
             return
+        token = self._first_copy(client, message)
+        if token is None:
+            return
+        item = (message, token, self._session)
         # Blocking here stops paho reading the socket: that is the backpressure on the broker.
         while not self.closed:
             try:
-                self._queue.put(message, timeout=0.5)
+                self._queue.put(item, timeout=0.5)
                 return
             except queue.Full:
                 continue
@@ -285,14 +345,14 @@ class MqttSource(BaseSource):
                 pending.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        for message in pending:
+        for message, token, session in pending:
             payload = bytes(message.payload)
             position = {"topic": message.topic, "mid": message.mid, "duplicate": bool(message.dup)}
             if self.qos:
                 # a redelivered message keeps its packet identifier (MQTT 5, 4.4); with a digest
                 # of the payload it cannot be taken for a new message reusing a freed identifier
-                position["token"] = f"{message.mid}:{hashlib.blake2b(payload, digest_size=8).hexdigest()}"
-            messages.append(RawMessage(payload, position, handle=message))
+                position["token"] = token
+            messages.append(RawMessage(payload, position, handle=session))
         return messages
 
     #: Messages have no lasting position, but keep an identity while unacknowledged: a durable
@@ -308,7 +368,16 @@ class MqttSource(BaseSource):
         if self.qos == 0:
             return  # QoS 0 has no acknowledgement
         for message in messages:
-            result = self._client.ack(message.position["mid"], 1)
+            mid = message.position["mid"]
+            with self._identity_lock:
+                if message.handle != self._session:
+                    continue  # its session is gone: the broker will not send it again
+                token = self._held.pop(mid, None)
+                if token is not None:
+                    self._acked[mid] = token
+                    if len(self._acked) > self._acked_limit:
+                        del self._acked[next(iter(self._acked))]  # the oldest
+            result = self._client.ack(mid, 1)
             if result != mqtt.MQTT_ERR_SUCCESS:
                 # the session redelivers it after reconnecting: at-least-once still holds
                 raise ConnectionFailedError(
@@ -335,7 +404,22 @@ class MqttSource(BaseSource):
                     resource=self.dead_letter_topic,
                 )
 
+    def _on_unsubscribe(self, *_args: Any) -> None:
+        self._barrier.set()  # only _close() unsubscribes
+
     def _close(self) -> None:
+        # The broker reads a client's packets in order, so its answer to one sent after the
+        # last PUBACK means it has them all. Without it the PUBACKs can be lost: messages
+        # still arrive, and a socket closed with unread data sends a reset, with which the
+        # broker's kernel discards what the broker has not read yet. (An UNSUBSCRIBE of a
+        # filter never subscribed changes nothing; the broker answers it all the same.)
+        if self.qos and self._connected.is_set():
+            self._barrier.clear()
+            result, _mid = self._client.unsubscribe(f"{BARRIER_TOPIC}/{self.client_id}")
+            if result == mqtt.MQTT_ERR_SUCCESS and not self._barrier.wait(5.0):
+                _logger.warning(
+                    "%s: no UNSUBACK within 5 s; the last acknowledged messages may come again", self.resource
+                )
         # Disconnect while the network loop still runs, and wait until it has written the
         # DISCONNECT: the PUBACKs queued by ack() go out before it. Stopping the loop at once
         # could end it with PUBACKs still queued, and the broker would deliver those again.

@@ -27,9 +27,11 @@ SCHEMA = pa.schema([("id", pa.int64()), ("k", pa.int64()), ("ts", pa.float64())]
 WINDOW = 1.0  # a window closes every 100 events (a third of a second at the test's rate)
 #: Event-time lateness allowed: NATS redelivers what a killed worker had read after ``ack_wait``,
 #: behind newer events (a message read by several killed workers in a row comes back several
-#: ``ack_wait`` later: at 3 s of event time per second, 40 s covers about 13 s of that); the
-#: others redeliver in order.
-LATENESS = {"nats": 40.0}
+#: ``ack_wait`` later). Event time runs at 3 s per second live, and faster while a restarted
+#: worker drains the backlog of its downtime: 40 s once fell short on a loaded CI machine (a
+#: redelivery dropped as late), so 60 s (about 20 s of redelivery delay live). The others
+#: redeliver in order.
+LATENESS = {"nats": 60.0}
 #: NATS's redelivery delay in the worker: short, since what comes again is skipped by position.
 NATS_ACK_WAIT = 0.5
 

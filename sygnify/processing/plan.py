@@ -54,6 +54,25 @@ class _FunctionStep:
 
 
 @dataclass(frozen=True)
+class _Pieces:
+    """A step that takes a DataFrame, run on each morsel of a streaming query in pieces
+    of at most ``rows`` rows (what ``chunk_size`` promises it)."""
+
+    step: _FunctionStep
+    rows: int
+
+    def __call__(self, frame: pl.DataFrame) -> pl.DataFrame:
+        if frame.height <= self.rows:
+            return self._one(frame)
+        pieces = [self._one(frame.slice(start, self.rows)) for start in range(0, frame.height, self.rows)]
+        return pl.concat(pieces, how="vertical")
+
+    def _one(self, frame: pl.DataFrame) -> pl.DataFrame:
+        result = self.step(frame.lazy())
+        return result.collect()
+
+
+@dataclass(frozen=True)
 class _ExprStep:
     exprs: tuple[pl.Expr, ...]
 
@@ -155,6 +174,33 @@ class Plan:
         """The row-local steps over ``frame`` (no aggregation)."""
         for step in self.steps:
             frame = step(frame)
+        return frame
+
+    def in_engine(self, frame: pl.LazyFrame, rows: int) -> pl.LazyFrame:
+        """The row-local steps over ``frame`` as one streaming query, a step that takes a
+        ``DataFrame`` included: it runs on each morsel the engine passes (``map_batches``),
+        in pieces of at most ``rows`` rows, with no optimisation across it. Its output
+        schema comes from calling it on an empty frame; a step that cannot take one raises
+        here (the caller then runs the job chunk by chunk).
+
+        >>> def eager(df: pl.DataFrame) -> pl.DataFrame:
+        ...     return df.with_columns(y=pl.col("x") * 2)
+        >>> Plan.of(eager).in_engine(pl.LazyFrame({"x": [1, 2, 3]}), rows=2).collect()["y"].to_list()
+        [2, 4, 6]
+        """
+        for step in self.steps:
+            if isinstance(step, _FunctionStep) and step.eager:
+                schema = step(frame.clear()).collect_schema()
+                frame = frame.map_batches(
+                    _Pieces(step, rows),
+                    schema=schema,
+                    streamable=True,
+                    predicate_pushdown=False,
+                    projection_pushdown=False,
+                    slice_pushdown=False,
+                )
+            else:
+                frame = step(frame)
         return frame
 
     def whole(self, frame: pl.LazyFrame) -> pl.LazyFrame:

@@ -394,8 +394,12 @@ def _local(sink: Sink) -> bool:
 
 
 def eligible(job: Job) -> bool:
-    """Whether :func:`run_query` may run ``job`` (reads no data)."""
-    if not job.plan.streamable or morsel_rows(job) is None:
+    """Whether :func:`run_query` may run ``job`` (reads no data). A plan with a step that
+    takes a ``DataFrame`` runs in the engine too (:meth:`Plan.in_engine`), unless its
+    chunks are smaller than the least morsel (a Python call per few rows)."""
+    if morsel_rows(job) is None:
+        return False
+    if not job.plan.streamable and job.chunk_rows < MIN_MORSEL_ROWS:
         return False
     dead = job.processor.dead_letter
     local_dead = dead is not None and isinstance(dead.filesystem, pafs.LocalFileSystem)
@@ -435,7 +439,13 @@ def run_query(
         return None  # the chunk loop reports the file whose columns differ, as it always has
     started = time.perf_counter()
     clean = good[0] if len(good) == 1 else pl.concat(good, how="vertical")
-    query = job.plan.apply(clean) if partial else job.plan.whole(clean)
+    eager = not job.plan.streamable
+    try:
+        stepped = job.plan.in_engine(clean, job.chunk_rows) if eager else job.plan.apply(clean)
+    except Exception:
+        return None  # a DataFrame step that cannot take an empty frame: the chunk loop runs it
+    aggregate = job.plan.aggregate
+    query = stepped if partial or aggregate is None else aggregate.over(stepped)
     outcome = QueryOutcome()
     known = [b.rows for b in branches]
     extra: list[pl.LazyFrame] = []  # the queries beside the output, in this order:
@@ -468,7 +478,6 @@ def run_query(
     renames: list[tuple[str, str]] = []
     writer: _BatchWriter | None = None
     sink = job.sink
-    aggregate = job.plan.aggregate
     parts: dict[str, pl.LazyFrame] = {}
     if partial:
         assert aggregate is not None
@@ -502,6 +511,8 @@ def run_query(
         mains = [query.sink_batches(writer, chunk_size=job.next_chunk_rows(), lazy=True)]
     try:
         morsel = morsel_rows(job)
+        if eager and morsel is not None:
+            morsel = min(morsel, job.chunk_rows)  # a DataFrame step gets about chunk_size rows
         small = morsel is not None and morsel < MORSEL_ROWS  # else the engine's own size
         steer = pl.Config(streaming_chunk_size=morsel) if small else contextlib.nullcontext()
         with steer, progress if progress is not None else contextlib.nullcontext():

@@ -165,6 +165,66 @@ def test_generated_data_equals_polars_in_every_mode_and_option(
     assert result.one_query == (budget != "100MB")
 
 
+@pytest.mark.parametrize("aggregate", [False, True])
+@pytest.mark.parametrize("option", list(OPTIONS))
+@pytest.mark.parametrize("mode", MODES)
+def test_a_dataframe_step_runs_in_the_query_on_pieces_of_at_most_chunk_size_rows(
+    tx_files: Path, tmp_path: Path, mode: str, option: str, aggregate: bool
+) -> None:
+    src = str(tx_files / "*.parquet")
+    sizes: list[int] = []
+
+    def eager(df: pl.DataFrame) -> pl.DataFrame:  # annotated: it is given DataFrames
+        sizes.append(df.height)
+        return convert(df.lazy()).collect()
+
+    transform = [eager, SPEC] if aggregate else eager
+    sink = str(tmp_path / "out") + "/" if mode == "incremental" and not aggregate else None
+    result = _run(mode, option, src, tmp_path, transform, sink, chunk_size=5_000)
+    assert result.one_query, (mode, option)
+    expected = convert(pl.scan_parquet(src)).collect()
+    if aggregate:
+        expected = SPEC.over(expected.lazy()).collect()
+        got = result.output
+    elif sink is not None:
+        got = pl.read_parquet(sink + "*.parquet")
+    else:
+        got = result.output
+    assert got is not None
+    assert_frame_equal(got, expected, check_row_order=False, check_exact=not aggregate)
+    assert max(sizes) <= 5_000, "a DataFrame step is never given more than chunk_size rows"
+
+
+def test_a_dataframe_step_that_cannot_take_an_empty_frame_runs_chunk_by_chunk(
+    tx_files: Path, tmp_path: Path
+) -> None:
+    def first_row_matters(df: pl.DataFrame) -> pl.DataFrame:
+        return df.with_columns(first=pl.lit(df["amount"][0]))  # IndexError on no rows
+
+    result = LargeDataHandler(progress=False, chunk_size=20_000).process(
+        str(tx_files / "*.parquet"), transform=first_row_matters, mode="chunked"
+    )
+    assert not result.one_query
+    assert result.output is not None
+    assert result.output.height == 60_000
+
+
+def test_a_dataframe_step_below_the_least_morsel_runs_chunk_by_chunk(tx_files: Path) -> None:
+    seen: list[int] = []
+
+    def eager(df: pl.DataFrame) -> pl.DataFrame:
+        seen.append(df.height)
+        return df
+
+    result = LargeDataHandler(progress=False, chunk_size=500).process(
+        str(tx_files / "tx-0.parquet"), transform=eager, mode="chunked"
+    )
+    assert not result.one_query
+    assert max(seen) <= 500
+    assert result.output is not None
+    assert result.output.height == sum(seen)
+
+
 def _bad_csv(path: Path, rows: int = 5_000) -> tuple[pl.DataFrame, list[int]]:
     """A CSV of ``rows`` transactions whose every 1000th amount is ``n/a``; the clean rows
     and the indices of the bad ones."""

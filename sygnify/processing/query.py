@@ -208,15 +208,13 @@ def typed(
     temp = {c: f"__sygnify_t{i}" for i, c in enumerate(casts)}
     frame = lazy.with_columns(cast_expr(c, have[c], dtype).alias(temp[c]) for c, dtype in casts.items())
     flags = {c: pl.col(c).is_not_null() & pl.col(temp[c]).is_null() for c in casts}
-    frame = frame.with_columns(
-        pl.any_horizontal(list(flags.values())).alias(BAD), _reason(casts, flags).alias("_error")
-    )
+    frame = frame.with_columns(pl.any_horizontal(list(flags.values())).alias(BAD))
     good = frame.filter(~pl.col(BAD)).select(
         pl.col(temp[c]).alias(c) if c in casts else pl.col(c) for c in expected
     )
-    bad = frame.filter(pl.col(BAD)).select(
+    bad = frame.filter(pl.col(BAD)).select(  # the reason only for the bad rows (few)
         *(pl.col(c).cast(pl.String, strict=False) for c in expected),
-        pl.col("_error"),
+        _reason(casts, flags).alias("_error"),
         pl.lit(origin).alias("_origin"),
         pl.lit(label).alias("_chunk"),
     )
@@ -388,7 +386,8 @@ class _BatchWriter:
         return False
 
 
-def _local(sink: Sink) -> bool:
+def is_local_sink(sink: Sink) -> bool:
+    """Whether ``sink`` writes to the local filesystem (the engine's own sinks can)."""
     filesystem = getattr(sink, "filesystem", None)
     return isinstance(filesystem, pafs.LocalFileSystem)
 
@@ -407,11 +406,17 @@ def eligible(job: Job) -> bool:
 
 
 def run_query(
-    job: Job, *, files: list[str] | None = None, label: str = "00000000", partial: bool = False
+    job: Job,
+    *,
+    files: list[str] | None = None,
+    label: str = "00000000",
+    partial: bool = False,
+    failed: list[Exception] | None = None,
 ) -> QueryOutcome | None:
     """Run ``job`` (or only ``files`` of its source) as one query, its output written under
     ``label`` (``partial``: an aggregation's mergeable partial instead, for incremental
-    runs that commit it); None when the engine cannot (nothing is then left behind)."""
+    runs that commit it); None when the engine cannot (nothing is then left behind), and
+    then, if the query ran and failed on the data, its error is appended to ``failed``."""
     if not eligible(job):
         return None
     try:
@@ -485,7 +490,7 @@ def run_query(
         mains = list(parts.values())
     elif aggregate is not None or sink is None:
         mains = [query]
-    elif isinstance(sink, ParquetSink) and not sink.partition_by and _local(sink):
+    elif isinstance(sink, ParquetSink) and not sink.partition_by and is_local_sink(sink):
         target = sink.target if sink.single_file else f"{sink.target.rstrip('/')}/part-{label}.parquet"
         os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
         temp = _temporary(target)
@@ -497,14 +502,14 @@ def run_query(
         tight = job.budget is not None and morsel is not None and morsel < MORSEL_ROWS
         group = group_rows(job) if tight else None  # else the engine's own row groups
         mains = [query.sink_parquet(temp, compression=codec or "zstd", row_group_size=group, lazy=True)]
-    elif isinstance(sink, IPCSink) and _local(sink):
+    elif isinstance(sink, IPCSink) and is_local_sink(sink):
         os.makedirs(os.path.dirname(sink.target) or ".", exist_ok=True)
         temp = _temporary(sink.target)
         temps.append(temp)
         renames.append((temp, sink.target))
         mains = [query.sink_ipc(temp, lazy=True)]
     else:
-        rewritable = isinstance(sink, ParquetSink) and _local(sink)
+        rewritable = isinstance(sink, ParquetSink) and is_local_sink(sink)
         if not (processor.on_error == "raise" and not bad) and not rewritable:
             return None  # a failure after some batches could neither be undone nor rerun
         writer = _BatchWriter(sink, int(label) if label.isdigit() else 0)
@@ -522,9 +527,11 @@ def run_query(
     except Exception as exc:
         _remove(temps + ([dead_temp] if dead_temp else []))
         if writer is not None and writer.paths:
-            if processor.on_error == "raise" or not (isinstance(sink, ParquetSink) and _local(sink)):
+            if processor.on_error == "raise" or not (isinstance(sink, ParquetSink) and is_local_sink(sink)):
                 raise classify_error(exc, label, job.source.origin) from exc
             _remove(writer.paths)  # the chunk loop rewrites this output
+        if failed is not None:
+            failed.append(exc)
         return None
     output = results[0] if not partial and (aggregate is not None or sink is None) else None
     if partial:
@@ -583,10 +590,10 @@ def run_query(
     return outcome
 
 
-def run_query_job(job: Job) -> ProcessResult | None:
+def run_query_job(job: Job, failed: list[Exception] | None = None) -> ProcessResult | None:
     """Run the whole ``job`` with :func:`run_query` and finish it; None when the engine
-    cannot, and the mode's chunk loop runs it."""
-    outcome = run_query(job)
+    cannot (a query that failed appends its error to ``failed``)."""
+    outcome = run_query(job, failed=failed)
     if outcome is None:
         return None
     record(job, outcome)

@@ -17,6 +17,7 @@ Every input becomes a :class:`Source` with up to three ways to read it:
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -323,6 +324,19 @@ class FileSource(Source):
                 found.update(zip(paths, decoded_partitions(relative, schema)))
             self._partitions = found
         return self._partitions
+
+    def only(self, files: Sequence[str]) -> FileSource:
+        """This source narrowed to ``files`` (some of :meth:`files`), keeping their hive
+        partition columns as the whole source types them."""
+        self.partitions()  # typed over every file, before the narrowing
+        narrowed = copy.copy(self)
+        narrowed.keep(files)
+        return narrowed
+
+    def keep(self, files: Sequence[str]) -> None:
+        """Narrow this source to ``files`` (some of :meth:`files`), in place."""
+        self._files = list(files)
+        self.origin = ", ".join(files)
 
     def format(self) -> FileFormat:
         if self.explicit_format is not None:

@@ -338,6 +338,41 @@ def test_progress_moves_while_the_query_runs(tmp_path: Path, monkeypatch: pytest
     assert seen[-1] == rows
 
 
+@pytest.mark.parametrize("mode", ["streaming", "chunked", "parallel"])
+@pytest.mark.parametrize("sink", ["dataset", "collected"])
+def test_only_the_file_a_query_fails_on_is_redone_by_chunks(tmp_path: Path, mode: str, sink: str) -> None:
+    for i in range(3):  # 3 files of 1,000 rows; the second fails a strict cast at its row 612
+        values = [str(i * 1_000 + j) for j in range(1_000)]
+        if i == 1:
+            values[612] = "boom"
+        pl.DataFrame({"x": values}).write_parquet(tmp_path / f"in-{i}.parquet", row_group_size=100)
+    calls: list[int] = []
+
+    def strict(lf: pl.LazyFrame) -> pl.LazyFrame:
+        calls.append(1)  # once per query built, once per chunk on the loop
+        return lf.with_columns(n=pl.col("x").cast(pl.Int64, strict=True))
+
+    out = str(tmp_path / "out") + "/" if sink == "dataset" else None
+    handler = LargeDataHandler(progress=False, chunk_size=100, max_workers=2)
+    with pytest.raises(DataQualityError, match="chunk 00000016"):  # 10 chunks of file 0, then 6
+        handler.process(str(tmp_path / "in-*.parquet"), transform=strict, mode=mode, sink=out)
+    calls.clear()
+    result = handler.process(
+        str(tmp_path / "in-*.parquet"), transform=strict, mode=mode, sink=out, on_error="skip"
+    )
+    assert [(e.chunk, e.action) for e in result.errors] == [(16, "skipped")]
+    assert not result.one_query
+    # the whole query, then one per file, and only file 1's 10 chunks (30 on the old rerun)
+    assert len(calls) <= 1 + 3 + 10 + 3, len(calls)
+    got = pl.read_parquet(out + "*.parquet") if out else result.output
+    assert got is not None
+    expected = [n for n in range(3_000) if not 1_600 <= n < 1_700]
+    assert sorted(got["n"].to_list()) == expected
+    if out is None:
+        assert got["n"].to_list() == expected, "collected in source order"
+    assert (result.rows_in, result.rows_out) == (3_000, 2_900)
+
+
 def test_a_query_failing_on_some_rows_is_redone_by_chunks_that_name_it(tmp_path: Path) -> None:
     pl.DataFrame({"x": [str(i) for i in range(1_000)]}).with_columns(
         x=pl.when(pl.int_range(pl.len()) == 612).then(pl.lit("boom")).otherwise(pl.col("x"))

@@ -7,6 +7,7 @@ the data. Sequential chunks also feed streaming mode's pipeline and incremental 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import TypeAlias
@@ -17,11 +18,12 @@ import pyarrow as pa
 from sygnify.processing.job import Job, adaptive_rebatch, retrying_batches
 from sygnify.processing.modes.fused import run_paced_aggregation
 from sygnify.processing.parts import BadRow, FilePart
-from sygnify.processing.query import run_query_job
+from sygnify.processing.query import is_local_sink, record, run_query, run_query_job
 from sygnify.processing.result import ProcessResult
+from sygnify.processing.sinks import ParquetSink
 from sygnify.processing.sources import FileSource
 
-__all__ = ["run_chunked", "sequential_chunks"]
+__all__ = ["run_by_file", "run_chunked", "run_engine", "sequential_chunks"]
 
 #: (label, batch, bad rows, origin) of one chunk.
 Chunk: TypeAlias = tuple[str, pa.RecordBatch, list[BadRow], str]
@@ -44,17 +46,18 @@ def _project(job: Job) -> tuple[str, ...] | None:
     return tuple(columns)
 
 
-def sequential_chunks(job: Job) -> Iterator[Chunk]:
-    """(label, batch, bad rows, origin) for each chunk of the source, in order.
+def sequential_chunks(job: Job, first: int = 0) -> Iterator[Chunk]:
+    """(label, batch, bad rows, origin) for each chunk of the source, in order, numbered
+    from ``first``.
 
     Parquet files are read with only the columns the transform uses (``job.processor``
     then expects those).
     """
     columns = _project(job)  # before the first chunk: the caller's job.processor changes
-    return _chunks(job, columns)
+    return _chunks(job, columns, first)
 
 
-def _chunks(job: Job, columns: tuple[str, ...] | None) -> Iterator[Chunk]:
+def _chunks(job: Job, columns: tuple[str, ...] | None, first: int = 0) -> Iterator[Chunk]:
     bad: list[BadRow] = []
     keep = None if job.processor.on_error == "raise" else bad
     origin = [job.source.origin]
@@ -71,11 +74,65 @@ def _chunks(job: Job, columns: tuple[str, ...] | None) -> Iterator[Chunk]:
             yield from retrying_batches(part, read_rows(), keep, job.retry)
 
     observe = job.budget.observe if job.budget is not None else (lambda batch: None)
-    for index, chunk in enumerate(adaptive_rebatch(source_batches(), job.next_chunk_rows, observe)):
+    for index, chunk in enumerate(adaptive_rebatch(source_batches(), job.next_chunk_rows, observe), first):
         rows, bad[:] = list(bad), []
         yield f"{index:08d}", chunk, rows, origin[0]
     if bad:  # unparseable rows after the last good one
         yield "99999999", pa.record_batch({}), list(bad), origin[0]
+
+
+def run_engine(job: Job) -> ProcessResult | None:
+    """The job as one Polars streaming query (:func:`~sygnify.processing.query.run_query_job`);
+    if that query fails on the data, again file by file (:func:`run_by_file`); None when
+    the engine cannot run it, or the files cannot be split, and the mode's loop runs it."""
+    failed: list[Exception] = []
+    done = run_query_job(job, failed)
+    if done is None and failed:
+        return run_by_file(job)
+    return done
+
+
+def _splittable(job: Job) -> bool:
+    """Whether each file's output can be written by itself: collected, or one part per
+    label in a local dataset (a row-wise job; an aggregation re-fuses by pace instead)."""
+    source, sink = job.source, job.sink
+    if not isinstance(source, FileSource) or job.plan.aggregate is not None or len(source.files()) < 2:
+        return False
+    if sink is None:
+        return True
+    dataset = isinstance(sink, ParquetSink) and not sink.single_file and not sink.partition_by
+    return dataset and is_local_sink(sink)
+
+
+def run_by_file(job: Job) -> ProcessResult | None:
+    """Redo a job whose one query failed on its data, so that only the failing region runs
+    chunk by chunk: each file is one query, and a file whose query fails goes through the
+    chunk loop, whose error names the chunk and whose error policy applies per chunk.
+    Chunks are numbered across files as the loop would number them, each file starting
+    a new chunk. None when the output cannot be split by file (the mode's loop reruns it all).
+    """
+    if not _splittable(job):
+        return None
+    assert isinstance(job.source, FileSource)
+    per_chunk = max(1, job.next_chunk_rows())
+    offset = 0
+    for path in job.source.files():
+        one = replace(job, source=job.source.only([path]))  # shares the sink, tracker and outputs
+        outcome = run_query(one, label=f"{offset:08d}", failed=[])
+        if outcome is not None:
+            record(job, outcome)
+            if outcome.output is not None:  # collected: record() leaves its rows to count here
+                job.collected.append((f"{offset:08d}", outcome.output.to_arrow()))
+                job.tracker.result.rows_out += outcome.output.height
+            offset += max(1, math.ceil(outcome.rows_in / per_chunk))
+            continue
+        chunks = 0
+        for label, batch, bad, origin in sequential_chunks(one, first=offset):
+            one.absorb(one.processor.run(batch, label, origin, bad))
+            chunks += 1
+        offset += max(1, chunks)
+    job.tracker.result.one_query = False
+    return job.finish()
 
 
 def run_chunked(job: Job) -> ProcessResult:
@@ -90,7 +147,7 @@ def run_chunked(job: Job) -> ProcessResult:
     :func:`~sygnify.processing.modes.fused.run_paced`). Everything else is re-chunked from the
     source's batches, with sizes following the budget.
     """
-    done = run_query_job(job)
+    done = run_engine(job)
     if done is not None:
         return done
     if job.budget is None and isinstance(job.source, FileSource):

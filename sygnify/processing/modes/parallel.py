@@ -33,9 +33,9 @@ from sygnify.processing.chunk import ChunkOutcome, ChunkProcessor
 from sygnify.processing.executors import make_executor
 from sygnify.processing.executors.local import ThreadExecutor
 from sygnify.processing.job import MERGE_EVERY, Job
+from sygnify.processing.modes.chunked import run_engine
 from sygnify.processing.modes.fused import fused_partial, run_paced_aggregation
 from sygnify.processing.parts import Part
-from sygnify.processing.query import run_query_job
 from sygnify.processing.result import ProcessResult
 from sygnify.processing.sources import FileSource
 
@@ -158,7 +158,7 @@ def _run_on(job: Job, executor: Any) -> ProcessResult:
     # Threads share Polars' own thread pool, which already runs one query on every core:
     # a fused aggregation is fastest as consecutive queries, without a partial per thread.
     if isinstance(executor, ThreadExecutor) and not executor.remote:
-        done = run_query_job(job)  # one query already runs on every core
+        done = run_engine(job)  # one query already runs on every core
         if done is not None:
             return done
         if run_paced_aggregation(job, rows):

@@ -16,8 +16,7 @@ from typing import Any
 
 from sygnify.processing.chunk import ChunkOutcome
 from sygnify.processing.job import Job
-from sygnify.processing.modes.chunked import sequential_chunks
-from sygnify.processing.query import run_query_job
+from sygnify.processing.modes.chunked import run_engine, sequential_chunks
 from sygnify.processing.result import ProcessResult
 
 __all__ = ["run_streaming"]
@@ -27,7 +26,7 @@ QUEUE_DEPTH = 2
 
 
 def run_streaming(job: Job) -> ProcessResult:
-    done = run_query_job(job)
+    done = run_engine(job)
     return done if done is not None else _pipelined(job)
 
 

@@ -35,6 +35,10 @@ Sections and targets (medians; a cell that errors counts as missed):
 - eager: the rowwise job as a step annotated ``df: pl.DataFrame`` (it runs on each morsel,
   in pieces of at most ``chunk_size`` rows) in streaming / chunked / parallel mode, against
   the same raw Polars query: >= 0.85x raw.
+- drift: the ``--csv-rows`` rows as 4 Parquet files whose last one has ``amount`` as text,
+  every 1000th value ``"n/a"``; streaming mode, ``schema=`` (the first file's) and
+  ``on_error="dead_letter"``, rowwise job: dead letters == the bad rows, output == raw
+  Polars over the same files without them (amount as Float64), >= 0.7x raw's speed.
 - budget: ``max_memory="256MB"`` in every mode on the rowwise job: peak RSS growth during
   ``process()`` (``/proc/self/statm`` sampled every 10 ms in a thread, minus RSS at the
   start; the worst run) <= 256 MiB, and >= 0.7x raw Polars without a budget. The data
@@ -73,6 +77,10 @@ SECTIONS = {
     "matrix": f"matrix: handler vs raw Polars streaming (target >= {MIN_RATIO}x raw)",
     "badrows": f"bad rows: CSV, 0.1% unparseable amounts (target >= {MIN_BAD_ROWS_RATIO}x raw on clean CSV)",
     "eager": f"eager: the rowwise job as a step that takes a DataFrame (target >= {MIN_RATIO}x raw)",
+    "drift": (
+        "schema drift: 4 Parquet files, the last one's amount as text with 0.1% 'n/a' "
+        f"(target >= {MIN_BAD_ROWS_RATIO}x raw on the clean files)"
+    ),
     "budget": (
         f"budget: max_memory={BUDGET} (targets: peak growth <= {MAX_GROWTH_MIB} MiB, "
         f">= {MIN_BUDGET_RATIO}x raw unbudgeted)"
@@ -105,6 +113,22 @@ GENERATE = textwrap.dedent(
             writer.write_table(table, row_group_size=int(sys.argv[5]))
         writer.close()
         print(json.dumps({"arrow_bytes": arrow_bytes}))
+    elif kind in ("drift", "driftclean"):  # 4 Parquet files; the last one's amount drifted to text
+        import os
+        every = int(sys.argv[5])
+        os.makedirs(out)
+        frame = pl.concat([df for _, df in frames()])
+        size = -(-frame.height // 4)
+        for i in range(4):
+            df = frame.slice(i * size, size)
+            if i == 3:
+                bad = (pl.int_range(0, df.height) % every) == every - 1
+                if kind == "drift":
+                    text = pl.col("amount").cast(pl.String)
+                    df = df.with_columns(amount=pl.when(bad).then(pl.lit("n/a")).otherwise(text))
+                else:
+                    df = df.filter(~bad)
+            df.write_parquet(f"{out}/part-{i}.parquet", row_group_size=250_000)
     else:  # "bad": every n-th amount is "n/a"; "clean": those rows left out
         every = int(sys.argv[5])
         with open(out, "w", encoding="utf-8") as f:
@@ -260,6 +284,11 @@ def cells() -> list[Cell]:
     clean = Cell("badrows", "rowwise", "raw", data="clean")
     bad = Cell("badrows", "rowwise", "handler", "streaming", "schema+on_error=dead_letter", "bad", clean.name)
     found += [clean, bad]
+    drift_clean = Cell("drift", "rowwise", "raw", data="driftclean")
+    drifted = Cell(
+        "drift", "rowwise", "handler", "streaming", "schema+on_error=dead_letter", "drift", drift_clean.name
+    )
+    found += [drift_clean, drifted]
     rowwise_raw = found[0].name
     found += [Cell("eager", "eager", "handler", m, "none", baseline=rowwise_raw) for m in MODES[:3]]
     found += [
@@ -377,12 +406,13 @@ def judge(cell: Cell, s: Summary, base: Summary | None, bad_rows: int) -> tuple[
         "matrix": MIN_RATIO,
         "eager": MIN_RATIO,
         "badrows": MIN_BAD_ROWS_RATIO,
+        "drift": MIN_BAD_ROWS_RATIO,
         "budget": MIN_BUDGET_RATIO,
     }[cell.section]
     missed = [f"{ratio:.2f}x raw (target >= {target})"] if not ratio >= target else []
     if s.rows != base.rows or not same_total(s.total, base.total):
         missed.append(f"output differs from raw: {s.rows} rows, total {s.total} vs {base.rows}, {base.total}")
-    if cell.section == "badrows" and s.dead_letters != bad_rows:
+    if cell.section in ("badrows", "drift") and s.dead_letters != bad_rows:
         missed.append(f"{s.dead_letters} dead letters (the bad rows: {bad_rows})")
     elif cell.section in ("matrix", "eager") and s.dead_letters:
         missed.append(f"{s.dead_letters} dead letters on clean data")
@@ -451,6 +481,10 @@ def main() -> int:
     if "bad" in kinds or "clean" in kinds:
         sources["bad"] = cached(args.dir, f"matrix-tx-{args.csv_rows}-bad.csv", "bad", args.csv_rows)[0]
         sources["clean"] = cached(args.dir, f"matrix-tx-{args.csv_rows}-clean.csv", "clean", args.csv_rows)[0]
+    if "drift" in kinds or "driftclean" in kinds:
+        for kind in ("drift", "driftclean"):
+            folder = cached(args.dir, f"matrix-tx-{args.csv_rows}-{kind}", kind, args.csv_rows)[0]
+            sources[kind] = folder / "*.parquet"
 
     results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in chosen}
     for round_ in range(args.repeat):  # interleaved, rotated: noise hits every cell alike
@@ -483,7 +517,11 @@ def main() -> int:
             budget = int(BUDGET.removesuffix("MB")) * 10**6
             print(f"data: {arrow / 2**20:,.0f} MiB as Arrow = {arrow / budget:.1f}x the budget", end="")
             print(" (target >= 10x)\n" if arrow >= 10 * budget else " (NOTE: under the 10x wanted)\n")
-        lines = table(section, summaries, bad_rows)
+        expected_bad = bad_rows
+        if key == "drift":  # the last of 4 files of ceil(rows / 4) rows holds the bad ones
+            expected_bad = (args.csv_rows - 3 * -(-args.csv_rows // 4)) // BAD_EVERY
+            print(f"{args.csv_rows:,} rows in 4 files, {expected_bad:,} bad in the last one\n")
+        lines = table(section, summaries, expected_bad)
         for line in dict.fromkeys(lines):
             print(line)
         missed += lines

@@ -114,9 +114,12 @@ def engine_bytes(
 
 
 def _row_bytes(job: Job) -> float:
-    """Bytes per row in the engine: measured on the first rows of a local Parquet source
-    (its encoded sizes understate dictionary-encoded text many times), else the source's
-    estimate; half again for the columns a transform adds."""
+    """Bytes per row in the engine, measured once per job on the first rows of a local
+    Parquet source as Polars holds them (the file's encoded sizes understate
+    dictionary-encoded text many times), else the source's estimate; half again for the
+    columns a transform adds."""
+    if job.row_bytes is not None:
+        return job.row_bytes
     source = job.source
     measured: float | None = None
     if isinstance(source, FileSource) and source.format() == "parquet" and not source.is_remote:
@@ -124,12 +127,13 @@ def _row_bytes(job: Job) -> float:
         if files:
             schema = job.processor.schema
             used = job.plan.columns(schema) if schema is not None else None  # what the query reads
-            reader = pq.ParquetFile(files[0])
-            batch = next(reader.iter_batches(batch_size=SAMPLE_ROWS, columns=used), None)
-            if batch is not None and batch.num_rows:
-                measured = batch.nbytes / batch.num_rows
+            scan = pl.scan_parquet(files[0])
+            sample = (scan.select(used) if used is not None else scan).head(SAMPLE_ROWS).collect()
+            if sample.height:
+                measured = sample.estimated_size() / sample.height
     estimate = measured if measured is not None else source.bytes_per_row()
-    return max(8.0, estimate or DEFAULT_ROW_BYTES) * 1.5
+    job.row_bytes = max(8.0, estimate or DEFAULT_ROW_BYTES) * 1.5
+    return job.row_bytes
 
 
 def group_rows(job: Job) -> int:

@@ -44,7 +44,7 @@ class Job:
     user_schema: bool = False
     #: Chunks alive at once (the streaming pipeline holds several): each gets its share.
     chunks_alive: int = 1
-    #: Bytes per row in the engine, measured once per job (see ``query.row_bytes``).
+    #: Bytes per row in the engine, measured once per job by the query module's budget model.
     row_bytes: float | None = None
     collected: list[tuple[str, pa.Table]] = field(default_factory=list)
     partials: list[Partial] = field(default_factory=list)

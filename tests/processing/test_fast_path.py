@@ -101,9 +101,11 @@ def test_aggregations_run_as_one_query_and_equal_polars(
     assert result.one_query, (mode, option)  # incremental: one query per new file
 
 
+#: The generated frames' columns, with no rows.
+NO_ROWS = pl.DataFrame(schema={"k": pl.Int64, "v": pl.Int64, "s": pl.String})
 values = st.one_of(st.none(), st.integers(-(10**6), 10**6))
 frames = st.lists(st.tuples(st.integers(0, 4), values, st.sampled_from(["a", "b", None])), max_size=300).map(
-    lambda rows: pl.DataFrame(rows, schema={"k": pl.Int64, "v": pl.Int64, "s": pl.String}, orient="row")
+    lambda rows: pl.DataFrame(rows, schema=NO_ROWS.schema, orient="row")
 )
 
 
@@ -118,7 +120,7 @@ frames = st.lists(st.tuples(st.integers(0, 4), values, st.sampled_from(["a", "b"
     budget=st.sampled_from([None, "4GB", "300MB", "100MB"]),  # 100MB: below the engine, chunk loop
 )
 @example(  # no rows, on the chunk loop: still the shape the query gives (was None)
-    frame=pl.DataFrame(schema={"k": pl.Int64, "v": pl.Int64, "s": pl.String}),
+    frame=NO_ROWS,
     files=1,
     mode="streaming",
     option="none",
@@ -127,7 +129,7 @@ frames = st.lists(st.tuples(st.integers(0, 4), values, st.sampled_from(["a", "b"
     budget="100MB",
 )
 @example(
-    frame=pl.DataFrame(schema={"k": pl.Int64, "v": pl.Int64, "s": pl.String}),
+    frame=NO_ROWS,
     files=1,
     mode="chunked",
     option="schema",

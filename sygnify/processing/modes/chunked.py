@@ -118,17 +118,18 @@ def run_by_file(job: Job) -> ProcessResult | None:
     offset = 0
     for path in job.source.files():
         one = replace(job, source=job.source.only([path]))  # shares the sink, tracker and outputs
-        outcome = run_query(one, label=f"{offset:08d}", failed=[])
+        label = f"{offset:08d}"
+        outcome = run_query(one, label=label, failed=[])
         if outcome is not None:
             record(job, outcome)
             if outcome.output is not None:  # collected: record() leaves its rows to count here
-                job.collected.append((f"{offset:08d}", outcome.output.to_arrow()))
+                job.collected.append((label, outcome.output.to_arrow()))
                 job.tracker.result.rows_out += outcome.output.height
             offset += max(1, math.ceil(outcome.rows_in / per_chunk))
             continue
         chunks = 0
-        for label, batch, bad, origin in sequential_chunks(one, first=offset):
-            one.absorb(one.processor.run(batch, label, origin, bad))
+        for chunk_label, batch, bad, origin in sequential_chunks(one, first=offset):
+            one.absorb(one.processor.run(batch, chunk_label, origin, bad))
             chunks += 1
         offset += max(1, chunks)
     job.tracker.result.one_query = False

@@ -35,6 +35,7 @@ from sygnify.connectors.protocols import (
     WriteResult,
 )
 from sygnify.errors import ConfigurationError, SygnifyError, UnsupportedOperationError
+from sygnify.io.untrusted import validated
 from sygnify.plugins import PluginContext, SharedClientPool
 from sygnify.resilience import CircuitBreaker, Resilience, RetryPolicy
 
@@ -277,11 +278,14 @@ class BaseConnector(abc.ABC, Generic[ConfigT]):
     def _translate_stream(self, batches: Iterator[pa.RecordBatch], source: str) -> Iterator[pa.RecordBatch]:
         """Pass ``batches`` through, translating an error raised mid-stream (as a ``stream`` error).
 
-        Such errors are translated but not retried here (a restart would repeat rows the
+        Every batch passes ``validate(full=True)`` (:func:`sygnify.io.untrusted.validated`): a
+        batch whose offsets or text point outside its buffers is a
+        :class:`~sygnify.errors.DataQualityError`, never handed to the caller. Such errors are
+        translated but not retried here (a restart would repeat rows the
         caller already has): a stream that can resume goes through :meth:`_resumable`.
         """
         try:
-            yield from batches
+            yield from validated(batches, source)
         except SygnifyError:
             raise
         except Exception as exc:

@@ -29,6 +29,7 @@ from sygnify.io.partitions import (
     split_partitions,
     with_partition_columns,
 )
+from sygnify.io.untrusted import check_files, has_blank_lines, without_blank_lines
 
 __all__ = [
     "FileFormat",
@@ -106,9 +107,14 @@ def polars_scan(
     hive_schema: pa.Schema | None = None,
     hive_paths: Sequence[str] | None = None,
     storage_options: dict[str, Any] | None = None,
+    isolate: bool = False,
     **options: Any,
 ) -> pl.LazyFrame:
     """A Polars lazy scan over ``files`` (native readers: projection/predicate pushdown).
+
+    Local JSON lines and Arrow IPC files pass :func:`sygnify.io.untrusted.check_files` first
+    (``isolate``: decoded once in a subprocess too); local CSV files with empty lines are read
+    less those lines, as pyarrow and DuckDB read them.
 
     ``hive_schema`` is the partition columns' schema (:func:`sygnify.io.partitions.partition_schema`),
     so Polars types them as every other reader does. Polars reads CSV and JSON lines without
@@ -116,6 +122,9 @@ def polars_scan(
     their partition columns are added per partition instead. ``options`` go to the Polars
     scanner (``credential_provider``)."""
     sources = list(files)
+    local = [path for path in sources if "://" not in path]
+    if fmt in ("json", "ipc"):
+        check_files(local, fmt, isolate=isolate)
     partitioned = hive_partitioning and hive_schema is not None and len(hive_schema) > 0
     if fmt in ("csv", "json") and partitioned and hive_paths is not None:
         assert hive_schema is not None
@@ -123,7 +132,9 @@ def polars_scan(
         for path, columns in zip(sources, decoded_partitions(hive_paths, hive_schema)):
             groups.setdefault(columns, []).append(path)
         scans = [
-            with_partition_columns(polars_scan(fmt, group, storage_options=storage_options, **options), part)
+            with_partition_columns(
+                polars_scan(fmt, group, storage_options=storage_options, isolate=isolate, **options), part
+            )
             for part, group in groups.items()
         ]
         return pl.concat(scans)
@@ -136,8 +147,39 @@ def polars_scan(
     if fmt == "ipc":
         return pl.scan_ipc(sources, **hive, storage_options=storage_options, **options)
     if fmt == "csv":
+        blank = [path in local and has_blank_lines(path) for path in sources]
+        if any(blank):
+            return _csv_without_blank_lines(sources, blank, storage_options, options)
         return pl.scan_csv(sources, storage_options=storage_options, **options)
     return pl.scan_ndjson(sources, storage_options=storage_options, **options)
+
+
+def _csv_without_blank_lines(
+    sources: list[str], blank: list[bool], storage_options: dict[str, Any] | None, options: dict[str, Any]
+) -> pl.LazyFrame:
+    """A scan of CSV ``sources`` in which the files flagged in ``blank`` are read less their
+    empty lines (Polars reads each as a row of nulls; pyarrow and DuckDB skip them), with the
+    schema a scan of all of them infers."""
+    options = dict(options)
+    paths_column = options.pop("include_file_paths", None)
+    schema = (
+        options.get("schema")
+        or pl.scan_csv(sources, storage_options=storage_options, **options).collect_schema()
+    )
+    for inferred in ("schema_overrides", "infer_schema", "infer_schema_length"):
+        options.pop(inferred, None)
+    options["schema"] = schema
+    scans = []
+    for path, cleaned in zip(sources, blank):
+        if cleaned:
+            with open(path, "rb") as handle:
+                frame = pl.scan_csv(without_blank_lines(handle.read()), **options)
+        else:
+            frame = pl.scan_csv(path, storage_options=storage_options, **options)
+        if paths_column is not None:
+            frame = frame.with_columns(pl.lit(path).alias(paths_column))
+        scans.append(frame)
+    return pl.concat(scans, how="vertical")
 
 
 #: Parquet codecs pyarrow writes (``None``: pyarrow's default, snappy).

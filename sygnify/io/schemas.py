@@ -28,7 +28,7 @@ CSV or JSON file): :func:`dataset_schema` reads each fragment's ``physical_schem
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeAlias
 
@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from sygnify.errors import ConfigurationError, SchemaError
+from sygnify.io.formats import FileFormat, polars_scan
 
 __all__ = [
     "SchemaDrift",
@@ -173,7 +174,7 @@ def dataset_schema(
 
 
 def polars_drift_scan(
-    fmt: str,
+    fmt: FileFormat,
     files: Sequence[str],
     schema: pa.Schema,
     mode: SchemaDrift,
@@ -204,12 +205,8 @@ def polars_drift_scan(
             f"{mode}=True over hive-partitioned Arrow IPC files is not supported in scan(); "
             "use stream() or rewrite the files with one schema"
         )
-    readers: dict[str, Callable[..., pl.LazyFrame]] = {
-        "ipc": pl.scan_ipc,
-        "csv": pl.scan_csv,
-        "json": pl.scan_ndjson,
-    }
-    frames = [readers[fmt](path, **options) for path in files]
+    # One scan per file, through the one scan entry (untrusted-file checks, blank CSV lines).
+    frames = [polars_scan(fmt, [path], **options) for path in files]
     combined = pl.concat(frames, how="diagonal_relaxed")
     return combined.select([pl.col(name).cast(dtype) for name, dtype in file_schema.items()])
 

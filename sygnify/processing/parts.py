@@ -12,6 +12,7 @@ just that part. A :class:`TablePart` carries its rows by value.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +27,18 @@ import pyarrow.parquet as pq
 
 from sygnify.errors import DataQualityError, NotFoundError, SygnifyError
 from sygnify.io.formats import FileFormat
+from sygnify.io.untrusted import check_file
 
-__all__ = ["CSV_BLOCK", "BadRow", "FilePart", "Part", "TablePart", "open_input"]
+__all__ = [
+    "CSV_BLOCK",
+    "BadRow",
+    "FilePart",
+    "Part",
+    "TablePart",
+    "ipc_batches",
+    "open_input",
+    "unreadable_as_error",
+]
 
 #: Bytes per block when reading CSV.
 CSV_BLOCK = 1 << 20
@@ -108,6 +119,8 @@ class FilePart(Part):
     #: Read only these columns (Parquet; those the file lacks are left for the schema
     #: check to report). None reads every column.
     columns: tuple[str, ...] | None = field(default=None, compare=False)
+    #: Decode a JSON lines or IPC file in a subprocess first (a reader crash becomes an error).
+    isolate: bool = field(default=False, compare=False)
 
     def scan(self) -> pl.LazyFrame | None:
         """The part as a Polars scan of its rows (local Parquet only), else None.
@@ -121,14 +134,8 @@ class FilePart(Part):
         return pl.scan_parquet(self.path).slice(self.first_row, self.rows)
 
     def batches(self, batch_rows: int, bad_rows: list[BadRow] | None = None) -> Iterator[pa.RecordBatch]:
-        try:
+        with unreadable_as_error(self.path, self.origin):
             yield from self._batches(batch_rows, bad_rows)
-        except SygnifyError:
-            raise
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"{self.origin}: {exc}", resource=self.path) from exc
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
-            raise DataQualityError(f"cannot read {self.origin}: {exc}", resource=self.path) from exc
 
     def _batches(self, batch_rows: int, bad_rows: list[BadRow] | None) -> Iterator[pa.RecordBatch]:
         if self.format == "parquet":
@@ -141,10 +148,14 @@ class FilePart(Part):
                 batch_size=batch_rows, row_groups=rgs, columns=columns, use_threads=self.threads
             )
         elif self.format == "ipc":
+            # Checked first: every declared buffer present, every batch valid (a bit-flipped
+            # file otherwise makes Polars allocate petabytes and abort).
+            check_file(self.path, "ipc", self.filesystem, origin=self.origin, isolate=self.isolate)
             with open_input(self.path, self.filesystem) as stream:
-                for batch in pa_ipc.open_file(stream.read()):
+                for batch in ipc_batches(stream.read()):
                     yield from pa.Table.from_batches([batch]).to_batches(max_chunksize=batch_rows)
         elif self.format == "json":
+            check_file(self.path, "json", self.filesystem, origin=self.origin, isolate=self.isolate)
             with open_input(self.path, self.filesystem) as stream:
                 yield from pa_json.read_json(stream).to_batches(max_chunksize=batch_rows)
         else:
@@ -173,6 +184,48 @@ class FilePart(Part):
             )
             for batch in reader:
                 yield from pa.Table.from_batches([batch]).to_batches(max_chunksize=batch_rows)
+
+
+@contextlib.contextmanager
+def unreadable_as_error(path: str, origin: str | None = None) -> Iterator[None]:
+    """Raise what reading ``path`` raised as a sygnify error naming the file: a missing file
+    is a :class:`~sygnify.errors.NotFoundError`, one pyarrow cannot decode (zero bytes,
+    truncated, corrupt) a :class:`~sygnify.errors.DataQualityError`.
+
+    >>> with unreadable_as_error("x.parquet"):
+    ...     raise pa.ArrowInvalid("Parquet file size is 0 bytes")
+    Traceback (most recent call last):
+    ...
+    sygnify.errors.DataQualityError: cannot read x.parquet: Parquet file size is 0 bytes
+    """
+    where = origin or path
+    try:
+        yield
+    except SygnifyError:
+        raise
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"{where}: {exc}", resource=path) from exc
+    except (pa.ArrowException, OSError, UnicodeDecodeError, RecursionError) as exc:
+        raise DataQualityError(f"cannot read {where}: {exc}", resource=path) from exc
+
+
+def ipc_batches(data: pa.Buffer | bytes) -> Iterator[pa.RecordBatch]:
+    """The record batches of an Arrow IPC file, or of an IPC stream.
+
+    >>> import pyarrow as pa, pyarrow.ipc as ipc
+    >>> sink = pa.BufferOutputStream()
+    >>> with ipc.new_file(sink, pa.schema([("x", pa.int64())])) as out:
+    ...     out.write_table(pa.table({"x": [1, 2, 3]}))
+    >>> [b.num_rows for b in ipc_batches(sink.getvalue())]
+    [3]
+    """
+    try:
+        reader = pa_ipc.open_file(data)
+    except pa.ArrowInvalid:
+        yield from pa_ipc.open_stream(data)
+        return
+    for i in range(reader.num_record_batches):
+        yield reader.get_batch(i)
 
 
 def open_input(path: str, filesystem: pafs.FileSystem | None) -> Any:

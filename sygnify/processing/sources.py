@@ -51,7 +51,15 @@ from sygnify.io.partitions import (
     read_partitions_file,
     with_partition_columns,
 )
-from sygnify.processing.parts import CSV_BLOCK, BadRow, FilePart, Part, TablePart, open_input
+from sygnify.processing.parts import (
+    CSV_BLOCK,
+    BadRow,
+    FilePart,
+    Part,
+    TablePart,
+    open_input,
+    unreadable_as_error,
+)
 
 __all__ = ["BadRow", "ConnectorSource", "FileSource", "Part", "Source", "as_source"]
 
@@ -224,6 +232,10 @@ class FileSource(Source):
         self.explicit_format = format
         self.filesystem = filesystem
         self.storage_options = storage_options
+        #: Decode JSON lines and Arrow IPC files once in a subprocess before reading them
+        #: (:func:`sygnify.io.untrusted.read_isolated`): a reader crash becomes a
+        #: DataQualityError naming the file. Set by ``LargeDataHandler.process(isolate=)``.
+        self.isolate = False
         self.origin = ", ".join(self.spec)
         self._files: list[str] | None = None
         # file -> the directory spec it was found under (where its hive partitions start)
@@ -361,21 +373,27 @@ class FileSource(Source):
             return None
         partitions = self.partitions()
         if not any(partitions.values()):
-            return polars_scan(self.format(), self.files(), storage_options=self.storage_options)
+            return polars_scan(
+                self.format(), self.files(), storage_options=self.storage_options, isolate=self.isolate
+            )
         groups: dict[PartitionColumns, list[str]] = {}
         for path in self.files():
             groups.setdefault(partitions.get(path, ()), []).append(path)
         return pl.concat(
             [
                 with_partition_columns(
-                    polars_scan(self.format(), paths, storage_options=self.storage_options), values
+                    polars_scan(
+                        self.format(), paths, storage_options=self.storage_options, isolate=self.isolate
+                    ),
+                    values,
                 )
                 for values, paths in groups.items()
             ]
         )
 
     def _parquet(self, path: str) -> pq.ParquetFile:
-        return pq.ParquetFile(path, filesystem=self.filesystem)
+        with unreadable_as_error(path):
+            return pq.ParquetFile(path, filesystem=self.filesystem)
 
     def file_parts(self, path: str, rows: int, start: int = 0) -> list[Part]:
         """The parts of one file: Parquet row groups gathered up to ``rows`` rows."""
@@ -386,9 +404,20 @@ class FileSource(Source):
             columns = tuple(self._file_schema().names) if fmt == "csv" else None
             if values:
                 return [
-                    PartitionedFilePart(start, path, path, fmt, fs, None, None, columns, partitions=values)
+                    PartitionedFilePart(
+                        start,
+                        path,
+                        path,
+                        fmt,
+                        fs,
+                        None,
+                        None,
+                        columns,
+                        isolate=self.isolate,
+                        partitions=values,
+                    )
                 ]
-            return [FilePart(start, path, path, fmt, fs, None, None, columns)]
+            return [FilePart(start, path, path, fmt, fs, None, None, columns, isolate=self.isolate)]
         meta = self._parquet(path).metadata
         parts: list[Part] = []
         group: list[int] = []
@@ -427,15 +456,17 @@ class FileSource(Source):
         fmt = self.format()
         if fmt == "parquet":
             return self._parquet(first).schema_arrow
-        if fmt == "csv":
-            with open_input(first, self.filesystem) as stream:
-                return pa_csv.open_csv(
-                    stream,
-                    read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK),
-                    parse_options=pa_csv.ParseOptions(invalid_row_handler=lambda row: "skip"),
-                ).schema
-        batches = FilePart(0, first, first, fmt, self.filesystem).batches(1024)
-        return next(iter(batches)).schema
+        with unreadable_as_error(first):
+            if fmt == "csv":
+                with open_input(first, self.filesystem) as stream:
+                    return pa_csv.open_csv(
+                        stream,
+                        read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK),
+                        parse_options=pa_csv.ParseOptions(invalid_row_handler=lambda row: "skip"),
+                    ).schema
+            batches = FilePart(0, first, first, fmt, self.filesystem, isolate=self.isolate).batches(1024)
+            first_batch = next(iter(batches), None)
+            return pa.schema([]) if first_batch is None else first_batch.schema
 
     def total_rows(self) -> int | None:
         if self.format() != "parquet":

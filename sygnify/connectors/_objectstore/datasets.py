@@ -63,6 +63,7 @@ from sygnify.io.tables import (
     table_scan,
     write_table_format,
 )
+from sygnify.io.untrusted import check_files
 
 # The Arrow filesystem over the SDK and hive partitioning live in private modules; their
 # public names are re-exported here, next to the connector that uses them.
@@ -167,6 +168,8 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
             filesystem = handler.with_sizes(
                 {f"{resolved.bucket}/{info.key}": info.size for info in resolved.files}
             )
+        # pyarrow's JSON reader and IPC decoder crash on some malformed objects: checked first.
+        check_files([f"{resolved.bucket}/{info.key}" for info in resolved.files], resolved.fmt, filesystem)
         file_format = pyarrow_format(resolved.fmt)
         if resolved.directory is None:
             partitions = Partitions([ds.scalar(True)] * len(resolved.files), [])
@@ -305,6 +308,9 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
                     )
                 return table_scan(table[1], table[0], version=version, as_of=as_of)
             resolved = resolve_source(self, source, format)
+            if resolved.fmt == "ipc":  # Polars' IPC decoder aborts on a corrupt object: checked first
+                objects = [f"{resolved.bucket}/{info.key}" for info in resolved.files]
+                check_files(objects, "ipc", self.filesystem())
             urls = [self.url(resolved.bucket, info.key) for info in resolved.files]
             hive = None
             relative = None

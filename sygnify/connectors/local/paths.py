@@ -32,6 +32,7 @@ from sygnify.io.files import TEMP_PREFIX, find_files, glob_prefix, has_glob
 from sygnify.io.formats import FileFormat, detect_format, format_of_file, pyarrow_format
 from sygnify.io.partitions import HiveSchema, hive_partitioning, local_partition_schema
 from sygnify.io.schemas import SchemaDrift, dataset_schema
+from sygnify.io.untrusted import check_files
 
 __all__ = [
     "TEMP_PREFIX",
@@ -116,9 +117,12 @@ def file_dataset(
     Every file's schema (its Parquet footer, the first block of a CSV or JSON file) is read
     once and reconciled under ``drift`` (:func:`sygnify.io.schemas.dataset_schema`): drift it
     does not allow is a :class:`~sygnify.errors.SchemaError` naming the file and the column.
-    Partition columns are typed by :func:`sygnify.io.partitions.local_partition_schema`
+    JSON lines and Arrow IPC files pass :func:`sygnify.io.untrusted.check_files` first (the
+    native readers crash on some malformed files). Partition columns are typed by
+    :func:`sygnify.io.partitions.local_partition_schema`
     (``hive_schema``, the types the writer stored, inference), as on every store.
     """
+    check_files(files, fmt)
     if directory is not None:
         partitioning = hive_partitioning(local_partition_schema(directory, files, hive_schema=hive_schema))
         dataset = ds.dataset(

@@ -244,7 +244,7 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
 
             opened = self._call("open dataset", open_any, resource=source)
             if not isinstance(opened, ds.Dataset):
-                yield from self._translate_stream(rebatch(opened, batch_size), source)
+                yield from self._translate_stream(rebatch(opened, batch_size), source, validate=True)
                 return
             dataset = opened
             check_columns(dataset.schema, columns, source)
@@ -256,7 +256,7 @@ class ObjectStoreConnector(ObjectStore[ConfigT]):
                 ),
                 resource=source,
             )
-        yield from self._translate_stream(rebatch(batches, batch_size), source)
+        yield from self._translate_stream(rebatch(batches, batch_size), source, validate=True)
 
     def scan(
         self,

@@ -271,7 +271,7 @@ class LocalConnector(BaseConnector[LocalConfig]):
                     ),
                     resource=source,
                 )
-                yield from self._translate_stream(rebatch(batches, batch_size), source)
+                yield from self._translate_stream(rebatch(batches, batch_size), source, validate=True)
                 return
             dataset = self._call(
                 "open dataset", self._dataset, source, format, drift, hive_schema, resource=source
@@ -280,7 +280,7 @@ class LocalConnector(BaseConnector[LocalConfig]):
             batches = dataset.to_batches(
                 columns=list(columns) if columns else None, filter=filter, batch_size=batch_size
             )
-        yield from self._translate_stream(rebatch(batches, batch_size), source)
+        yield from self._translate_stream(rebatch(batches, batch_size), source, validate=True)
 
     def _dataset(
         self,

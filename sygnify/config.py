@@ -48,7 +48,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from sygnify import events
+from sygnify import events, redaction
 from sygnify.errors import ConfigurationError
 from sygnify.resilience import BreakerState, CircuitBreaker, Resilience, RetryPolicy
 
@@ -65,6 +65,7 @@ __all__ = [
     "config_fingerprint",
     "config_kwargs",
     "find_config_file",
+    "hold_secrets",
     "SECTIONS",
     "interpolate",
     "load_config_file",
@@ -367,6 +368,7 @@ def validate_config(model: type[ModelT], options: Mapping[str, Any] | BaseModel,
     'max_attempts'?); it takes: initial_delay, jitter, max_attempts, max_delay
     """
     if isinstance(options, model):
+        hold_secrets(options)
         return options
     if isinstance(options, BaseModel):
         raise ConfigurationError(
@@ -375,7 +377,7 @@ def validate_config(model: type[ModelT], options: Mapping[str, Any] | BaseModel,
             resource=context,
         )
     try:
-        return model.model_validate(dict(options))
+        validated = model.model_validate(dict(options))
     except ValidationError as exc:
         problems = "; ".join(
             _problem(model, error) for error in exc.errors(include_input=False, include_url=False)
@@ -383,6 +385,44 @@ def validate_config(model: type[ModelT], options: Mapping[str, Any] | BaseModel,
         raise ConfigurationError(
             f"invalid configuration for {context}: {problems}", resource=context
         ) from None
+    hold_secrets(validated)
+    return validated
+
+
+def hold_secrets(config: Any, *, credentials: bool = False) -> None:
+    """Have logs mask the secrets ``config`` holds (:mod:`sygnify.redaction`).
+
+    Every :class:`SecretStr` in it (nested models, lists and dicts included) is held, and
+    so are the password and credential parameters of any URL among its strings (a model
+    server's ``https://user:pass@...``, a scoring URI's ``?sig=``). :func:`validate_config`
+    calls this on every config it returns, so a plugin built from configuration never
+    needs to. ``credentials=True`` (a cloud's credentials model) installs the filter even
+    when no value is a secret: the SDK's default chain finds the credentials, and the SDK
+    logs their tokens.
+
+    >>> class Service(BaseModel):
+    ...     url: str
+    ...     token: SecretStr
+    >>> hold_secrets(Service(url="https://me:pa55word@svc.example/", token=SecretStr("tok-123456")))
+    >>> redaction.redact("pa55word and tok-123456")
+    '*** and ***'
+    """
+    if credentials:
+        redaction.install()
+    if isinstance(config, SecretStr):
+        redaction.hold_secret(config.get_secret_value())
+    elif isinstance(config, str):
+        if "://" in config:
+            redaction.hold_url_secrets(config)
+    elif isinstance(config, BaseModel):
+        for name in type(config).model_fields:
+            hold_secrets(getattr(config, name, None))
+    elif isinstance(config, Mapping):
+        for value in config.values():
+            hold_secrets(value)
+    elif isinstance(config, list | tuple | set | frozenset):
+        for value in config:
+            hold_secrets(value)
 
 
 def config_kwargs(config: BaseModel) -> dict[str, Any]:

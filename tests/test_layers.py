@@ -21,6 +21,7 @@ REPO = PACKAGE_DIR.parent
 LAYERS: dict[str, int] = {
     "errors": 0,
     "events": 0,
+    "redaction": 0,
     "resilience": 1,
     "config": 1,
     "plugins": 1,

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from sygnify.config import hold_secrets
 from sygnify.errors import SygnifyError
 
 __all__ = ["CloudCredentials", "Refine", "refined", "retry_after"]
@@ -96,3 +97,9 @@ class CloudCredentials(BaseModel):
             )
             renamed[new] = renamed.pop(old)
         return renamed
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Credentials are held from here on, given (their SecretStr values, also when the
+        # model is built directly rather than by validate_config) or found by the SDK's
+        # default chain (whose session tokens travel in headers the SDK logs): mask them.
+        hold_secrets(self, credentials=True)

@@ -49,6 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pat
 
+from sygnify import redaction
 from sygnify.errors import ConfigurationError, SchemaError
 from sygnify.events import EventName, subscribe
 
@@ -483,7 +484,13 @@ class CallbackAlertSink(AlertSink):
 class WebhookAlertSink(AlertSink):
     """POST each alert as JSON to ``url`` (httpx; TLS verified; the URL is never logged in full).
 
+    A webhook URL is a credential (its path, user info or query holds the token), so the
+    repr shows only its origin, and the URL is held by :mod:`sygnify.redaction`: logs
+    (httpx's request lines, a failed send's traceback) show it as that origin too.
     ``client`` may be an ``httpx.Client`` (e.g. with a ``MockTransport`` in tests).
+
+    >>> WebhookAlertSink("https://bot:pw@alerts.example/hooks/T9/B9/AlertSinkDoc?token=abc")
+    WebhookAlertSink(https://alerts.example/...)
     """
 
     def __init__(
@@ -493,11 +500,12 @@ class WebhookAlertSink(AlertSink):
             import httpx
         except ImportError as exc:
             raise ConfigurationError("WebhookAlertSink needs httpx: pip install httpx") from exc
+        redaction.hold_url_secrets(url, whole=True)
         self.url = url
         self._client = client or httpx.Client(timeout=timeout, headers=dict(headers or {}))
 
     def __repr__(self) -> str:
-        return f"WebhookAlertSink({self.url.split('?', 1)[0].rsplit('/', 1)[0]}/...)"
+        return f"WebhookAlertSink({redaction.redact_url(self.url, path=False)})"
 
     def send(self, alert: Alert) -> None:
         response = self._client.post(
@@ -632,9 +640,17 @@ class AlertManager:
             for sink in self.sinks:
                 try:
                     sink.send(alert)
-                except Exception:  # one broken sink must not silence the others
+                except Exception as exc:  # one broken sink must not silence the others
                     self.sink_errors += 1
-                    _logger.exception("alert sink %r failed for %s", sink, alert.rule)
+                    # an SDK's message may name the sink's URL with its token: masked here too,
+                    # whether or not the redacting record factory is installed
+                    _logger.error(
+                        "alert sink %r failed for %s: %s",
+                        sink,
+                        alert.rule,
+                        redaction.redact(f"{type(exc).__name__}: {exc}"),
+                        exc_info=exc,
+                    )
 
     def attach_hooks(self, events: Iterable[EventName] | None = None) -> AlertManager:
         """Also evaluate the rules on declared events (all, or those in ``events``); returns self.

@@ -78,7 +78,8 @@ def test_a_hostile_json_lines_file_is_a_data_quality_error_naming_the_file(
     (tmp_path / name).write_bytes(content)
     answer = _probe(tmp_path, name, call)
     assert answer.get("error") == "DataQualityError", answer
-    assert name in str(answer["message"]) and "line" in str(answer["message"])
+    assert name in str(answer["message"])
+    assert "line" in str(answer["message"])
 
 
 def _flipped_ipc(path: Path) -> None:
@@ -130,7 +131,8 @@ def test_blank_csv_lines_are_not_rows_for_any_reader(tmp_path: Path, call: str) 
     answer = _probe(tmp_path, "b.csv", call)
     if call == "query" and "error" in answer:
         # DuckDB's dialect sniffer gives up on a sample of blank lines: a typed error, not rows.
-        assert answer["error"] == "DataQualityError" and "sniffing" in str(answer["message"])
+        assert answer["error"] == "DataQualityError"
+        assert "sniffing" in str(answer["message"])
     else:
         assert answer == {"rows": 2}
 

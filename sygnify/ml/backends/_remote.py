@@ -162,6 +162,9 @@ class RemoteBackend(ModelBackend):
 
     remote = True
     config_model: ClassVar[type[RemoteConfig]] = RemoteConfig
+    #: whether requests go through the pooled httpx clients (SageMaker's go through boto3,
+    #: so its extra need not bring httpx)
+    uses_http: ClassVar[bool] = True
 
     def __init__(self, config: RemoteConfig, *, model_name: str, context: PluginContext) -> None:
         signature = Signature.of(config.features, extra=config.extra_features) if config.features else None
@@ -175,7 +178,7 @@ class RemoteBackend(ModelBackend):
             http = self._own_http = HttpClients()
         else:
             http = context.http
-        self._client = http.get(verify=config.verify)
+        self._client: Any = http.get(verify=config.verify) if self.uses_http else None
         label = f"model:{model_name}:{self.backend_name}"
 
         def on_retry(attempt: int, exc: BaseException, delay: float) -> None:

@@ -13,19 +13,64 @@ import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic_core import PydanticCustomError
 from typing_extensions import Self
 
 from sygnify.config import validate_config
-from sygnify.errors import ConfigurationError
+from sygnify.errors import ConfigurationError, PluginNotFoundError
 from sygnify.ml.signature import Signature
-from sygnify.plugins import PluginContext, warn_legacy_factory
+from sygnify.plugins import BUILTINS, GROUPS, PluginContext, warn_legacy_factory
 
-__all__ = ["BackendConfig", "BackendContext", "BackendOutput", "HttpClients", "ModelBackend"]
+__all__ = [
+    "BackendConfig",
+    "BackendContext",
+    "BackendOutput",
+    "HttpClients",
+    "ModelBackend",
+    "TrustFlag",
+    "require_bool",
+]
+
+
+def _not_a_bool(value: object) -> str:
+    return (
+        f"must be True or False, got {type(value).__name__}; only a real bool is accepted, because "
+        "a string such as 'false' would count as true"
+    )
+
+
+def require_bool(value: object, *, name: str) -> bool:
+    """``value`` if it is a real ``bool``, else a :class:`~sygnify.errors.ConfigurationError`.
+
+    For options that guard running code (``trusted``): ``bool("false")`` is true, so
+    nothing but ``True`` or ``False`` is taken.
+
+    >>> require_bool(False, name="trusted")
+    False
+    >>> require_bool("false", name="trusted")
+    Traceback (most recent call last):
+        ...
+    sygnify.errors.ConfigurationError: trusted must be True or False, got str; only a real bool ...
+    """
+    if isinstance(value, bool):
+        return value
+    raise ConfigurationError(f"{name} {_not_a_bool(value)}", resource=name)
+
+
+def _strict_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise PydanticCustomError("bool_required", _not_a_bool(value))
+
+
+#: A config field that takes only ``True`` or ``False`` (pydantic would read ``"false"``,
+#: ``"no"``, ``0`` as booleans): the type of every ``trusted`` option.
+TrustFlag = Annotated[bool, BeforeValidator(_strict_bool)]
 
 
 @dataclass
@@ -136,7 +181,35 @@ class ModelBackend(abc.ABC):
         validated = validate_config(
             cls.config_model, config, context=f"{cls.backend_name} model {context.name!r}"
         )
-        return cls._build(validated, context)
+        try:
+            return cls._build(validated, context)
+        except ImportError as exc:
+            raise cls.missing_runtime(exc, context.name) from exc
+
+    @classmethod
+    def missing_runtime(cls, exc: ImportError, model: str) -> PluginNotFoundError:
+        """The error for a backend whose runtime (torch, onnxruntime, boto3...) is not installed.
+
+        Backends import their runtime when a model is built (:meth:`_build`), so that
+        importing the backend costs nothing; :meth:`from_config` turns an ``ImportError``
+        there into this error, which names the pip extra to install.
+
+        >>> from sygnify.ml.backends.torch import TorchBackend
+        >>> print(TorchBackend.missing_runtime(ModuleNotFoundError(name="torch"), "m"))
+        torch model 'm' needs 'torch', which is not installed: pip install 'sygnify[torch]'
+        """
+        builtins = BUILTINS["model"]
+        entry = builtins.get(cls.backend_name)
+        extra = entry[1] if entry is not None else None
+        package = exc.name or str(exc)
+        install = f"pip install 'sygnify[{extra}]'" if extra else f"install {package!r}"
+        return PluginNotFoundError(
+            f"{cls.backend_name} model {model!r} needs {package!r}, which is not installed: {install}",
+            group=GROUPS["model"],
+            name=cls.backend_name,
+            available=sorted(builtins),
+            extra=extra,
+        )
 
     @classmethod
     def _build(cls, config: Any, context: PluginContext) -> Self:

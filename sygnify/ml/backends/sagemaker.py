@@ -60,6 +60,7 @@ class SageMakerBackend(RemoteBackend):
     backend_name = "sagemaker"
     config_model = SageMakerConfig
     config: SageMakerConfig
+    uses_http = False
 
     def __init__(self, config: SageMakerConfig, *, model_name: str, context: PluginContext) -> None:
         super().__init__(config, model_name=model_name, context=context)

@@ -27,7 +27,14 @@ import numpy as np
 import pyarrow as pa
 
 from sygnify.errors import ConfigurationError, ModelError, NotFoundError, SchemaError
-from sygnify.ml.backends.base import BackendConfig, BackendOutput, ModelBackend, signature_from
+from sygnify.ml.backends.base import (
+    BackendConfig,
+    BackendOutput,
+    ModelBackend,
+    TrustFlag,
+    require_bool,
+    signature_from,
+)
 from sygnify.ml.signature import Signature, table_to_matrix
 from sygnify.plugins import PluginContext
 
@@ -35,11 +42,14 @@ __all__ = ["SklearnBackend", "SklearnConfig", "load_sklearn_model"]
 
 
 class SklearnConfig(BackendConfig):
-    """An estimator in memory (``model``) or in a file (``path``; pickle/joblib only if ``trusted``)."""
+    """An estimator in memory (``model``) or in a file (``path``; pickle/joblib only if ``trusted``).
+
+    ``trusted`` takes only ``True`` or ``False`` (``"false"`` is refused, not read as true).
+    """
 
     model: Any = None
     path: str | Path | None = None
-    trusted: bool = False
+    trusted: TrustFlag = False
     skops_trusted: list[str] | None = None
     #: use ``predict_proba`` when the estimator has it
     proba: bool = True
@@ -48,7 +58,14 @@ class SklearnConfig(BackendConfig):
 def load_sklearn_model(
     path: str | Path, *, trusted: bool = False, skops_trusted: list[str] | None = None
 ) -> Any:
-    """Load a model file; pickle/joblib only with ``trusted=True``."""
+    """Load a model file; pickle/joblib only with ``trusted=True`` (a real bool).
+
+    >>> load_sklearn_model("model.pkl", trusted="false")
+    Traceback (most recent call last):
+        ...
+    sygnify.errors.ConfigurationError: trusted must be True or False, got str; ...
+    """
+    trusted = require_bool(trusted, name="trusted")
     file = Path(path)
     if not file.is_file():
         raise NotFoundError(f"model file {file} does not exist", resource=str(file))
@@ -79,6 +96,8 @@ def load_sklearn_model(
             return joblib.load(file)
         with file.open("rb") as handle:
             return pickle.load(handle)
+    except ImportError as exc:  # scikit-learn, joblib or what the file's classes need
+        raise SklearnBackend.missing_runtime(exc, str(file)) from exc
     except Exception as exc:
         raise ModelError(f"could not load model {file}: {exc}", resource=str(file)) from exc
 

@@ -1,7 +1,8 @@
 """PyTorch models: TorchScript files, state dicts with a module factory, or modules in memory.
 
 Runs on CPU, or CUDA when ``device="cuda"`` (``"auto"`` picks CUDA when present). State
-dicts load with ``weights_only=True``; whole pickled modules need ``trusted=True``.
+dicts load with ``weights_only=True``, and only with torch 2.6 or later (earlier releases can run
+code from such a file, CVE-2025-32434); whole pickled modules need ``trusted=True``, a real bool.
 
     >>> import torch, pyarrow as pa
     >>> module = torch.nn.Linear(2, 1)
@@ -18,6 +19,7 @@ dicts load with ``weights_only=True``; whole pickled modules need ``trusted=True
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from sygnify.errors import ConfigurationError, ModelError, NotFoundError
-from sygnify.ml.backends.base import BackendConfig, BackendOutput, ModelBackend, signature_from
+from sygnify.ml.backends.base import BackendConfig, BackendOutput, ModelBackend, TrustFlag, signature_from
 from sygnify.ml.signature import Signature, table_to_matrix
 from sygnify.plugins import PluginContext
 
@@ -43,7 +45,17 @@ class TorchConfig(BackendConfig):
     device: str = "auto"
     task: Literal["regression", "classification"] = "regression"
     classes: list[Any] | None = None
-    trusted: bool = False
+    trusted: TrustFlag = False
+
+
+#: The first torch release whose ``torch.load(weights_only=True)`` runs no code (CVE-2025-32434).
+SAFE_TORCH = (2, 6)
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """``"2.5.1+cpu"`` as ``(2, 5)``: the release a torch version string names."""
+    numbers = re.findall(r"\d+", str(version).split("+", 1)[0])[:2]
+    return tuple(int(n) for n in numbers)
 
 
 def _pick_device(torch: Any, device: str) -> Any:
@@ -106,6 +118,13 @@ class TorchBackend(ModelBackend):
         if not path.is_file():
             raise NotFoundError(f"model file {path} does not exist", resource=str(path))
         factory = config.module_factory
+        if factory is not None and not config.trusted and _release(torch.__version__) < SAFE_TORCH:
+            raise ConfigurationError(
+                f"torch {torch.__version__} can run code from a model file even with weights_only=True "
+                f"(CVE-2025-32434), so {path} is not loaded: upgrade to torch>=2.6 "
+                "(pip install 'sygnify[torch]'), or pass trusted=True for a file you produced",
+                resource=str(path),
+            )
         try:
             if factory is not None:
                 module = factory()

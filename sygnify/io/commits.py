@@ -281,11 +281,14 @@ def commit(
     record. If ``write`` or the commit fails, the parts written are deleted (best effort)
     and the error propagates: nothing became visible. After an ``overwrite`` commits,
     what it hid is deleted (best effort), and so are the ``obsolete`` files (metadata of the
-    old data, such as partition types the new data does not have).
+    old data, such as partition types the new data does not have). Both an ``overwrite``
+    and a write with a ``write_id`` (which list the dataset anyway) then delete what
+    crashed writes left (:func:`_remove_leftovers`).
     """
     token = write_token(write_id)
+    before: Sequence[tuple[str, float | None]] = ()
     if write_id is not None:
-        log, _ = _log_of(files)
+        log, before = _log_of(files)
         if (earlier := log.commits.get(token)) is not None:
             record = json.loads(files.read(earlier.name))
             return PriorWrite(list(record["files"]), int(record["rows"]), repeated=True)
@@ -323,12 +326,16 @@ def commit(
         if not committed:
             _discard(files, written)
             raise
-    if mode == "overwrite":
-        try:
-            _remove_hidden(files, token, started)
+    try:
+        if mode == "overwrite":
+            log, listing = _log_of(files)
+            _remove_leftovers(files, listing, token, parts, started, repeated=write_id is not None)
+            _remove_hidden(files, log, listing, token, started)
             files.delete(obsolete)
-        except Exception:  # the commit stands; what is left is hidden from every reader
-            logger.warning("overwrite committed, but removing the old files failed", exc_info=True)
+        elif write_id is not None:
+            _remove_leftovers(files, before, token, parts, started, repeated=True)
+    except Exception:  # the commit stands; what is left is hidden from every reader
+        logger.warning("the write committed, but removing files it replaced failed", exc_info=True)
     return PriorWrite(parts, rows)
 
 
@@ -405,11 +412,45 @@ def _discard(files: DatasetFiles, written: Sequence[str]) -> None:
         files.delete([path for path in written if is_part_name(path.rsplit("/", 1)[-1])])
 
 
-def _remove_hidden(files: DatasetFiles, token: str, started: float) -> None:
+def _is_temporary(name: str) -> bool:
+    """An in-flight file of a write (``sygnify.io.files`` names them hidden, ``.tmp``)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def _remove_leftovers(
+    files: DatasetFiles,
+    listing: Sequence[tuple[str, float | None]],
+    token: str,
+    parts: Sequence[str],
+    started: float,
+    *,
+    repeated: bool,
+) -> None:
+    """Delete what crashed writes left: temporaries older than this write (a running
+    write's temporary is younger, or, if it is not, that write fails loudly at its rename),
+    and, for a write with a ``write_id`` (``repeated``), the parts of its earlier attempts
+    that this one did not rewrite (a write runs once per ``write_id`` at a time)."""
+    kept = set(parts)
+    stale = []
+    for path, modified in listing:
+        name = path.rsplit("/", 1)[-1]
+        if _is_temporary(name):
+            if modified is not None and modified < started:
+                stale.append(path)
+            continue
+        match = _PART.match(name)
+        if repeated and match is not None and match["token"] == token and path not in kept:
+            stale.append(path)
+    files.delete(stale)
+
+
+def _remove_hidden(
+    files: DatasetFiles, log: Log, listing: Sequence[tuple[str, float | None]], token: str, started: float
+) -> None:
     """Delete what the overwrite ``token`` hid: older commits and their parts, other tools'
     older files, and parts no write committed that are older than this write (crashed
-    writes; younger ones may belong to a write still running)."""
-    log, listing = _log_of(files)
+    writes; younger ones may belong to a write still running). ``log`` and ``listing``:
+    the dataset after the commit."""
     mine = log.commits[token]
     stale: list[str] = []
     for path, modified in listing:

@@ -62,7 +62,9 @@ __all__ = [
     "glob_regex",
     "has_glob",
     "is_data_file",
+    "is_temporary",
     "publish",
+    "remove_temporaries",
     "resolve_filesystem",
 ]
 
@@ -321,16 +323,39 @@ def _fsync(path: str) -> None:
         os.close(descriptor)
 
 
+def _makedirs(directory: str) -> None:
+    """Create ``directory`` and its missing parents durably: the parent of each directory
+    created is fsynced, or a power loss could drop the new directory with every file
+    renamed into it since (fsyncing a directory makes its entries durable, not its own)."""
+    missing: list[str] = []
+    current = os.path.abspath(directory or ".")
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+        except FileExistsError:  # made meanwhile by another writer (or not a directory: raise below)
+            if not os.path.isdir(path):
+                raise
+        _fsync(os.path.dirname(path))
+
+
 def publish(staged: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
     """Move the complete local file ``staged`` over ``path`` durably.
 
-    The file's data is fsynced before the rename and the directory after it, so after a
-    crash ``path`` holds the old file or the new one, never a torn one. Both must be on one
-    file system (a sibling or a staging directory next to the target).
+    The file's data is fsynced before the rename and the directory after it (and the
+    parents of any directory created for it), so after a crash or a power loss ``path``
+    holds the old file or the new one, never a torn one, and once this returns the new one
+    is durable. Both must be on one file system (a sibling or a staging directory next to
+    the target).
     """
     target = os.fspath(path)
     _fsync(os.fspath(staged))
-    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+    _makedirs(os.path.dirname(target))
     os.replace(staged, target)
     _fsync(os.path.dirname(target))
 
@@ -341,7 +366,7 @@ def _object_store_write(filesystem: pafs.FileSystem, target: str, write: Callabl
     Closing an object-store stream completes the upload, even when ``write`` failed
     half-way, so ``write`` never streams into ``target`` itself."""
     directory, _, name = target.rpartition("/")
-    temporary = f"{directory}/" * bool(directory) + f"{TEMP_PREFIX}{uuid.uuid4().hex}-{name}"
+    temporary = f"{directory}/" * bool(directory) + _temporary_name(name)
     moved = False
     try:
         stream: Any
@@ -360,6 +385,85 @@ def _object_store_write(filesystem: pafs.FileSystem, target: str, write: Callabl
     return result
 
 
+#: The temporaries of the streaming engine's sinks (``.<name>.<12 hex>.tmp``, see
+#: ``sygnify.processing.query``), renamed into place like :func:`atomic_write`'s.
+_ENGINE_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
+
+
+def _temporary_name(name: str) -> str:
+    """The name of :func:`atomic_write`'s temporary for the file ``name``: hidden, unique,
+    naming (up to 160 characters of) the file, so that whoever owns the file can tell its
+    temporaries apart (:func:`remove_temporaries`), and ending in ``.tmp``, so that no
+    other tool's ``*.parquet`` takes it for data."""
+    return f"{TEMP_PREFIX}{uuid.uuid4().hex}-{name[:160]}.tmp"
+
+
+def _temporary_of(name: str) -> str | None:
+    """The file name a temporary is for (None for temporaries that do not say)."""
+    if name.startswith(TEMP_PREFIX):
+        rest = name[len(TEMP_PREFIX) :]
+        return rest[33:].removesuffix(".tmp") if len(rest) > 33 and rest[32] == "-" else None
+    match = _ENGINE_TEMPORARY.match(name)
+    return name[1:].rsplit(".", 2)[0] if match else None
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is an in-flight write's temporary (:func:`atomic_write`'s or the
+    streaming engine's), which a crash can leave behind.
+
+    >>> is_temporary(TEMP_PREFIX + "0f" * 16), is_temporary(".part-1.parquet.0123456789ab.tmp")
+    (True, True)
+    >>> is_temporary("part-1.parquet"), is_temporary(".hidden")
+    (False, False)
+    """
+    return name.startswith(TEMP_PREFIX) or _ENGINE_TEMPORARY.match(name) is not None
+
+
+def remove_temporaries(
+    directory: str, *, filesystem: pafs.FileSystem | None = None, of: str | None = None
+) -> list[str]:
+    """Delete the temporaries (:func:`is_temporary`) that crashed writes left below
+    ``directory`` (only those of files whose names start with ``of``, if given, in
+    ``directory`` itself); returns their paths.
+
+    Hidden names keep them from sygnify's globs and listings, but other readers glob them
+    (DuckDB's ``read_parquet('out/*')`` fails on a zero-byte one), so whoever owns the
+    directory calls this before it writes again: only there is no write of someone else
+    still running (an incremental job under its run lock, for one).
+
+    >>> import tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> _ = open(os.path.join(root, TEMP_PREFIX + "x"), "wb").close()
+    >>> [os.path.basename(path) for path in remove_temporaries(root)], os.listdir(root)
+    (['.sygnify-tmp-x'], [])
+    """
+
+    def mine(name: str) -> bool:
+        if not is_temporary(name):
+            return False
+        return of is None or (_temporary_of(name) or "").startswith(of)
+
+    found: list[str] = []
+    depth = None if of is None else 0
+    if filesystem is None or isinstance(filesystem, pafs.LocalFileSystem):
+        if not os.path.isdir(directory):
+            return found
+        for name in _walk(directory, max_depth=depth, prune_hidden=False):
+            if mine(name.rsplit("/", 1)[-1]):
+                path = os.path.join(directory, name)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                found.append(path)
+        return found
+    selector = pafs.FileSelector(directory.rstrip("/"), allow_not_found=True, recursive=of is None)
+    for info in filesystem.get_file_info(selector):
+        if info.type == pafs.FileType.File and mine(info.base_name):
+            with contextlib.suppress(FileNotFoundError):
+                filesystem.delete_file(info.path)
+            found.append(info.path)
+    return found
+
+
 def atomic_write(
     path: str | os.PathLike[str],
     write: Callable[[BinaryIO], T],
@@ -376,7 +480,7 @@ def atomic_write(
     failure leaves ``path`` as it was and no temporary file behind.
 
     On any other pyarrow filesystem (object stores) ``write`` uploads a hidden temporary key
-    next to ``path`` (``.sygnify-tmp-<uuid>-<name>``), which is then moved to ``path``: the
+    next to ``path`` (``.sygnify-tmp-<uuid>-<name>.tmp``), which is then moved to ``path``: the
     target appears only once complete, and a failure deletes the temporary (best effort;
     a crash can leave it behind, hidden from every glob; like any delete through pyarrow's
     S3 filesystem, the move may leave a ``dir/`` marker, which no glob names either).
@@ -387,10 +491,10 @@ def atomic_write(
     if filesystem is not None and not isinstance(filesystem, pafs.LocalFileSystem):
         return _object_store_write(filesystem, target, write)
     directory = os.path.dirname(target)
-    os.makedirs(directory or ".", exist_ok=True)
+    _makedirs(directory)
     if mode is None and os.path.exists(target):
         mode = stat.S_IMODE(os.stat(target).st_mode)
-    temporary = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+    temporary = os.path.join(directory, _temporary_name(os.path.basename(target)))
     try:
         # Created with at most ``mode`` (the umask narrows it), then set to exactly ``mode``:
         # a 0600 file is never readable by others, not even for a moment.

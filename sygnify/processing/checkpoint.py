@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ import pyarrow.fs as pafs
 import pyarrow.ipc as pa_ipc
 
 from sygnify.errors import ConfigurationError, DataQualityError
-from sygnify.io.files import atomic_write, resolve_filesystem
+from sygnify.io.files import atomic_write, remove_temporaries, resolve_filesystem
 from sygnify.processing.run_lock import DEFAULT_LEASE_TTL, RunLock, acquire
 
 __all__ = ["Checkpoint", "decode_value", "encode_value", "literal"]
@@ -179,6 +180,40 @@ class Checkpoint:
                 os.unlink(path)
         elif self.filesystem.get_file_info(path).type != pafs.FileType.NotFound:
             self.filesystem.delete_file(path)
+
+    def sweep(self, state: dict[str, Any] | None) -> list[str]:
+        """Delete what interrupted runs left beside the checkpoint: temporaries of its
+        files, and side files that the committed ``state`` does not name (a partial state
+        written before a commit that never came). Call it holding :meth:`lock`; returns
+        the paths deleted.
+
+        >>> import tempfile
+        >>> store = Checkpoint(tempfile.mkdtemp() + "/job.json")
+        >>> path = store.write_table("s1.part", pl.DataFrame({"x": [1]}))
+        >>> [os.path.basename(p) for p in store.sweep({"partial": None})]
+        ['job.json.s1.part.arrow']
+        """
+        directory, _, name = self.target.rpartition("/")
+        removed = remove_temporaries(directory or ".", filesystem=self.filesystem, of=name)
+        state = state or {}
+        tag, keys = state.get("partial"), state.get("partial_keys") or []
+        keep = {os.path.basename(self.side_path(f"{tag}.{key}")) for key in keys} if tag else set()
+        local = isinstance(self.filesystem, pafs.LocalFileSystem)
+        if local:
+            names = os.listdir(directory or ".") if os.path.isdir(directory or ".") else []
+        else:
+            selector = pafs.FileSelector(directory, allow_not_found=True)
+            names = [info.base_name for info in self.filesystem.get_file_info(selector)]
+        for found in names:
+            if found.startswith(f"{name}.") and found.endswith(".arrow") and found not in keep:
+                path = f"{directory}/{found}"
+                if local:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                else:
+                    self.filesystem.delete_file(path)
+                removed.append(path)
+        return removed
 
     def __repr__(self) -> str:
         return f"Checkpoint({self.path!r}, interval={self.interval})"

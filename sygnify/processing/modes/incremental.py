@@ -17,6 +17,7 @@ the transform uses are read and reading, transform and partial aggregation are o
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Iterator
@@ -28,17 +29,20 @@ import pyarrow.fs as pafs
 
 from sygnify.errors import ConfigurationError
 from sygnify.io.arrow import rebatch
+from sygnify.io.files import remove_temporaries
 from sygnify.processing.aggregate import Partial
 from sygnify.processing.checkpoint import Checkpoint, encode_value, literal
-from sygnify.processing.chunk import ChunkOutcome
+from sygnify.processing.chunk import ChunkOutcome, DeadLetter
 from sygnify.processing.job import Job, retrying_batches
 from sygnify.processing.parts import BadRow, FilePart
 from sygnify.processing.query import record, run_query
 from sygnify.processing.result import ProcessResult
-from sygnify.processing.sinks import CallbackSink, ParquetSink
+from sygnify.processing.sinks import CallbackSink, IPCSink, ParquetSink
 from sygnify.processing.sources import FileSource
 
 __all__ = ["run_incremental"]
+
+logger = logging.getLogger(__name__)
 
 #: Rows of the sample that measures the pace before chunks are fused into one query.
 PACE_SAMPLE_ROWS = 65_536
@@ -75,6 +79,8 @@ def _run_locked(job: Job, checkpoint: Checkpoint, cursor: str | None) -> Process
             "use a separate checkpoint per job",
             resource=checkpoint.path,
         )
+    _remove_temporaries(job)
+    checkpoint.sweep(state)
     runner = _Runner(job, checkpoint, state)
     if cursor:
         runner.cursor_run(cursor)
@@ -82,6 +88,22 @@ def _run_locked(job: Job, checkpoint: Checkpoint, cursor: str | None) -> Process
         runner.files_run()
     runner.publish()
     return runner.finish()
+
+
+def _remove_temporaries(job: Job) -> None:
+    """Delete what writes a crash interrupted left in the job's output directories (the
+    run lock makes this run their only writer): hidden from sygnify's readers, but other
+    readers glob them."""
+    for target in (job.sink, job.processor.dead_letter):
+        if not isinstance(target, ParquetSink | IPCSink | DeadLetter):
+            continue  # a connector's or a callback's: its own writes clean up
+        if isinstance(target, IPCSink) or (isinstance(target, ParquetSink) and target.single_file):
+            directory, _, name = target.target.rpartition("/")  # only the file's own, beside it
+            removed = remove_temporaries(directory or ".", filesystem=target.filesystem, of=name)
+        else:
+            removed = remove_temporaries(target.target, filesystem=target.filesystem)
+        if removed:
+            logger.info("incremental run: removed %d temporary file(s) of an interrupted run", len(removed))
 
 
 class _Runner:
@@ -202,7 +224,7 @@ class _Runner:
             )
         source.refresh()
         done = set(self.state["files"])
-        for path in source.files():
+        for path in self._file_order(source.files()):
             if path in done:
                 continue
             run = self.state["run"]
@@ -238,6 +260,35 @@ class _Runner:
                     self._process(pa.record_batch({}), run["seq0"] + run["chunks_done"], path, list(bad))
             self.state["files"].append(path)
             self._end_run()
+
+    def _file_order(self, files: list[str]) -> list[str]:
+        """The order in which this run takes the files: the file of a run that a crash
+        interrupted first, then the others by name.
+
+        The committed state already counts that file's first chunks (an aggregation's
+        partial state holds them, a row job's parts are written under their labels), so it
+        must be resumed where it stopped before anything else takes its labels; a new file
+        that sorts before it (``part-0000`` appearing after ``part-0008``'s run crashed)
+        waits until it is done. A crash after any commit then leaves the same history as a
+        run that was never interrupted.
+        """
+        run = self.state["run"]
+        pending = run.get("file") if run else None
+        if pending is None or pending in self.state["files"]:
+            return files
+        if pending not in files:
+            # The file went away mid-run: what was committed of it stays counted and its
+            # labels are never reused (the run ends where the crash left it).
+            logger.warning(
+                "incremental run: %s, interrupted after %d chunk(s), is gone; its committed "
+                "chunks stay in the output",
+                pending,
+                run["chunks_done"],
+            )
+            self.state["files"].append(pending)  # were it back, its counted chunks would be again
+            self._end_run()
+            return files
+        return [pending, *(path for path in files if path != pending)]
 
     def _query_file(self, path: str, run: dict[str, Any]) -> bool:
         """Process a new file as one streaming query (see

@@ -34,7 +34,10 @@ __all__ = [
     "events_to_batch",
 ]
 
-#: The columns of every change batch; documents are relaxed Extended JSON text.
+#: The columns of every change batch; documents are relaxed Extended JSON text. The server's
+#: ``clusterTime`` is a BSON Timestamp, (seconds, increment): ``cluster_time`` holds the
+#: seconds and ``cluster_time_increment`` the operation's ordinal within that second, so
+#: sorting by both orders events as the server applied them.
 CHANGE_SCHEMA = pa.schema(
     [
         pa.field("operation_type", pa.string()),
@@ -42,6 +45,7 @@ CHANGE_SCHEMA = pa.schema(
         pa.field("collection", pa.string()),
         pa.field("document_key", pa.string()),
         pa.field("cluster_time", pa.timestamp("s", tz="UTC")),
+        pa.field("cluster_time_increment", pa.int64()),
         pa.field("full_document", pa.string()),
         pa.field("update_description", pa.string()),
         pa.field("resume_token", pa.string()),
@@ -110,7 +114,14 @@ def _text(value: Any) -> str | None:
 
 
 def events_to_batch(events: list[Mapping[str, Any]]) -> pa.RecordBatch:
-    """Change events as one batch of :data:`CHANGE_SCHEMA`."""
+    """Change events as one batch of :data:`CHANGE_SCHEMA`.
+
+    >>> from bson import Timestamp
+    >>> batch = events_to_batch([{"operationType": "insert", "clusterTime": Timestamp(1767225600, 7)}])
+    >>> row = batch.to_pylist()[0]
+    >>> str(row["cluster_time"]), row["cluster_time_increment"]
+    ('2026-01-01 00:00:00+00:00', 7)
+    """
     columns: dict[str, list[Any]] = {name: [] for name in CHANGE_SCHEMA.names}
     for event in events:
         namespace = event.get("ns") or {}
@@ -122,6 +133,7 @@ def events_to_batch(events: list[Mapping[str, Any]]) -> pa.RecordBatch:
         columns["collection"].append(namespace.get("coll"))
         columns["document_key"].append(_text(key.get("_id", key or None)))
         columns["cluster_time"].append(cluster_time.as_datetime() if cluster_time is not None else None)
+        columns["cluster_time_increment"].append(cluster_time.inc if cluster_time is not None else None)
         columns["full_document"].append(_text(event.get("fullDocument")))
         columns["update_description"].append(_text(event.get("updateDescription")))
         columns["resume_token"].append(_text(token.get("_data", token)))

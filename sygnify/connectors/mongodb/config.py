@@ -120,6 +120,9 @@ class MongoDBConfig(ConnectorConfig):
             "retryWrites": self.retry_writes,
             "retryReads": self.retry_reads,
             "tz_aware": True,
+            # Subtype 4 binaries decode to uuid.UUID (read as canonical text), and uuid.UUID
+            # values encode as subtype 4; without it the driver leaves them as raw Binary.
+            "uuidRepresentation": "standard",
             "connect": False,
         }
         optional: dict[str, Any] = {

@@ -35,6 +35,7 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 import pymongo
+from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -47,7 +48,7 @@ from sygnify.connectors.mongodb.changes import (
     ResumeTokenStore,
 )
 from sygnify.connectors.mongodb.config import MongoDBConfig, translate_mongo_error
-from sygnify.connectors.mongodb.cursor import cursor_batches, open_cursor
+from sygnify.connectors.mongodb.cursor import cursor_batches, empty_read_schema, open_cursor
 from sygnify.connectors.mongodb.read import Sort, check_collection_name, filter_document, plan_read
 from sygnify.connectors.mongodb.scan import scan_collection
 from sygnify.connectors.mongodb.schema import InconsistentPolicy, infer_schema, with_rescue_column
@@ -68,7 +69,11 @@ __all__ = [
     "ResumeTokenStore",
 ]
 
-_UTC_CODEC: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
+#: Datetimes in UTC; UUIDs (binary subtype 4) decoded as ``uuid.UUID``, read as canonical text.
+#: These replace the client's codec options for the database, so both are set here too.
+_CODEC: CodecOptions[dict[str, Any]] = CodecOptions(
+    tz_aware=True, uuid_representation=UuidRepresentation.STANDARD
+)
 
 
 class MongoDBConnector(BaseConnector[MongoDBConfig]):
@@ -105,7 +110,10 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
                 exclude={"sample_size", "on_inconsistent", "write_batch_size"},
             )
         self.client: Any = client
-        self.database: Database[Any] = client.get_database(database, codec_options=_UTC_CODEC)
+        try:
+            self.database: Database[Any] = client.get_database(database, codec_options=_CODEC)
+        except NotImplementedError:  # mongomock has no uuid_representation: tz-aware only
+            self.database = client.get_database(database, codec_options=CodecOptions(tz_aware=True))
 
     def _open_client(self) -> pymongo.MongoClient[Any]:
         try:
@@ -137,7 +145,18 @@ class MongoDBConnector(BaseConnector[MongoDBConfig]):
             self.config.sample_size,
             resource=source,
         )
-        final_schema = plan.schema if plan.schema is not None else infer_schema(head)
+        if plan.schema is not None:
+            final_schema = plan.schema
+        elif head:
+            final_schema = infer_schema(head)
+        else:  # nothing matched: an empty result still has the collection's columns
+            try:
+                final_schema = self._call(
+                    "find", empty_read_schema, self.database, plan, self.config.sample_size, resource=source
+                )
+            except BaseException:
+                cursor.close()
+                raise
         output = with_rescue_column(final_schema) if plan.policy == "rescue" else final_schema
 
         def batches() -> Iterator[pa.RecordBatch]:

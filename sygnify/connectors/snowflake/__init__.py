@@ -2,6 +2,7 @@
 
 from sygnify.connectors.snowflake.connector import (
     DIALECT,
+    PoolExhaustedError,
     SnowflakeConfig,
     SnowflakeConnectionPool,
     SnowflakeConnector,
@@ -14,6 +15,7 @@ from sygnify.connectors.snowflake.connector import (
 
 __all__ = [
     "DIALECT",
+    "PoolExhaustedError",
     "SnowflakeConfig",
     "SnowflakeConnectionPool",
     "SnowflakeConnector",

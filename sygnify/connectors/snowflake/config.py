@@ -15,6 +15,8 @@ connect arguments are built, and never reach a repr:
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +25,7 @@ from pydantic import ConfigDict, Field, SecretStr, model_validator
 from sygnify.config import ConnectorConfig
 from sygnify.errors import AuthenticationError, ConfigurationError
 
-__all__ = ["SnowflakeConfig", "connect_arguments"]
+__all__ = ["SnowflakeConfig", "connect_arguments", "driver_backoff"]
 
 
 class SnowflakeConfig(ConnectorConfig):
@@ -55,6 +57,13 @@ class SnowflakeConfig(ConnectorConfig):
     keep_alive: bool = Field(True, description="Keep sessions alive while idle in the pool.")
     login_timeout: int = Field(60, ge=1)
     network_timeout: int | None = Field(None, ge=1)
+    driver_retries: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="HTTP retries the Snowflake driver makes on its own for one request (a 5xx "
+        "answer, a dropped connection) before it fails; sygnify's retry policy retries the operation.",
+    )
     query_timeout: int | None = Field(
         None,
         ge=1,
@@ -114,11 +123,46 @@ def _load_private_key(config: SnowflakeConfig) -> bytes:
     )
 
 
+def driver_backoff(retries: int, *, first: float = 0.5, cap: float = 4.0) -> Callable[[], Iterator[float]]:
+    """The driver's ``backoff_policy``: ``retries`` waits (doubling from ``first``), then it gives up.
+
+    The driver retries a failed HTTP request (5xx, reset) for as long as its backoff generator
+    yields, bounded otherwise only by ``network_timeout`` (unset: forever). This generator
+    yields one wait per retry and then raises the driver's ``OperationalError``, which ends
+    the request; sygnify's own retry policy and circuit breaker decide what happens next.
+
+    >>> waits = driver_backoff(2)()
+    >>> next(waits), next(waits), next(waits)
+    (0.5, 1.0, 0.0)
+    >>> next(waits)
+    Traceback (most recent call last):
+    ...
+    snowflake.connector.errors.OperationalError: 250003: the Snowflake driver gave up ...
+    """
+
+    def waits() -> Iterator[float]:
+        delay = first
+        for _ in range(retries):
+            yield delay
+            delay = min(cap, delay * 2)
+        yield 0.0  # the driver sleeps this before asking again: no wait before giving up
+        errors: Any = importlib.import_module("snowflake.connector.errors")
+        raise errors.OperationalError(
+            msg=f"the Snowflake driver gave up on an HTTP request after {retries + 1} attempt(s) "
+            "(5xx answers or dropped connections); raise driver_retries to let it try longer",
+            errno=250003,  # ER_FAILED_TO_REQUEST
+        )
+
+    return waits
+
+
 def connect_arguments(config: SnowflakeConfig) -> dict[str, Any]:
     """Keyword arguments for ``snowflake.connector.connect`` (secrets included: never log them)."""
     args: dict[str, Any] = {
         "account": config.account,
         "paramstyle": "qmark",  # server-side binding: values never enter the SQL text
+        # Bounded driver retries: sygnify's policy does the retrying, as for BigQuery and ADF.
+        "backoff_policy": driver_backoff(config.driver_retries),
         "client_session_keep_alive": config.keep_alive,
         "login_timeout": config.login_timeout,
         "protocol": config.protocol,

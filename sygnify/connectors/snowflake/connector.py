@@ -28,7 +28,7 @@ from __future__ import annotations
 import importlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,20 +36,27 @@ import pyarrow as pa
 
 from sygnify.connectors._sql.connector import Result, SqlConnector
 from sygnify.connectors._sql.names import TableName, quote_identifier
+from sygnify.connectors._sql.pool import ConnectionPool
 from sygnify.connectors._sql.scan import SqlDialect
-from sygnify.connectors.base import Capability, WriteMode
+from sygnify.connectors.base import Capability, QueryParams, WriteMode
 from sygnify.connectors.snowflake.compat import SnowflakeConnectionPool, named_to_qmark
 from sygnify.connectors.snowflake.config import SnowflakeConfig, connect_arguments
-from sygnify.connectors.snowflake.errors import is_connection_failure, translate_snowflake_error
+from sygnify.connectors.snowflake.errors import (
+    PoolExhaustedError,
+    is_connection_failure,
+    translate_snowflake_error,
+)
 from sygnify.connectors.snowflake.load import StagedWrite, copy_into_table, prepare_write
 from sygnify.connectors.snowflake.types import described_schema, snowflake_type, widen_integers
-from sygnify.errors import SygnifyError
+from sygnify.errors import ConfigurationError, OperationTimeoutError, SygnifyError
+from sygnify.io.arrow import DEFAULT_BATCH_SIZE, rebatch
 
 # Configuration, type mapping, loads and error translation live in their own modules; their
 # public names are re-exported here, where users import them from. SnowflakeConnectionPool
 # and named_to_qmark are the deprecated names of what the shared SQL layer now does.
 __all__ = [
     "DIALECT",
+    "PoolExhaustedError",
     "SnowflakeConfig",
     "SnowflakeConnectionPool",
     "SnowflakeConnector",
@@ -64,6 +71,17 @@ Data = TypeVar("Data", pa.Table, pa.RecordBatch)
 
 #: Double-quoted identifiers, ``?`` placeholders, unquoted names folded to upper case.
 DIALECT = SqlDialect(quote=quote_identifier, placeholder=lambda _name, _index: "?", fold=str.upper)
+
+
+class _SnowflakePool(ConnectionPool):
+    """The shared pool, whose checkout timeout is a :class:`PoolExhaustedError` (never retried)."""
+
+    def checkout(self) -> Any:
+        try:
+            return super().checkout()
+        except OperationTimeoutError as exc:
+            # The pool's own wait is the one deadline: a retry would wait on the same holders.
+            raise PoolExhaustedError(exc.message, resource=exc.resource) from None
 
 
 class SnowflakeConnector(SqlConnector[SnowflakeConfig]):
@@ -81,6 +99,15 @@ class SnowflakeConnector(SqlConnector[SnowflakeConfig]):
         "SELECT table_schema, table_name, table_schema = current_schema() "
         "FROM information_schema.tables WHERE table_schema <> 'INFORMATION_SCHEMA'"
     )
+
+    def _new_pool(self) -> ConnectionPool:
+        return _SnowflakePool(
+            self._connect,
+            kind=self.type_name,
+            size=self.config.pool_size,
+            checkout_timeout=self.config.checkout_timeout,
+            is_failure=self._is_connection_failure,
+        )
 
     def _connect(self) -> Any:
         connector: Any = importlib.import_module("snowflake.connector")
@@ -109,10 +136,50 @@ class SnowflakeConnector(SqlConnector[SnowflakeConfig]):
     def _read_table(self, connection: Any, sql: str, params: list[Any] | None) -> pa.Table:
         cursor = self._run(connection, sql, params)
         try:
-            table: pa.Table = cursor.fetch_arrow_all(force_return_table=True)
-            return table
+            # Not fetch_arrow_all: the driver reaches pyarrow there through its pandas extra, which
+            # the snowflake extra does not install; the result batches need only pyarrow.
+            tables = [widen_integers(table) for table in cursor.fetch_arrow_batches()]
+            if not tables:
+                return described_schema(cursor.description).empty_table()
+            return pa.concat_tables(tables)
         finally:
             cursor.close()
+
+    def stream(
+        self,
+        source: str,
+        *,
+        params: QueryParams = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        columns: Sequence[str] | None = None,
+    ) -> Generator[pa.RecordBatch, None, None]:
+        """Yield a query's result or a table's rows in batches of exactly ``batch_size`` rows.
+
+        The statement runs, and its first batch is read, when ``stream`` is called: a missing
+        table or bad SQL raises here, not at the first ``next()``. An empty result yields one
+        empty batch that carries the result's schema. One pooled connection is held until the
+        iterator is exhausted, closed or dropped; an error while rows arrive is translated but
+        not retried (a restart would repeat rows the caller already has).
+        """
+        if batch_size < 1:
+            raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}", resource=source)
+        sql, values = self._statement(source, params, columns)
+        connection, result = self._call("stream", self._open, sql, values, resource=source)
+        batches = rebatch(self._translate_stream(self._drain(connection, result), source), batch_size)
+        # Read the first batch now; dropping the iterator unread still closes the result and
+        # returns the connection (the generators' finally clauses run when they are collected).
+        first = next(batches, None)
+        return self._delivered(first, batches, result.schema)
+
+    @staticmethod
+    def _delivered(
+        first: pa.RecordBatch | None, rest: Iterator[pa.RecordBatch], schema: pa.Schema
+    ) -> Generator[pa.RecordBatch, None, None]:
+        if first is None:
+            yield pa.RecordBatch.from_pylist([], schema=schema)
+            return
+        yield first
+        yield from rest
 
     def _execute_statement(self, connection: Any, sql: str, params: list[Any] | None) -> int:
         cursor = self._run(connection, sql, params)

@@ -36,7 +36,17 @@ from sygnify.errors import (
     ThrottledError,
 )
 
-__all__ = ["is_connection_failure", "translate_snowflake_error"]
+__all__ = ["PoolExhaustedError", "is_connection_failure", "translate_snowflake_error"]
+
+
+class PoolExhaustedError(SygnifyError):
+    """No pooled connection became free within ``checkout_timeout``.
+
+    Not a :class:`~sygnify.errors.TransientError`, so the retry policy does not wait
+    ``checkout_timeout`` again (and again): the connections are held by this process's own
+    users, typically streams that were left open, and a retry would queue behind the same
+    ones. Raise ``pool_size`` or ``checkout_timeout``, or close the streams you no longer read.
+    """
 
 
 # Snowflake error numbers (documented in the connector's errorcode module and server docs).

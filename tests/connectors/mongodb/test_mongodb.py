@@ -706,3 +706,61 @@ def test_scan_pushes_filters_after_a_pipeline_but_not_past_limit(
     limited = connection.scan("events", sort=[("n", 1)], limit=10).filter(pl.col("n") > 5).collect()
     assert limited["n"].to_list() == [6, 7, 8, 9]  # the filter applies to the first 10 documents
     assert recorder.filters[-1] == {}
+
+
+# -- UUIDs, empty results and change-event ordering (issue 16) -------------------------------
+
+
+def test_standard_uuids_read_as_canonical_text_and_write_back(mongo: MongoDBConnector) -> None:
+    from bson.binary import Binary, UuidRepresentation
+
+    key = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    # Written by another client as BSON binary subtype 4, the standard UUID encoding.
+    mongo.collection("devices").insert_one(
+        {"_id": 1, "device": Binary.from_uuid(key, UuidRepresentation.STANDARD)}
+    )
+    table = mongo.find("devices")
+    assert table.schema.field("device").type == pa.string()
+    assert table.column("device").to_pylist() == ["12345678-1234-5678-1234-567812345678"]
+    assert [b.column("device").to_pylist() for b in mongo.stream("devices")] == [[str(key)]]
+    # uuid.UUID values go in as subtype 4 through the connector's client too.
+    mongo.collection("devices").insert_one({"_id": 2, "device": uuid.UUID(int=7)})
+    raw = mongo.collection("devices").find_one({"_id": 2})
+    assert raw is not None
+    assert raw["device"] == uuid.UUID(int=7)
+    assert mongo.find("devices", {"_id": 2}).column("device").to_pylist() == [str(uuid.UUID(int=7))]
+
+
+def test_an_empty_result_still_yields_one_batch_with_the_schema(orders: MongoDBConnector) -> None:
+    nothing = {"status": "refunded"}
+    table = orders.find("orders", nothing)
+    assert table.num_rows == 0
+    assert table.schema.names == ["_id", "customer", "items", "total", "paid_at", "status"]
+    assert table.schema.field("total").type == pa.decimal128(38, 3)
+    batches = list(orders.stream("orders", params=nothing, columns=["status", "total"]))
+    assert [b.num_rows for b in batches] == [0]
+    # The schema a matching read would have had (fields in the documents' order).
+    assert batches[0].schema == next(orders.stream("orders", columns=["status", "total"])).schema
+    assert batches[0].schema.field("status").type == pa.string()
+    # An empty collection: the projection's fields, typed null.
+    orders.collection("empty").insert_one({"_id": 0})
+    orders.collection("empty").delete_many({})
+    assert [b.schema.names for b in orders.stream("empty", columns=["a"])] == [["a"]]
+    # An aggregation's empty output has no shape to sample, but still yields a batch.
+    assert [b.num_rows for b in orders.stream("orders", pipeline=[{"$match": nothing}])] == [0]
+
+
+def test_change_events_keep_the_cluster_time_increment(
+    mock_mongo: tuple[MongoDBConnector, list[FakeOplog]],
+) -> None:
+    connection, oplogs = mock_mongo
+    oplog = FakeOplog(3)
+    for index, event in enumerate(oplog.events):  # three operations within one second
+        event["clusterTime"] = Timestamp(1_767_225_600, 5 - index)
+    oplogs.append(oplog)
+    with connection.watch("orders", stop_when_idle=True) as changes:
+        rows = [row for batch in changes for row in batch.to_pylist()]
+    assert {row["cluster_time"] for row in rows} == {dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)}
+    assert [row["cluster_time_increment"] for row in rows] == [5, 4, 3]
+    ordered = sorted(rows, key=lambda row: (row["cluster_time"], row["cluster_time_increment"]))
+    assert [row["resume_token"] for row in ordered] == ["00000002", "00000001", "00000000"]

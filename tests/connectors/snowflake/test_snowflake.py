@@ -18,6 +18,7 @@ import json
 import runpy
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any, cast
@@ -659,3 +660,114 @@ def test_a_write_retried_after_its_commit_answer_was_lost_loads_once(
     assert result.rows == 3
     ids = sorted(sf.query('SELECT "id" FROM once').column(0).to_pylist())
     assert ids == ([1, 2, 3] if mode == "overwrite" else [1, 2, 3, 10, 11, 12, 13, 14])
+
+
+# -- issue 16: no pandas, empty results, eager streams, pool timeouts, driver retries ------
+
+
+def test_reads_never_need_pandas(
+    sf: SnowflakeConnector, people: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from snowflake.connector.cursor import SnowflakeCursor
+
+    def needs_pandas(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("fetch_arrow_all needs the driver's pandas extra")
+
+    # The snowflake extra installs no pandas, so neither path may go through fetch_arrow_all
+    # (tests/extras/test_snowflake_only.py checks it in an environment without pandas).
+    monkeypatch.setattr(SnowflakeCursor, "fetch_arrow_all", needs_pandas)
+    monkeypatch.setattr(SnowflakeCursor, "fetch_pandas_all", needs_pandas)
+    assert sf.query('SELECT "id" FROM people ORDER BY "id"').column(0).to_pylist() == [1, 2, 3]
+    assert sum(batch.num_rows for batch in sf.stream(people, batch_size=2)) == 3
+
+
+def test_an_empty_result_keeps_its_schema(sf: SnowflakeConnector, people: str) -> None:
+    empty = sf.query('SELECT "id", "name" FROM people WHERE "id" > 99')
+    assert empty.num_rows == 0
+    assert empty.schema == pa.schema([("id", pa.int64()), ("name", pa.string())])
+    batches = list(sf.stream('SELECT "id", "score" FROM people WHERE "id" > ?', params=[99]))
+    assert [batch.num_rows for batch in batches] == [0]
+    assert batches[0].schema == pa.schema([("id", pa.int64()), ("score", pa.float64())])
+    assert [b.schema.names for b in sf.stream(people, columns=["name"], batch_size=10)] == [["name"]]
+
+
+def test_stream_rejects_a_missing_table_when_called(sf: SnowflakeConnector, people: str) -> None:
+    with pytest.raises(NotFoundError):
+        sf.stream("NO_SUCH_TABLE")  # no next(): the statement ran at the call
+    with pytest.raises(QueryError):
+        sf.stream("SELECT * FROM people WHERE")
+    # A stream opened and dropped unread gives its connection back (pool_size=2).
+    for _ in range(3):
+        unread = sf.stream(people)
+        del unread
+        gc.collect()
+    assert [sf.query("SELECT 1 AS one").num_rows for _ in range(3)] == [1, 1, 1]
+    assert sf.pool.open_connections <= 2
+
+
+def test_a_pool_checkout_timeout_is_not_retried(
+    connector: CloudDataConnector, server: FakesnowServer, schema_name: str, people: str
+) -> None:
+    from sygnify.connectors.snowflake import PoolExhaustedError
+
+    busy = connector.connect(
+        "snowflake",
+        name="busy",
+        **options(
+            server,
+            schema_name,
+            pool_size=1,
+            checkout_timeout=0.5,
+            retry={"max_attempts": 4, "initial_delay": 0.01, "jitter": 0},
+        ),
+    )
+    assert isinstance(busy, SnowflakeConnector)
+    held = busy.stream(people, batch_size=1)  # holds the only connection
+    started = time.monotonic()
+    with pytest.raises(PoolExhaustedError, match="pool_size=1") as caught:
+        busy.query("SELECT 1 AS one")
+    elapsed = time.monotonic() - started
+    assert not isinstance(caught.value, OperationTimeoutError)  # not a TransientError
+    assert 0.5 <= elapsed < 1.0  # one wait of checkout_timeout, not four
+    assert busy.breaker.state.value == "closed"  # the service did not fail
+    held.close()
+    assert busy.query("SELECT 1 AS one").num_rows == 1
+
+
+def test_the_drivers_own_http_retries_are_bounded(
+    connector: CloudDataConnector, server: FakesnowServer, schema_name: str
+) -> None:
+    from tests.connectors.snowflake._http_proxy import FailingProxy
+
+    proxy = FailingProxy(server.host, server.port)
+    try:
+        flaky = connector.connect(
+            "snowflake",
+            name="through-proxy",
+            **{
+                **options(server, schema_name, port=proxy.port, driver_retries=1),
+                "retry": {"max_attempts": 3, "initial_delay": 0.01, "max_delay": 0.01, "jitter": 0},
+                "breaker": {"failure_threshold": 10},
+            },
+        )
+        assert flaky.query("SELECT 1 AS one").num_rows == 1  # logged in through the proxy
+        proxy.failing = True
+        started = time.monotonic()
+        with pytest.raises(ConnectionFailedError, match="gave up"):
+            flaky.query("SELECT 2 AS two")
+        elapsed = time.monotonic() - started
+        # 3 sygnify attempts x (1 + driver_retries) driver attempts, and no more.
+        assert len(proxy.failed_at) == 6
+        assert elapsed < 10  # the driver's default would retry the 503s without end
+        proxy.failing = False
+        assert flaky.query("SELECT 3 AS three").num_rows == 1
+    finally:
+        proxy.stop()
+
+
+def test_driver_retries_reach_the_connect_arguments() -> None:
+    config = SnowflakeConfig(account="a", user="u", password="p", driver_retries=2)
+    waits = connect_arguments(config)["backoff_policy"]()
+    assert [next(waits) for _ in range(3)] == [0.5, 1.0, 0.0]
+    with pytest.raises(Exception, match="gave up on an HTTP request after 3 attempt"):
+        next(waits)

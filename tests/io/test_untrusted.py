@@ -21,7 +21,7 @@ import pyarrow.ipc as ipc
 import pytest
 
 from sygnify import CloudDataConnector, LargeDataHandler
-from sygnify.errors import DataQualityError
+from sygnify.errors import DataQualityError, NotFoundError
 from sygnify.io.untrusted import Limits, _exact_depths, check_ipc, check_json_lines, has_blank_lines
 
 MODES = ["streaming", "chunked", "parallel", "incremental"]
@@ -200,3 +200,16 @@ def test_has_blank_lines_sees_leading_and_crlf_blank_lines(tmp_path: Path) -> No
         path = tmp_path / f"{abs(hash(text))}.csv"
         path.write_text(text, newline="")
         assert has_blank_lines(str(path)) is blank, text
+
+
+def test_collecting_a_local_scan_raises_sygnify_errors(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("x,y\n1,2\n3,4\n")
+    lake = CloudDataConnector().connect("local", root=str(tmp_path))
+    typed = lake.scan("a.csv", schema={"x": pl.Int64, "y": pl.Int64})
+    (tmp_path / "a.csv").write_text("x,y\n1,2\nbad,4\n")
+    with pytest.raises(DataQualityError, match=r"a\.csv"):
+        typed.collect()
+    later = lake.scan("a.csv")
+    (tmp_path / "a.csv").unlink()  # removed between scan() and collect(), as by an overwrite
+    with pytest.raises(NotFoundError, match=r"a\.csv"):
+        later.collect()

@@ -363,7 +363,9 @@ class LocalConnector(BaseConnector[LocalConfig]):
             frame.collect_schema()
             return frame
 
-        return self._call("scan", open_scan, resource=source)
+        # Collecting the frame translates Polars' errors (a malformed value, a file removed
+        # by a concurrent overwrite) into sygnify errors, as every connector's scan does.
+        return self._guarded_scan(self._call("scan", open_scan, resource=source), resource=source)
 
     def write(
         self,

@@ -84,7 +84,8 @@ def test_a_reader_during_overwrites_never_sees_a_mix(tmp_path: Path, partition_b
 @pytest.mark.xfail(
     strict=True,
     reason="an overwrite deletes the files it hid right after its commit, so a read that listed "
-    "them just before fails (NotFoundError from stream and from scan().collect()); the read path should re-resolve the dataset when a listed file is gone "
+    "them just before fails (NotFoundError from stream and from scan().collect()); the read "
+    "path should re-resolve the dataset when a listed file is gone "
     "(issue 19, item 4b; see docs/reliability.md)",
 )
 @pytest.mark.parametrize("partition_by", [None, ["region"]], ids=["plain", "partitioned"])

@@ -37,6 +37,7 @@ import polars as pl
 import pyarrow as pa
 
 from sygnify.config import ConnectorConfig
+from sygnify.connectors._sql.batches import exact_batches
 from sygnify.connectors._sql.names import TableName, parse_table_name
 from sygnify.connectors._sql.params import ParamStyle, bind_params
 from sygnify.connectors._sql.pool import ConnectionPool
@@ -44,7 +45,7 @@ from sygnify.connectors._sql.scan import Pushdown, SqlDialect, scan_sql_table, s
 from sygnify.connectors.base import BaseConnector, Capability, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.pool import ClientPool
 from sygnify.errors import ConfigurationError, JobFailedError, SchemaError
-from sygnify.io.arrow import DEFAULT_BATCH_SIZE, rebatch, to_arrow_table
+from sygnify.io.arrow import DEFAULT_BATCH_SIZE, to_arrow_table
 from sygnify.io.sql import looks_like_sql
 from sygnify.resilience import Resilience
 
@@ -232,10 +233,13 @@ class SqlConnector(BaseConnector[ConfigT]):
             raise
 
     def _drain(self, connection: Any, result: Result) -> Iterator[pa.RecordBatch]:
-        completed = failed = False
+        completed = failed = produced = False
         try:
             for batch in result.batches:
+                produced = True
                 yield self._normalize(batch)
+            if not produced:  # no rows, and a driver that sent no batch: the schema still goes out
+                yield self._normalize(pa.RecordBatch.from_pylist([], schema=result.schema))
             completed = True
         except Exception as exc:
             failed = self._is_connection_failure(exc)
@@ -257,7 +261,8 @@ class SqlConnector(BaseConnector[ConfigT]):
         """Yield a query's result or a table's rows in batches of exactly ``batch_size`` rows.
 
         The database's batches are re-chunked (zero-copy slices) so that every batch but
-        the last has ``batch_size`` rows. One pooled connection is held until the iterator
+        the last has ``batch_size`` rows; a result without rows is one empty batch, which
+        carries its schema. One pooled connection is held until the iterator
         is exhausted or closed. An error while rows arrive is translated but not retried (a
         restart would repeat rows the caller already has).
         """
@@ -265,7 +270,7 @@ class SqlConnector(BaseConnector[ConfigT]):
             raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}", resource=source)
         sql, values = self._statement(source, params, columns)
         connection, result = self._call("stream", self._open, sql, values, resource=source)
-        yield from rebatch(self._translate_stream(self._drain(connection, result), source), batch_size)
+        yield from exact_batches(self._translate_stream(self._drain(connection, result), source), batch_size)
 
     def scan(self, source: str, *, batch_size: int = DEFAULT_BATCH_SIZE, **options: Any) -> pl.LazyFrame:
         """A LazyFrame over a table; selected columns, simple filters and limits run in the database."""

@@ -5,6 +5,8 @@ columns it needs, a predicate and a row limit; the simple parts of the predicate
 (comparisons of a column with literals, ``&``, ``|``, ``~``, ``is_null``, ``is_in``) become
 a parameterized ``WHERE`` clause, and the whole predicate is always applied again in
 Polars, so a predicate the translator does not understand costs speed, never correctness.
+A pushed condition never drops a row Polars keeps: where the database compares NaN
+differently from Polars, the dialect says how to test for it (:class:`SqlDialect`).
 Values always travel as query parameters, never inside the SQL text::
 
     >>> import polars as pl
@@ -20,7 +22,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator, Sequence
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,11 +73,18 @@ class SqlDialect:
     BigQuery, ``?`` for qmark-style drivers, ``$1`` for PostgreSQL); ``fold(name)`` what
     the database makes of an unquoted identifier (PostgreSQL lower-cases it, Snowflake
     upper-cases it).
+
+    ``is_nan(column)`` is the SQL test for NaN in a database that compares NaN the IEEE way
+    (every ordering comparison with NaN false: BigQuery's ``IS_NAN(x)``). Polars ranks NaN
+    above every number, so a pushed ``>``/``>=`` on a float column then also asks for NaN.
+    ``None`` (the default) declares a database that orders NaN as Polars does, above every
+    number and equal to itself (PostgreSQL, Snowflake, DuckDB): no guard is needed there.
     """
 
     quote: Callable[[str], str]
     placeholder: Callable[[str, int], str]
     fold: Callable[[str], str] = str
+    is_nan: Callable[[str], str] | None = None
 
 
 @dataclass
@@ -100,10 +110,24 @@ def _literal_value(node: dict[str, Any]) -> Any:
     return value.to_list() if isinstance(value, pl.Series) else value
 
 
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
 class _Translator:
-    def __init__(self, dialect: SqlDialect, params: list[SqlParam]) -> None:
+    def __init__(
+        self, dialect: SqlDialect, params: list[SqlParam], schema: Mapping[str, pl.DataType] | None
+    ) -> None:
         self.dialect = dialect
         self.params = params
+        self.schema = schema
+
+    def may_hold_nan(self, node: Any, value: Any) -> bool:
+        """Whether the column ``node`` may hold NaN (unknown columns: when compared with a number)."""
+        name = node["Column"]
+        if self.schema is not None and name in self.schema:
+            return self.schema[name].is_float()
+        return isinstance(value, int | float) and not isinstance(value, bool)
 
     def _param(self, value: Any) -> str:
         if value is None:
@@ -137,7 +161,16 @@ class _Translator:
                 column = self.column(left)
                 if not self.is_literal(right):
                     raise _Untranslatable
-                return f"({column} {sql_op} {self._param(_literal_value(right))})"
+                value = _literal_value(right)
+                if _is_nan(value):
+                    raise _Untranslatable  # Polars and SQL disagree on every comparison with NaN
+                condition = f"{column} {sql_op} {self._param(value)}"
+                is_nan = self.dialect.is_nan
+                # Polars: NaN > every number. IEEE SQL: NaN > x is false, so ask for NaN too.
+                # (<, <=, =, <> already agree: NaN is never below or equal to a number.)
+                if sql_op in (">", ">=") and is_nan is not None and self.may_hold_nan(left, value):
+                    return f"({condition} OR {is_nan(column)})"
+                return f"({condition})"
             raise _Untranslatable
         if kind == "Function":
             function, inputs = body["function"], body["input"]
@@ -155,6 +188,8 @@ class _Translator:
                 values = _literal_value(inputs[1])
                 if not isinstance(values, list) or not 0 < len(values) <= MAX_IN_LIST or None in values:
                     raise _Untranslatable
+                if any(_is_nan(value) for value in values):
+                    raise _Untranslatable
                 return f"({column} IN ({', '.join(self._param(value) for value in values)}))"
         raise _Untranslatable
 
@@ -165,12 +200,24 @@ def _conjuncts(node: Any) -> list[Any]:
     return [node]
 
 
-def translate_predicate(predicate: pl.Expr | None, dialect: SqlDialect) -> Pushdown:
+def translate_predicate(
+    predicate: pl.Expr | None, dialect: SqlDialect, schema: Mapping[str, pl.DataType] | None = None
+) -> Pushdown:
     """Translate what can be translated of ``predicate`` into a parameterized SQL condition.
 
     Top-level ``&`` terms are translated one by one (a term that cannot be is left to
     Polars, and ``complete`` is then false); ``|`` and ``~`` translate only when all their
-    parts do.
+    parts do. ``schema`` (the table's column types) tells which columns are floats, for a
+    dialect that compares NaN the IEEE way (:class:`SqlDialect`); without it, any column
+    compared with a number is taken to be one. Every translated comparison keeps exactly
+    the rows Polars keeps, NaN and null included:
+
+        >>> ieee = SqlDialect(quote=lambda n: f"`{n}`", placeholder=lambda n, _: f"@{n}",
+        ...                   is_nan=lambda column: f"IS_NAN({column})")
+        >>> translate_predicate(pl.col("x") > 1.5, ieee, {"x": pl.Float64()}).sql
+        '(`x` > @p0 OR IS_NAN(`x`))'
+        >>> translate_predicate(pl.col("n") > 1, ieee, {"n": pl.Int64()}).sql
+        '(`n` > @p0)'
     """
     if predicate is None:
         return Pushdown()
@@ -184,7 +231,7 @@ def translate_predicate(predicate: pl.Expr | None, dialect: SqlDialect) -> Pushd
     for conjunct in _conjuncts(tree):
         attempt: list[SqlParam] = list(params)
         try:
-            sql = _Translator(dialect, attempt).expr(conjunct)
+            sql = _Translator(dialect, attempt, schema).expr(conjunct)
         except (_Untranslatable, KeyError, TypeError, IndexError, pl.exceptions.PolarsError):
             complete = False
             continue
@@ -226,7 +273,7 @@ def scan_sql_table(
     def source(
         with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None, size: int | None
     ) -> Iterator[pl.DataFrame]:
-        pushdown = translate_predicate(predicate, dialect)
+        pushdown = translate_predicate(predicate, dialect, schema)
         needed: list[str] | None = None
         if with_columns is not None:
             extra = predicate.meta.root_names() if predicate is not None else []

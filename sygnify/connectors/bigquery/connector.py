@@ -19,11 +19,12 @@ never formatted into the SQL. Example (needs a BigQuery project or emulator)::
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import polars as pl
 import pyarrow as pa
@@ -31,17 +32,27 @@ import pyarrow.parquet as pq
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
+from sygnify.connectors._sql.batches import exact_batches
 from sygnify.connectors._sql.scan import Pushdown, SqlDialect, scan_sql_table, select_sql
 from sygnify.connectors.base import BaseConnector, Capability, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.bigquery.config import NO_RETRY, BigQueryClients, BigQueryConfig, open_clients
 from sygnify.connectors.bigquery.errors import translate_bigquery_error
-from sygnify.connectors.bigquery.load import LoadJobIds, run_load_job
-from sygnify.connectors.bigquery.read import arrow_batches, open_table_rows, query_job_config, start_query
-from sygnify.connectors.bigquery.types import arrow_to_bigquery_schema, query_parameter
+from sygnify.connectors.bigquery.jobs import JobIds, cancel_timed_out
+from sygnify.connectors.bigquery.load import run_load_job
+from sygnify.connectors.bigquery.read import (
+    ResultRows,
+    arrow_batches,
+    job_rows,
+    query_job_config,
+    run_query,
+    table_rows,
+)
+from sygnify.connectors.bigquery.types import arrow_to_bigquery_schema, plain_arrow, query_parameter
 from sygnify.connectors.pool import ClientPool
 from sygnify.errors import ConfigurationError, DataQualityError, SygnifyError
-from sygnify.io.arrow import DEFAULT_BATCH_SIZE, rebatch, to_arrow_table
+from sygnify.io.arrow import DEFAULT_BATCH_SIZE, to_arrow_table
 from sygnify.io.sql import looks_like_sql
+from sygnify.resilience import Deadline, Resilience
 
 # The configuration, parameter typing and error translation live in private modules;
 # their public names are re-exported here, where users import them from.
@@ -62,6 +73,8 @@ _TABLE = re.compile(r"^[A-Za-z0-9_\-$]+$")
 DIALECT = SqlDialect(
     quote=lambda name: "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`",
     placeholder=lambda name, _index: f"@{name}",
+    # BigQuery compares NaN the IEEE way (NaN > x is false); Polars ranks it above every number.
+    is_nan=lambda column: f"IS_NAN({column})",
 )
 
 
@@ -82,6 +95,10 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
         self._clients: BigQueryClients = self._call(
             "connect",
             lambda: self._shared(lambda: open_clients(config), BigQueryClients.close, exclude={"labels"}),
+        )
+        # For what must happen once (cancelling a timed-out job): one attempt, the same breaker.
+        self._single_attempt = Resilience(
+            retry=dataclasses.replace(self._resilience.retry, max_attempts=1), breaker=self.breaker
         )
 
     @property
@@ -117,24 +134,60 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
 
     # -- reads --------------------------------------------------------------------------
 
-    def _run_query(
+    def _start_query(
         self, sql: str, params: QueryParams, labels: Mapping[str, str] | None, timeout: float | None
-    ) -> bigquery.table.RowIterator:
-        return self._call(
-            "query", start_query, self.client, self.config, sql, params, labels, timeout, resource=sql
-        )
+    ) -> ResultRows:
+        """Run ``sql`` as one job and wait for it; its rows.
 
-    def _table_rows(self, source: str, columns: Sequence[str] | None) -> bigquery.table.RowIterator:
+        The job's id is fixed before the first attempt, so a retry (after a lost answer or a
+        5xx) waits for the same job instead of running it again. ``timeout`` (else the
+        configured ``job_timeout``) is one deadline for all attempts: when it passes, the job
+        is cancelled and :class:`~sygnify.errors.OperationTimeoutError` raised, without retry.
+        """
+        wait = timeout if timeout is not None else self.config.job_timeout
+        deadline = Deadline(wait) if wait is not None else None
+        ids = JobIds.new("query")  # one id for every attempt of this query
+        job, rows = self._call(
+            "query", run_query, self.client, self.config, sql, params, labels, ids, deadline, resource=sql
+        )
+        if rows is None:
+            assert wait is not None  # only a deadline ends an attempt without rows
+            self._cancel_timed_out(ids.current, wait, "query", sql)
+        return job_rows(job, rows, page_size=self.config.page_size)
+
+    def _cancel_timed_out(self, job_id: str, timeout: float, operation: str, resource: str) -> NoReturn:
+        # Once, outside the retries: a timeout is the caller's limit, not a failure to retry.
+        self._call(
+            operation,
+            cancel_timed_out,
+            self.client,
+            job_id,
+            self.config.location,
+            timeout,
+            resource,
+            resource=resource,
+            resilience=self._single_attempt,
+        )
+        raise AssertionError("unreachable: cancel_timed_out always raises")  # pragma: no cover
+
+    def _table_rows(
+        self, source: str, columns: Sequence[str] | None, max_results: int | None = None
+    ) -> ResultRows:
         table_id = self.table_id(source)
         return self._call(
             "open table",
-            open_table_rows,
+            table_rows,
             self.client,
             table_id,
             columns,
             page_size=self.config.page_size,
+            max_results=max_results,
             resource=table_id,
         )
+
+    def _batches(self, rows: ResultRows, batch_size: int, source: str) -> Iterator[pa.RecordBatch]:
+        batches = arrow_batches(rows, self._clients.storage)
+        yield from self._translate_stream(exact_batches(batches, batch_size), source)
 
     # -- protocol -----------------------------------------------------------------------
 
@@ -148,18 +201,17 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
     ) -> pa.Table:
         """Run GoogleSQL with ``@name`` (mapping) or ``?`` (sequence) parameters; the whole result.
 
-        ``timeout`` (seconds) bounds the wait for the job, which is cancelled on timeout.
+        ``timeout`` (seconds) bounds the wait for the job, which is cancelled on timeout and
+        never submitted again; a retried failure waits for the same job (one job, one bill).
+        An empty result is an empty table with the result's schema.
         """
+        rows = self._start_query(sql, params, labels, timeout)
 
-        def run_and_fetch() -> pa.Table:
-            # One attempt covers the job and the download: a retry must not resume a half-read result.
-            rows = start_query(self.client, self.config, sql, params, labels, timeout)
-            batches = list(arrow_batches(rows, self._clients.storage))
-            if not batches:
-                return rows.to_arrow(create_bqstorage_client=False)
-            return pa.Table.from_batches(batches)
+        def fetch() -> pa.Table:
+            # A retry reads the finished job's result again from its start (nothing is re-run).
+            return pa.Table.from_batches(list(arrow_batches(rows, self._clients.storage)))
 
-        return self._call("query", run_and_fetch, resource=sql)
+        return self._call("query", fetch, resource=sql)
 
     def stream(
         self,
@@ -174,26 +226,27 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
         """Yield a query's result (``source`` is SQL) or a table's rows in ``batch_size``-row batches.
 
         A table is read directly with the Storage Read API (no query cost), projected to
-        ``columns``.
+        ``columns``. An empty result yields one empty batch, which carries its schema.
         """
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
         if looks_like_sql(source):
             if columns:
                 raise ConfigurationError("columns applies to table sources; select them in the SQL")
-            rows = self._run_query(source, params, labels, timeout)
+            rows = self._start_query(source, params, labels, timeout)
         else:
             if params:
                 raise ConfigurationError("params apply to SQL sources only", resource=source)
             rows = self._table_rows(source, columns)
-        batches = arrow_batches(rows, self._clients.storage)
-        yield from self._translate_stream(rebatch(batches, batch_size), source)
+        yield from self._batches(rows, batch_size, source)
 
     def scan(self, source: str, *, batch_size: int = DEFAULT_BATCH_SIZE, **options: Any) -> pl.LazyFrame:
         """A LazyFrame over a table; selected columns and simple filters run inside BigQuery.
 
-        Without a filter the table is read with the Storage Read API; with one, a
-        parameterized ``SELECT ... WHERE`` job runs. The filter is re-applied in Polars.
+        Without a filter the table is read directly (Storage Read API, or REST pages for a
+        ``head(n)``), which runs no job and bills nothing; with one, a parameterized
+        ``SELECT ... WHERE`` job runs. The filter is re-applied in Polars. DATETIME columns
+        are Polars datetimes without a time zone, JSON and GEOGRAPHY strings.
         """
         if options:
             raise ConfigurationError(f"unknown scan options: {', '.join(sorted(options))}", resource=source)
@@ -205,14 +258,15 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
             ),
             resource=table_id,
         )
-        frame = pl.from_arrow(empty)
+        frame = pl.from_arrow(plain_arrow(empty))
         assert isinstance(frame, pl.DataFrame)
 
         def fetch(
             columns: list[str] | None, pushdown: Pushdown, limit: int | None, size: int
         ) -> Iterator[pa.RecordBatch]:
-            if pushdown.sql is None and limit is None:
-                return self.stream(table_id, columns=columns, batch_size=size)
+            if pushdown.sql is None:
+                # No filter to run: a table read (free), with the row limit when there is one.
+                return self._batches(self._table_rows(table_id, columns, limit), size, table_id)
             sql = select_sql(f"`{table_id}`", columns, pushdown, limit, DIALECT)
             params = {param.name: param.value for param in pushdown.params}
             return self.stream(sql, params=params, batch_size=size)
@@ -275,7 +329,8 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
             buffer = io.BytesIO()
             pq.write_table(table, buffer)
             job_config = self._load_config(mode, labels)
-            ids = LoadJobIds.new()  # one id for every attempt of this write
+            ids = JobIds.new()  # one id for every attempt of this write
+            timeout = self.config.job_timeout
             job = self._call(
                 "load",
                 run_load_job,
@@ -284,9 +339,12 @@ class BigQueryConnector(BaseConnector[BigQueryConfig]):
                 table_id,
                 job_config,
                 ids,
-                timeout=self.config.job_timeout,
+                deadline=Deadline(timeout) if timeout is not None else None,
                 resource=table_id,
             )
+            if job is None:
+                assert timeout is not None  # only a deadline ends an attempt without a job
+                self._cancel_timed_out(ids.current, timeout, "load", table_id)
             rows = int(job.output_rows or table.num_rows)
         else:
             if mode == "overwrite" and exists:

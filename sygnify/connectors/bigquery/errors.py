@@ -25,22 +25,30 @@ from google.api_core import exceptions as gexc
 from sygnify.clouds.gcp import THROTTLE_REASONS, describe_gcp_error, error_reason, translate_gcp_error
 from sygnify.errors import OperationTimeoutError, QueryError, SchemaError, SygnifyError
 
-__all__ = ["translate_bigquery_error"]
+__all__ = ["is_job_timeout", "translate_bigquery_error"]
 
 
 def _refine_bigquery(exc: BaseException, message: str, resource: str | None) -> SygnifyError | None:
     reason = error_reason(exc)
     if reason in THROTTLE_REASONS:
         return None  # Google Cloud's map makes it a ThrottledError, whatever the status
-    if isinstance(exc, concurrent.futures.TimeoutError) or (
-        reason in ("timeout", "jobInternalError") and "timed out" in str(exc).lower()
-    ):
+    if isinstance(exc, concurrent.futures.TimeoutError) or is_job_timeout(exc):
         return OperationTimeoutError(message, resource=resource)
     if isinstance(exc, gexc.BadRequest | gexc.InvalidArgument):
         return QueryError(message, resource=resource)
     if isinstance(exc, pa.ArrowInvalid | pa.ArrowTypeError):
         return SchemaError(message, resource=resource)
     return None
+
+
+def is_job_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` says a job ran out of time (its ``job_timeout_ms``), not that it failed.
+
+    >>> from google.api_core import exceptions as gexc
+    >>> is_job_timeout(gexc.BadRequest("Job timed out after 60 s", errors=[{"reason": "timeout"}]))
+    True
+    """
+    return error_reason(exc) in ("timeout", "jobInternalError") and "timed out" in str(exc).lower()
 
 
 def translate_bigquery_error(exc: Exception, context: str, resource: str | None) -> SygnifyError:

@@ -14,7 +14,6 @@ import gc
 import json
 import runpy
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,42 +41,12 @@ from sygnify.errors import (
 )
 from sygnify.testing.connectors import ConnectorConformance, sample_table
 from tests.clouds.google_token import TokenEndpoint, service_account_key, token_endpoint
-from tests.connectors._emulated import emulator_fixtures
-from tests.emulators.bqemulator import BigQueryEmulator, running_bqemulator
+from tests.connectors.bigquery.conftest import emulator_options
+from tests.emulators.bqemulator import BigQueryEmulator
 
 pytestmark = pytest.mark.emulator
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-FAST_RETRY = {"max_attempts": 2, "initial_delay": 0.001, "max_delay": 0.001, "jitter": 0.0}
-
-
-bq_emulator, emulator = emulator_fixtures(
-    running_bqemulator, "bqemulator could not be installed or started", session="bq_emulator", name="emulator"
-)
-
-
-def emulator_options(emulator: BigQueryEmulator, **extra: Any) -> dict[str, Any]:
-    return {
-        "project": emulator.project,
-        "anonymous": True,
-        "endpoint": emulator.endpoint,
-        "storage_endpoint": f"http://{emulator.grpc_endpoint}",
-        "retry": FAST_RETRY,
-        **extra,
-    }
-
-
-@pytest.fixture
-def dataset(emulator: BigQueryEmulator) -> str:
-    return f"ds_{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def bq(connector: CloudDataConnector, emulator: BigQueryEmulator, dataset: str) -> BigQueryConnector:
-    connection = connector.connect("bigquery", name="bq", **emulator_options(emulator, dataset=dataset))
-    assert isinstance(connection, BigQueryConnector)
-    connection.client.create_dataset(dataset)
-    return connection
 
 
 class TestBigQueryConformance(ConnectorConformance):
@@ -242,13 +211,13 @@ def test_scan_pushes_columns_and_filters_into_parameterized_sql(
     bq: BigQueryConnector, people: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[str, Any]] = []
-    original = BigQueryConnector._run_query
+    original = BigQueryConnector._start_query
 
     def spy(self: BigQueryConnector, sql: str, params: Any, *args: Any) -> Any:
         seen.append((sql, params))
         return original(self, sql, params, *args)
 
-    monkeypatch.setattr(BigQueryConnector, "_run_query", spy)
+    monkeypatch.setattr(BigQueryConnector, "_start_query", spy)
     frame = bq.scan(people)
     result = frame.filter((pl.col("id") >= 2) & pl.col("name").is_in(["bob", "zed"])).select("name").collect()
     assert result.to_dicts() == [{"name": "bob"}]

@@ -73,6 +73,7 @@ __all__ = [
     "QueryError",
     "SchemaError",
     "SourceClosedError",
+    "StatementTimeoutError",
     "SygnifyError",
     "ThrottledError",
     "TransientError",
@@ -167,7 +168,13 @@ class ObjectNotFoundError(NotFoundError):
 
 
 class TransientError(SygnifyError):
-    """A failure that may succeed if retried (network blip, 5xx, throttling)."""
+    """A failure that may succeed if retried (network blip, 5xx, throttling).
+
+    ``retryable`` is False for the kinds a retry would only repeat at a cost
+    (:class:`StatementTimeoutError`).
+    """
+
+    retryable: bool = True
 
 
 class ConnectionFailedError(TransientError):
@@ -176,6 +183,20 @@ class ConnectionFailedError(TransientError):
 
 class OperationTimeoutError(TransientError):
     """An operation did not finish within its time limit."""
+
+
+class StatementTimeoutError(OperationTimeoutError):
+    """A query ran for its whole time limit and the database cancelled it.
+
+    Never retried, and not counted as an outage by the circuit breaker: a retry would run
+    (and bill) the same statement for as long again. Raise the limit or make the query
+    cheaper.
+
+    >>> StatementTimeoutError("ran past 60 s").retryable
+    False
+    """
+
+    retryable = False
 
 
 class ThrottledError(TransientError):

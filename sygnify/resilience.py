@@ -120,7 +120,9 @@ class RetryPolicy:
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts),
             wait=self._wait,
-            retry=tenacity.retry_if_exception_type(self.retry_on),
+            retry=tenacity.retry_if_exception(
+                lambda exc: isinstance(exc, self.retry_on) and getattr(exc, "retryable", True)
+            ),
             sleep=self.sleep,
             reraise=True,
         )
@@ -146,7 +148,7 @@ class BreakerState(str, enum.Enum):
 
 
 def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TransientError)
+    return isinstance(exc, TransientError) and exc.retryable
 
 
 class CircuitBreaker:
@@ -469,7 +471,7 @@ class Resilience:
         for a retry that will happen.
         """
         policy = self.retry
-        if attempt >= policy.max_attempts:
+        if attempt >= policy.max_attempts or not getattr(failure, "retryable", True):
             return None
         delay = policy.delay_for(attempt, failure)
         refused = self.breaker.refusal(after=delay)

@@ -9,7 +9,7 @@ text the driver appends ("Query was: ...") is dropped: an error never echoes the
     >>> cancelled = OSError("canceling statement. SQLSTATE: 57014")
     >>> error = translate_postgres_error(cancelled, "query failed", None)
     >>> type(error).__name__, error.message  # doctest: +NORMALIZE_WHITESPACE
-    ('OperationTimeoutError',
+    ('StatementTimeoutError',
      'query failed: canceling statement (SQLSTATE 57014); raise statement_timeout or make the query cheaper')
 """
 
@@ -30,6 +30,7 @@ from sygnify.errors import (
     PermissionDeniedError,
     QueryError,
     SchemaError,
+    StatementTimeoutError,
     SygnifyError,
     ThrottledError,
     TransientError,
@@ -46,7 +47,7 @@ _BY_STATE: dict[str, tuple[type[SygnifyError], str]] = {
     "42P01": (NotFoundError, "check the table name and its schema (search_path)"),
     "3F000": (NotFoundError, "check the schema name"),
     "42501": (PermissionDeniedError, "GRANT the privilege to this role, or connect as another"),
-    "57014": (OperationTimeoutError, "raise statement_timeout or make the query cheaper"),
+    "57014": (StatementTimeoutError, "raise statement_timeout or make the query cheaper"),
     "55P03": (OperationTimeoutError, "another transaction holds the lock; retry later"),
     "40001": (TransientError, "a serialization failure: retry the transaction"),
     "40P01": (TransientError, "a deadlock: retry the transaction"),

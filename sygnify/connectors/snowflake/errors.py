@@ -1,12 +1,13 @@
 """How snowflake-connector exceptions become :mod:`sygnify.errors` types (the SQL is never echoed).
 
 A statement that ran past ``query_timeout`` (the client cancels it: errno 604) or past the
-server's ``STATEMENT_TIMEOUT_IN_SECONDS`` (errno 630) is an ``OperationTimeoutError``:
+server's ``STATEMENT_TIMEOUT_IN_SECONDS`` (errno 630) is a ``StatementTimeoutError`` (an
+``OperationTimeoutError`` that is never retried: a retry would run and bill it again):
 
     >>> from snowflake.connector.errors import ProgrammingError
     >>> timeout = ProgrammingError(msg="Statement reached its statement or warehouse timeout", errno=630)
     >>> type(translate_snowflake_error(timeout, "snowflake query failed", None)).__name__
-    'OperationTimeoutError'
+    'StatementTimeoutError'
 
 A network-level failure (``OperationalError``, ``InterfaceError``) means the connection is
 broken: the pool closes it instead of handing it out again.
@@ -28,10 +29,10 @@ from sygnify.errors import (
     AuthenticationError,
     ConnectionFailedError,
     NotFoundError,
-    OperationTimeoutError,
     PermissionDeniedError,
     QueryError,
     SchemaError,
+    StatementTimeoutError,
     SygnifyError,
     ThrottledError,
 )
@@ -75,7 +76,7 @@ def translate_snowflake_error(exc: Exception, context: str, resource: str | None
         return AuthenticationError(message, resource=resource)
     timed_out = isinstance(exc, errors.OperationalError) and "timeout" in str(exc).lower()
     if errno in _TIMEOUT_ERRNOS or timed_out:
-        return OperationTimeoutError(message, resource=resource)
+        return StatementTimeoutError(message, resource=resource)
     if isinstance(exc, errors.ForbiddenError) or errno == 3001:
         return PermissionDeniedError(message, resource=resource)
     if isinstance(exc, errors.TooManyRequests):

@@ -41,6 +41,7 @@ from sygnify.errors import (
     OperationTimeoutError,
     PermissionDeniedError,
     QueryError,
+    StatementTimeoutError,
     SygnifyError,
 )
 from sygnify.testing.connectors import ConnectorConformance, sample_table
@@ -355,12 +356,15 @@ def test_unknown_table_and_syntax_errors(pg: PostgresConnector) -> None:
         pg.query("SELECT 1 / 0 AS x")
 
 
-def test_statement_timeout_is_an_operation_timeout(connector: CloudDataConnector, dbname: str) -> None:
-    pg = connect(connector, "slow", **options(dbname, statement_timeout=0.2, retry={"max_attempts": 1}))
+def test_statement_timeout_is_an_operation_timeout_never_retried(
+    connector: CloudDataConnector, dbname: str
+) -> None:
+    pg = connect(connector, "slow", **options(dbname, statement_timeout=0.2, retry={"max_attempts": 4}))
     started = time.perf_counter()
-    with pytest.raises(OperationTimeoutError, match="57014"):
+    with pytest.raises(StatementTimeoutError, match="57014") as info:
         pg.query("SELECT pg_sleep(5)")
-    assert time.perf_counter() - started < 4
+    assert isinstance(info.value, OperationTimeoutError)
+    assert time.perf_counter() - started < 2  # one statement of 0.2 s, not four with backoff between
 
 
 def test_missing_database_is_not_found(connector: CloudDataConnector, dbname: str) -> None:

@@ -27,6 +27,7 @@ Only :class:`TransientError` (and its subclasses) is retried by
     ├── TransientError                 (retried)
     │   ├── ConnectionFailedError
     │   ├── OperationTimeoutError
+    │   │   └── StatementTimeoutError  (not retried)
     │   └── ThrottledError
     ├── CircuitOpenError
     ├── ConcurrentRunError

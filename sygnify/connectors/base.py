@@ -34,8 +34,8 @@ from sygnify.connectors.protocols import (
     WriteMode,
     WriteResult,
 )
-from sygnify.errors import ConfigurationError, SygnifyError, UnsupportedOperationError
-from sygnify.io.untrusted import validated
+from sygnify.errors import ConfigurationError, DataQualityError, SygnifyError, UnsupportedOperationError
+from sygnify.io.untrusted import READ_ERRORS, validated
 from sygnify.plugins import PluginContext, SharedClientPool
 from sygnify.resilience import CircuitBreaker, Resilience, RetryPolicy
 
@@ -237,8 +237,8 @@ class BaseConnector(abc.ABC, Generic[ConfigT]):
                 return fn(*args, **kwargs)
             except SygnifyError:
                 raise
-            except Exception as exc:
-                raise self._translate(exc, operation=operation, resource=resource) from exc
+            except READ_ERRORS as exc:
+                raise self._translated(exc, operation=operation, resource=resource) from exc
 
         started = time.perf_counter()
         try:
@@ -291,8 +291,8 @@ class BaseConnector(abc.ABC, Generic[ConfigT]):
             yield from validated(batches, source) if validate else batches
         except SygnifyError:
             raise
-        except Exception as exc:
-            raise self._translate(exc, operation="stream", resource=source) from exc
+        except READ_ERRORS as exc:
+            raise self._translated(exc, operation="stream", resource=source) from exc
 
     def _guarded_scan(
         self, frame: pl.LazyFrame, *, resource: str | None, diagnose: Callable[[], object] | None = None
@@ -330,10 +330,10 @@ class BaseConnector(abc.ABC, Generic[ConfigT]):
                         yield from query.collect_batches()
                     except SygnifyError:
                         raise
-                    except Exception as exc:
+                    except READ_ERRORS as exc:
                         if diagnose is not None and isinstance(exc, _POLARS_SCHEMA_ERRORS):
                             diagnose()  # raises the SchemaError that names the file
-                        raise self._translate(exc, operation="scan", resource=resource) from exc
+                        raise self._translated(exc, operation="scan", resource=resource) from exc
             except SygnifyError as exc:
                 self._emit_call("scan", "error", type(exc).__name__, started)
                 raise
@@ -350,6 +350,16 @@ class BaseConnector(abc.ABC, Generic[ConfigT]):
             outcome=outcome,
             error=error,
             duration_s=time.perf_counter() - started,
+        )
+
+    def _translated(self, exc: BaseException, *, operation: str, resource: str | None) -> SygnifyError:
+        """:meth:`_translate`, except for a Polars panic (a Rust ``unwrap`` on malformed data,
+        a ``BaseException``): a :class:`~sygnify.errors.DataQualityError`."""
+        if isinstance(exc, Exception):
+            return self._translate(exc, operation=operation, resource=resource)
+        return DataQualityError(
+            f"{self.type_name} {operation} failed: the reader gave up on malformed data ({exc})",
+            resource=resource,
         )
 
     def _translate(self, exc: Exception, *, operation: str, resource: str | None) -> SygnifyError:

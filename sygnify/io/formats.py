@@ -29,7 +29,7 @@ from sygnify.io.partitions import (
     split_partitions,
     with_partition_columns,
 )
-from sygnify.io.untrusted import check_files, has_blank_lines, without_blank_lines
+from sygnify.io.untrusted import check_files, check_names, has_blank_lines, without_blank_lines
 
 __all__ = [
     "FileFormat",
@@ -113,8 +113,9 @@ def polars_scan(
     """A Polars lazy scan over ``files`` (native readers: projection/predicate pushdown).
 
     Local JSON lines and Arrow IPC files pass :func:`sygnify.io.untrusted.check_files` first
-    (``isolate``: decoded once in a subprocess too); local CSV files with empty lines are read
-    less those lines, as pyarrow and DuckDB read them.
+    (``isolate``: decoded once in a subprocess too); local CSV files with empty lines or
+    bare-CR line ends are read as pyarrow and DuckDB read them; JSON integers beyond int64
+    come out as Float64.
 
     ``hive_schema`` is the partition columns' schema (:func:`sygnify.io.partitions.partition_schema`),
     so Polars types them as every other reader does. Polars reads CSV and JSON lines without
@@ -149,9 +150,25 @@ def polars_scan(
     if fmt == "csv":
         blank = [path in local and has_blank_lines(path) for path in sources]
         if any(blank):
-            return _csv_without_blank_lines(sources, blank, storage_options, options)
-        return pl.scan_csv(sources, storage_options=storage_options, **options)
-    return pl.scan_ndjson(sources, storage_options=storage_options, **options)
+            frame = _csv_without_blank_lines(sources, blank, storage_options, options)
+        else:
+            frame = pl.scan_csv(sources, storage_options=storage_options, **options)
+        check_names(frame.collect_schema().names(), sources[0] if len(sources) == 1 else ", ".join(sources))
+        return frame
+    return _without_int128(pl.scan_ndjson(sources, storage_options=storage_options, **options))
+
+
+def _without_int128(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """``frame`` with Int128 columns (JSON integers beyond int64) as Float64, as pyarrow's
+    JSON reader types them: Polars cannot hand Int128 to Arrow.
+
+    >>> import io
+    >>> scan = pl.scan_ndjson(io.BytesIO(b'{"a": 123456789012345678901234567890}\\n'))
+    >>> _without_int128(scan).collect_schema()["a"]
+    Float64
+    """
+    wide = [name for name, dtype in frame.collect_schema().items() if dtype == pl.Int128]
+    return frame.with_columns(pl.col(wide).cast(pl.Float64)) if wide else frame
 
 
 def _csv_without_blank_lines(

@@ -9,9 +9,9 @@ Arrow IPC file declares buffers of petabytes that Polars tries to allocate (abor
 cannot catch any of these, so sygnify refuses such files first, with a
 :class:`~sygnify.errors.DataQualityError` naming the file and the line:
 
-* **JSON lines** (:func:`check_json_lines`): every non-blank line must hold one JSON
+* **JSON lines** (:func:`check_json_lines`): valid UTF-8, every non-blank line one JSON
   object, nested at most :attr:`Limits.max_depth` levels (brackets inside strings do not
-  count), and no line may exceed :attr:`Limits.max_line_bytes`. The scan is vectorised
+  count), and no line longer than :attr:`Limits.max_line_bytes`. The scan is vectorised
   (numpy over 4 MiB blocks) and costs a fraction of the decoding it protects.
 * **Arrow IPC** (:func:`check_ipc`): the file (or stream) is opened by pyarrow, which
   checks every declared buffer against the bytes present, and each record batch passes
@@ -41,6 +41,7 @@ A file is checked once per process while its size and modification time stay the
 
 from __future__ import annotations
 
+import codecs
 import mmap
 import os
 import re
@@ -51,6 +52,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.ipc as pa_ipc
@@ -59,13 +61,14 @@ from sygnify.errors import DataQualityError
 
 __all__ = [
     "LIMITS",
+    "READ_ERRORS",
     "Limits",
     "CRASHY_FORMATS",
     "check_file",
     "check_files",
     "check_ipc",
+    "check_names",
     "check_json_lines",
-    "csv_blank_lines",
     "has_blank_lines",
     "read_isolated",
     "validated",
@@ -75,17 +78,22 @@ __all__ = [
 #: Bytes scanned at a time.
 BLOCK = 4 << 20
 
+#: What decoding untrusted data can raise: Polars' ``PanicException`` (a Rust panic on
+#: malformed input) derives from ``BaseException``, so ``except Exception`` misses it.
+READ_ERRORS: tuple[type[BaseException], ...] = (Exception, pl.exceptions.PanicException)
+
 
 @dataclass(frozen=True)
 class Limits:
     """What an untrusted file may hold before sygnify hands it to a decoder.
 
     >>> Limits().max_depth
-    64
+    32
     """
 
     #: Deepest nesting of objects and arrays in one JSON value (the top-level object is 1).
-    max_depth: int = 64
+    #: Arrow's C data interface refuses schemas nested 64 deep, which Polars needs to export.
+    max_depth: int = 32
     #: Longest JSON line, in bytes.
     max_line_bytes: int = 256 << 20
 
@@ -138,6 +146,12 @@ def _exact_depths(block: np.ndarray) -> np.ndarray:
 def _check_block(block: np.ndarray, origin: str, first_line: int, limits: Limits) -> None:
     n = len(block)
     ends = np.flatnonzero(block == ord("\n"))
+    try:
+        codecs.decode(block.data, "utf-8")  # no copy of the block; ~2 GB/s
+    except UnicodeDecodeError as exc:
+        line = int(np.searchsorted(ends, exc.start))
+        column = exc.start - (int(ends[line - 1]) + 1 if line else 0)
+        raise _fail(origin, first_line + line, f"invalid UTF-8 at byte {column}") from exc
     starts = np.concatenate(([0], ends + 1))
     bounds = np.concatenate((ends, [n]))
     lengths = bounds - starts
@@ -255,32 +269,25 @@ def check_ipc(path: str, filesystem: pafs.FileSystem | None = None, *, origin: s
         raise DataQualityError(f"{where} is not a valid Arrow IPC file: {exc}", resource=where) from exc
 
 
-def csv_blank_lines(data: bytes) -> bool:
-    """Whether CSV ``data`` holds an empty line (pyarrow and DuckDB skip them; Polars reads
-    each as a row of nulls).
-
-    >>> csv_blank_lines(b"a,b\\n1,2\\n\\n3,4\\n"), csv_blank_lines(b"a,b\\n1,2\\n")
-    (True, False)
-    """
-    return b"\n\n" in data or b"\n\r\n" in data or data.startswith((b"\n", b"\r\n"))
-
-
 def without_blank_lines(data: bytes) -> bytes:
-    """CSV ``data`` less its empty lines.
+    """CSV ``data`` less its empty lines, every line ended by ``\\n`` (``\\r\\n`` and a bare
+    ``\\r`` end a line too, as pyarrow and DuckDB read them).
 
-    >>> without_blank_lines(b"a,b\\n\\n1,2\\r\\n\\r\\n3,4\\n\\n")
-    b'a,b\\n1,2\\r\\n3,4\\n'
+    >>> without_blank_lines(b"a,b\\n\\n1,2\\r\\n\\r\\n3,4\\r5,6\\n\\n")
+    b'a,b\\n1,2\\n3,4\\n5,6\\n'
     """
-    lines = data.splitlines(keepends=True)
-    return b"".join(line for line in lines if line not in (b"\n", b"\r\n", b"\r"))
+    return b"".join(line.rstrip(b"\r\n") + b"\n" for line in data.splitlines() if line)
 
 
-_BLANK_LINE = re.compile(rb"\n\r?\n")
+#: An empty line, or a line that ends in a bare carriage return (old Mac line ends).
+_ODD_LINE = re.compile(rb"\n\r?\n|\r(?!\n)")
 
 
 def has_blank_lines(path: str) -> bool:
-    """Whether the local CSV file ``path`` holds an empty line (memory-mapped search, about
-    2 GB/s; remembered while the file's size and modification time are unchanged).
+    """Whether the local CSV file ``path`` holds an empty line or bare-CR line ends, which
+    Polars reads differently from pyarrow and DuckDB (a row of nulls; no line break at all)
+    (memory-mapped search, about 2 GB/s; remembered while the file's size and modification
+    time are unchanged).
 
     >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "t.csv")
@@ -298,7 +305,7 @@ def has_blank_lines(path: str) -> bool:
         found = False
     else:
         with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            found = data[:1] == b"\n" or data[:2] == b"\r\n" or _BLANK_LINE.search(data) is not None
+            found = data[:1] == b"\n" or data[:2] == b"\r\n" or _ODD_LINE.search(data) is not None
     with _CHECKED_LOCK:
         _FLAGS[(key, "blank")] = found
         while len(_FLAGS) > 4096:
@@ -470,6 +477,20 @@ def _remember(key: tuple[str, int, int] | None, isolate: bool, verdict: str | No
         _CHECKED[(key, isolate)] = verdict
         while len(_CHECKED) > 4096:
             _CHECKED.popitem(last=False)
+
+
+def check_names(names: Sequence[str], origin: str) -> None:
+    """Refuse column names holding a NUL character (a CSV header with ``\\0``): Polars
+    panics when it hands such a column to Arrow.
+
+    >>> check_names(["a", "b\\x00c"], "t.csv")
+    Traceback (most recent call last):
+    ...
+    sygnify.errors.DataQualityError: t.csv: column name 'b\\x00c' holds a NUL character
+    """
+    for name in names:
+        if "\x00" in name:
+            raise DataQualityError(f"{origin}: column name {name!r} holds a NUL character", resource=origin)
 
 
 def validated(batches: Iterable[pa.RecordBatch], origin: str) -> Iterator[pa.RecordBatch]:

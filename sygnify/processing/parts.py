@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -170,9 +171,12 @@ class FilePart(Part):
             return "skip"
 
         # Columns are read as text and typed per chunk by the handler, so one bad value
-        # costs its row, not the whole file (pyarrow would fail the block).
+        # costs its row, not the whole file (pyarrow would fail the block). Where bad rows
+        # are kept, text is read as bytes and checked row by row: invalid UTF-8 costs its
+        # row too, not the block.
+        text = pa.binary() if bad_rows is not None else pa.string()
         convert = pa_csv.ConvertOptions(
-            column_types={name: pa.string() for name in self.csv_columns} if self.csv_columns else None,
+            column_types=dict.fromkeys(self.csv_columns, text) if self.csv_columns else None,
             strings_can_be_null=True,
         )
         with open_input(self.path, self.filesystem) as stream:
@@ -182,8 +186,60 @@ class FilePart(Part):
                 parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid),
                 convert_options=convert,
             )
+            seen = 0
             for batch in reader:
-                yield from pa.Table.from_batches([batch]).to_batches(max_chunksize=batch_rows)
+                table = pa.Table.from_batches([batch])
+                if bad_rows is not None and self.csv_columns:
+                    table = _valid_text(batch, self.origin, seen, bad_rows)
+                    seen += batch.num_rows
+                yield from table.to_batches(max_chunksize=batch_rows)
+
+
+def _invalid_utf8(values: pa.Array, offset: int = 0) -> list[int]:
+    """Indexes of the values of the binary array ``values`` that are not UTF-8: the whole
+    array checked at once (SIMD), halves checked again only where that fails.
+
+    >>> _invalid_utf8(pa.array([b"a", b"\\xff", b"b", None, b"\\xc3("], pa.binary()))
+    [1, 4]
+    """
+    try:
+        values.view(pa.string()).validate(full=True)
+        return []
+    except pa.ArrowInvalid:
+        if len(values) == 1:
+            return [offset]
+    half = len(values) // 2
+    return _invalid_utf8(values.slice(0, half), offset) + _invalid_utf8(values.slice(half), offset + half)
+
+
+def _valid_text(batch: pa.RecordBatch, origin: str, first: int, bad_rows: list[BadRow]) -> pa.Table:
+    """``batch``'s binary columns as text, less the rows whose bytes are not UTF-8 (each one a
+    bad row naming its column and its line); ``first``: the file's rows before this batch.
+
+    >>> bad: list[BadRow] = []
+    >>> batch = pa.record_batch({"a": pa.array([b"ok", b"\\xff", None], pa.binary())})
+    >>> _valid_text(batch, "t.csv", 0, bad).column(0).to_pylist(), [(b.number, b.reason) for b in bad]
+    (['ok', None], [(3, "invalid UTF-8 in column 'a'")])
+    """
+    broken: dict[int, str] = {}
+    for index, column_field in enumerate(batch.schema):
+        if pa.types.is_binary(column_field.type):
+            for row in _invalid_utf8(batch.column(index)):
+                broken.setdefault(row, column_field.name)
+    for row, column in sorted(broken.items()):
+        values = [batch.column(i)[row].as_py() for i in range(batch.num_columns)]
+        line = b",".join(value if isinstance(value, bytes) else b"" for value in values)
+        reason = f"invalid UTF-8 in column {column!r}"
+        bad_rows.append(BadRow(origin, first + row + 2, line.decode("utf-8", "replace"), reason))
+    table = pa.Table.from_batches([batch])
+    if broken:
+        keep = np.ones(batch.num_rows, dtype=bool)
+        keep[list(broken)] = False
+        table = table.filter(pa.array(keep))
+    schema = pa.schema(
+        [pa.field(f.name, pa.string()) if pa.types.is_binary(f.type) else f for f in batch.schema]
+    )
+    return table.cast(schema)
 
 
 @contextlib.contextmanager

@@ -51,6 +51,7 @@ from sygnify.io.partitions import (
     read_partitions_file,
     with_partition_columns,
 )
+from sygnify.io.untrusted import check_names
 from sygnify.processing.parts import (
     CSV_BLOCK,
     BadRow,
@@ -459,11 +460,13 @@ class FileSource(Source):
         with unreadable_as_error(first):
             if fmt == "csv":
                 with open_input(first, self.filesystem) as stream:
-                    return pa_csv.open_csv(
+                    schema = pa_csv.open_csv(
                         stream,
                         read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK),
                         parse_options=pa_csv.ParseOptions(invalid_row_handler=lambda row: "skip"),
                     ).schema
+                check_names(schema.names, first)
+                return schema
             batches = FilePart(0, first, first, fmt, self.filesystem, isolate=self.isolate).batches(1024)
             first_batch = next(iter(batches), None)
             return pa.schema([]) if first_batch is None else first_batch.schema

@@ -159,14 +159,21 @@ def test_json_depth_ignores_brackets_inside_strings_and_escaped_quotes(tmp_path:
 
 def test_json_limits_are_exact_at_the_boundary(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
-    path.write_text('{"a":' + "[" * 63 + "]" * 63 + "}\n")  # 64 levels: the object and 63 arrays
+    path.write_text('{"a":' + "[" * 31 + "]" * 31 + "}\n")  # 32 levels: the object and 31 arrays
     check_json_lines(str(path))
-    path.write_text('{"a":' + "[" * 64 + "]" * 64 + "}\n")
-    with pytest.raises(DataQualityError, match="65 levels"):
+    path.write_text('{"a":' + "[" * 32 + "]" * 32 + "}\n")
+    with pytest.raises(DataQualityError, match="33 levels"):
         check_json_lines(str(path))
     path.write_text('{"a": "' + "x" * 200 + '"}\n')
     with pytest.raises(DataQualityError, match="max_line_bytes"):
         check_json_lines(str(path), limits=Limits(max_line_bytes=100))
+
+
+def test_invalid_utf8_in_json_lines_is_refused_naming_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'{"s": "ok"}\n{"s": "\xff"}\n')
+    with pytest.raises(DataQualityError, match="line 2: invalid UTF-8"):
+        check_json_lines(str(path))
 
 
 def test_json_lines_across_block_boundaries_are_checked_whole(

@@ -1,7 +1,8 @@
 """DuckDB SQL over Arrow datasets that a connector opens on demand (object stores).
 
 The object-store connectors do not let DuckDB reach the network or the local disk: DuckDB
-runs sandboxed (``enable_external_access=false``, settings locked) and sees only the Arrow
+runs sandboxed (:func:`open_sandbox`: external access off, a private spill folder,
+settings locked) and sees only the Arrow
 datasets the connector registers for the table names its configuration declares. Each
 query opens those datasets afresh, so new objects show up, and DuckDB pushes projections
 and filters down into the pyarrow scan::
@@ -16,9 +17,17 @@ and filters down into the pyarrow scan::
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
+import stat
+import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -39,7 +48,14 @@ from sygnify.io.sql import QueryParams
 from sygnify.io.sql import looks_like_sql as _looks_like_any_sql
 from sygnify.io.transient import transient_read_error
 
-__all__ = ["DatasetSQL", "check_table_names", "looks_like_sql", "translate_duckdb_error"]
+__all__ = [
+    "DatasetSQL",
+    "check_table_names",
+    "close_sandbox",
+    "looks_like_sql",
+    "open_sandbox",
+    "translate_duckdb_error",
+]
 
 #: Statements DuckDB has beyond the shared ones (:data:`sygnify.io.sql.SQL_KEYWORDS`).
 DUCKDB_KEYWORDS = ("pivot", "unpivot", "summarize")
@@ -64,6 +80,107 @@ def check_table_names(tables: Iterable[str]) -> None:
                 f"table name {table!r} is not a plain SQL identifier (letters, digits, _)",
                 resource=table,
             )
+
+
+#: The prefix of the folder each sandboxed DuckDB spills to (:func:`open_sandbox`).
+SPILL_PREFIX = "sygnify-duckdb-"
+
+
+def _private_root() -> Path | None:
+    """``<tmp>/sygnify-<uid>``, a folder only this user may enter (created ``0700`` on first
+    use); None where there are no user ids, or when the folder there is not one this user
+    owns alone (another user's, a link): then each database gets a folder of its own."""
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return None
+    root = Path(tempfile.gettempdir()) / f"sygnify-{getuid()}"
+    with contextlib.suppress(FileExistsError):
+        root.mkdir(mode=0o700)
+    info = root.lstat()
+    if stat.S_ISDIR(info.st_mode) and info.st_uid == getuid() and not info.st_mode & 0o077:
+        return root
+    return None
+
+
+def _spill_folder() -> str:
+    """A fresh spill folder no other user can reach. Inside the private root it is only a
+    name: DuckDB creates it when a query first spills, so a process killed before that
+    leaves nothing behind."""
+    root = _private_root()
+    if root is None:
+        return tempfile.mkdtemp(prefix=SPILL_PREFIX)
+    return str(root / f"{SPILL_PREFIX}{uuid.uuid4().hex}")
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def open_sandbox(
+    *,
+    allowed_directories: Sequence[Path] = (),
+    threads: int | None = None,
+    memory_limit: str | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that reaches no URL and no file outside ``allowed_directories``
+    (the one sandbox every sygnify DuckDB runs in); close it with :func:`close_sandbox`.
+
+    DuckDB always lets SQL reach its spill directory, by default ``.tmp`` under the process's
+    working directory; here each database spills to a folder of its own instead, inside
+    ``<tmp>/sygnify-<uid>`` (``0700``: no other user may enter it), made when a query first
+    spills and removed by :func:`close_sandbox`, so SQL reaches nothing but its own scratch
+    files. The settings are locked last, so SQL cannot lift the sandbox::
+
+        >>> database = open_sandbox(threads=1)
+        >>> database.sql("SELECT 1 + 1").fetchall()
+        [(2,)]
+        >>> try:
+        ...     database.sql("SELECT * FROM read_csv('/etc/passwd')")
+        ... except duckdb.PermissionException:
+        ...     print("refused")
+        refused
+        >>> spill = Path(database.sql("SELECT current_setting('temp_directory')").fetchall()[0][0])
+        >>> spill.name.startswith(SPILL_PREFIX), oct(spill.parent.stat().st_mode & 0o777)
+        (True, '0o700')
+        >>> close_sandbox(database)
+        >>> spill.exists()
+        False
+    """
+    spill = _spill_folder()
+    try:
+        database = duckdb.connect(":memory:")
+    except BaseException:
+        shutil.rmtree(spill, ignore_errors=True)
+        raise
+    # A connection closed without close_sandbox (or never closed) still loses its folder
+    # once it is collected, or when the interpreter exits.
+    weakref.finalize(database, shutil.rmtree, spill, True)
+    try:
+        if threads is not None:
+            database.execute(f"SET threads={int(threads)}")
+        if memory_limit is not None:
+            database.execute(f"SET memory_limit={_quote(memory_limit)}")
+        database.execute(f"SET temp_directory={_quote(spill)}")
+        if allowed_directories:
+            allowed = ", ".join(_quote(str(path).rstrip(os.sep) + os.sep) for path in allowed_directories)
+            database.execute(f"SET allowed_directories=[{allowed}]")
+        database.execute("SET enable_external_access=false")
+        database.execute("SET lock_configuration=true")
+    except BaseException:
+        close_sandbox(database)
+        raise
+    return database
+
+
+def close_sandbox(database: duckdb.DuckDBPyConnection) -> None:
+    """Close a DuckDB from :func:`open_sandbox` and remove its spill folder (idempotent)."""
+    try:
+        spill = str(database.sql("SELECT current_setting('temp_directory')").fetchall()[0][0])
+    except duckdb.Error:  # already closed: its folder went with the first close
+        spill = ""
+    database.close()
+    if Path(spill).name.startswith(SPILL_PREFIX):
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 #: pyarrow reads ahead this many fragments of a dataset scan (its ``fragment_readahead``).
@@ -126,13 +243,8 @@ class DatasetSQL:
     def _db(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
             if self._database is None:
-                database = duckdb.connect(":memory:")
-                if self._threads is not None:
-                    database.execute(f"SET threads={int(self._threads)}")
                 # The sandbox: no files, no network; only the registered Arrow data.
-                database.execute("SET enable_external_access=false")
-                database.execute("SET lock_configuration=true")
-                self._database = database
+                self._database = open_sandbox(threads=self._threads)
             return self._database
 
     def _cursor(self, sql: str) -> duckdb.DuckDBPyConnection:
@@ -197,7 +309,7 @@ class DatasetSQL:
     def close(self) -> None:
         with self._lock:
             if self._database is not None:
-                self._database.close()
+                close_sandbox(self._database)
                 self._database = None
 
 

@@ -34,6 +34,7 @@ from pydantic import Field
 from sygnify.config import ConnectorConfig
 from sygnify.connectors.base import BaseConnector, Capability, QueryParams, WriteMode, WriteResult
 from sygnify.connectors.local.duckdb import (
+    close_sandboxed_database,
     open_sandboxed_database,
     rooted_sql,
     select_sql,
@@ -116,7 +117,9 @@ class LocalConnector(BaseConnector[LocalConfig]):
             raise ConfigurationError(f"root {root} is not a directory", resource=str(root))
         check_table_names(config.tables)
         self.root = root
-        self._database: duckdb.DuckDBPyConnection = self._shared(self._open_database, lambda db: db.close())
+        self._database: duckdb.DuckDBPyConnection = self._shared(
+            self._open_database, close_sandboxed_database
+        )
         self._views_lock = threading.Lock()
         self._views: dict[str, str] = {}  # table -> the SELECT its view holds
         # table -> the error (type, message) a query naming it gets: its files cannot be read

@@ -1,10 +1,11 @@
 """The ``local`` connector's DuckDB: sandboxed to the root, tables as views over its files.
 
 DuckDB may open files only under the root (``allowed_directories``), with external access
-off and the settings locked so SQL cannot lift the sandbox. Each configured table is a view
-over the files that the one glob (:func:`sygnify.io.files.find_files`) finds, named one by
-one, never a pattern DuckDB would expand by its own rules (which read hidden and
-temporary names); the connector rebuilds the views before each query, so new files show up::
+off, its spill folder private and the settings locked so SQL cannot lift the sandbox. Each
+configured table is a view over the files that the one glob
+(:func:`sygnify.io.files.find_files`) finds, named one by one, never a pattern DuckDB would
+expand by its own rules (which read hidden and temporary names); the connector rebuilds the
+views before each query, so new files show up::
 
     >>> import tempfile
     >>> from pathlib import Path
@@ -20,12 +21,11 @@ temporary names); the connector rebuilds the views before each query, so new fil
     ... except duckdb.Error as exc:
     ...     type(translate_local_error(exc, "query failed", None)).__name__
     'PathEscapeError'
-    >>> database.close()
+    >>> close_sandboxed_database(database)
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -34,12 +34,13 @@ import duckdb
 from sygnify.connectors.local.paths import data_files, single_format
 from sygnify.errors import PathEscapeError, SygnifyError
 from sygnify.io.arrow import translate_read_error
-from sygnify.io.duckdb import translate_duckdb_error
+from sygnify.io.duckdb import close_sandbox, open_sandbox, translate_duckdb_error
 from sygnify.io.formats import FileFormat
 from sygnify.io.partitions import duckdb_hive_types, local_partition_schema
 from sygnify.io.schemas import SchemaDrift
 
 __all__ = [
+    "close_sandboxed_database",
     "open_sandboxed_database",
     "rooted_sql",
     "select_sql",
@@ -58,17 +59,15 @@ def _quote(text: str) -> str:
 def open_sandboxed_database(
     root: Path, *, threads: int | None, memory_limit: str | None
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that can read files under ``root`` and nowhere else."""
-    database = duckdb.connect(":memory:")
-    if threads is not None:
-        database.execute(f"SET threads={int(threads)}")
-    if memory_limit is not None:
-        database.execute(f"SET memory_limit={_quote(memory_limit)}")
-    # The sandbox: files only under root, and the settings locked so SQL cannot undo it.
-    database.execute(f"SET allowed_directories=[{_quote(str(root) + os.sep)}]")
-    database.execute("SET enable_external_access=false")
-    database.execute("SET lock_configuration=true")
-    return database
+    """An in-memory DuckDB that can read files under ``root`` and nowhere else (it spills to a
+    private folder of its own: :func:`sygnify.io.duckdb.open_sandbox`); close it with
+    :func:`close_sandboxed_database`."""
+    return open_sandbox(allowed_directories=[root], threads=threads, memory_limit=memory_limit)
+
+
+def close_sandboxed_database(database: duckdb.DuckDBPyConnection) -> None:
+    """Close a database from :func:`open_sandboxed_database` and remove its spill folder."""
+    close_sandbox(database)
 
 
 def table_files(root: Path, source: str) -> tuple[list[str], Path | None, FileFormat]:

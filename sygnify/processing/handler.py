@@ -26,7 +26,16 @@ from sygnify.config import find_config_file, load_section, validate_config
 from sygnify.errors import ConfigurationError
 from sygnify.io.arrow import DEFAULT_BATCH_SIZE
 from sygnify.processing.checkpoint import Checkpoint
-from sygnify.processing.chunk import ChunkProcessor, DeadLetter, ErrorPolicy
+from sygnify.processing.chunk import (
+    RUN_ERRORS,
+    ChunkProcessor,
+    DeadLetter,
+    ErrorPolicy,
+    classify_error,
+    errors_mapped,
+    is_fatal,
+    raise_mapped,
+)
 from sygnify.processing.executors import Executor, make_executor
 from sygnify.processing.job import Job
 from sygnify.processing.memory import START, MemoryBudget, PeakMemory, parse_memory
@@ -175,6 +184,7 @@ class LargeDataHandler:
         idle_timeout: float | None = None,
         max_latency: float | None = None,
         checkpoint_interval: float | None = None,
+        isolate: bool | None = None,
     ) -> ProcessResult:
         """Run ``transform`` over ``source`` in ``mode`` and write to ``sink``.
 
@@ -189,6 +199,22 @@ class LargeDataHandler:
         ``result.errors``) or write it to ``dead_letter`` (a directory) with the reason.
         ``schema``: the expected schema; chunks are cast to it and rows that do not
         convert are bad rows (default: the first file's schema for file sources).
+        ``isolate``: decode each JSON lines and Arrow IPC file once in a subprocess before
+        reading it, so that a native reader crashing on a malformed file is a
+        ``DataQualityError`` (or a dead letter) naming the file, not the end of the process
+        (:func:`sygnify.io.untrusted.read_isolated`; default: on with ``dead_letter``).
+
+        Only :class:`~sygnify.errors.SygnifyError` s leave ``process()``, in every mode:
+        Polars, pyarrow and Python errors are mapped (see
+        :func:`~sygnify.processing.chunk.classify_error`: ``SchemaError`` for columns and
+        types, ``DataQualityError`` for values, ``QueryError`` otherwise), the original as
+        ``__cause__``, naming the chunk and file. Under ``skip`` and ``dead_letter`` bad data
+        never ends a run: a row that does not parse or convert is a bad row with its reason,
+        a chunk the transform fails on is bad as a whole, and a file (or some row groups)
+        that cannot be read at all is one bad row naming the file and why; only failures
+        of the run itself (a store still unreachable after ``retry``, the memory budget, the
+        configuration) raise. Every input row is accounted for: with a transform that keeps
+        every row, ``rows_in == rows_out + dead_letters + rows_skipped``.
 
         ``source`` may also be a stream source (Kafka, Redis Streams, NATS JetStream, MQTT,
         any :class:`~sygnify.streams.StreamSource`), in ``streaming`` mode: the run goes on
@@ -211,18 +237,19 @@ class LargeDataHandler:
             "checkpoint_interval": checkpoint_interval,
         }
         if is_stream_source(source):
-            return self._process_stream(
-                source,
-                transform,
-                mode,
-                sink,
-                checkpoint,
-                cursor,
-                on_error,
-                dead_letter,
-                schema,
-                stream_options,
-            )
+            with errors_mapped(_describe(source)):
+                return self._process_stream(
+                    source,
+                    transform,
+                    mode,
+                    sink,
+                    checkpoint,
+                    cursor,
+                    on_error,
+                    dead_letter,
+                    schema,
+                    stream_options,
+                )
         given = sorted(name for name, value in stream_options.items() if value not in (None, 0.0))
         if given:
             raise ConfigurationError(
@@ -241,13 +268,44 @@ class LargeDataHandler:
             raise ConfigurationError("incremental mode needs checkpoint= (a file path or Checkpoint)")
         if mode != "incremental" and (checkpoint is not None or cursor is not None):
             raise ConfigurationError("checkpoint= and cursor= apply to mode='incremental' only")
+        if isolate is not None and not isinstance(isolate, bool):
+            raise ConfigurationError(f"isolate must be True, False or None, got {type(isolate).__name__}")
+        with errors_mapped(_describe(source)):
+            return self._process_files(
+                source,
+                transform,
+                mode,
+                sink,
+                checkpoint,
+                cursor,
+                on_error,
+                dead_letter,
+                schema,
+                on_error == "dead_letter" if isolate is None else isolate,
+            )
+
+    def _process_files(
+        self,
+        source: Any,
+        transform: Any,
+        mode: Mode,
+        sink: Any,
+        checkpoint: str | Path | Checkpoint | None,
+        cursor: str | None,
+        on_error: ErrorPolicy,
+        dead_letter: str | Path | None,
+        schema: Any,
+        isolate: bool = False,
+    ) -> ProcessResult:
         the_source = table_source(source) or as_source(source)
+        if isinstance(the_source, FileSource):
+            the_source.isolate = isolate
         plan = Plan.of(transform)
         the_sink = None if sink is None else table_sink(sink) or as_sink(sink)
         expected = _schema(schema)
         user_schema = expected is not None
         if expected is None and isinstance(the_source, FileSource):
-            expected = _schema(the_source.schema())  # drift between files is checked against it
+            expected = _first_schema(the_source, on_error)  # drift between files is checked against it
         processor = ChunkProcessor(
             plan,
             schema=expected,
@@ -373,8 +431,15 @@ class LargeDataHandler:
         self.close()
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # interpreter shutdown: the pool may be gone
-            self.close()
+        # The garbage collector runs this in whatever thread allocates at the time, maybe
+        # while that thread holds a lock another thread needs (starting a thread here
+        # deadlocked inside Thread.start): a local pool is stopped without waiting for its
+        # workers; Dask and Ray clean up at interpreter exit themselves.
+        pool, self._pool = self._pool, None
+        abandon = getattr(pool, "abandon", None)
+        if abandon is not None:
+            with contextlib.suppress(Exception):  # interpreter shutdown: the pool may be gone
+                abandon()
 
     def __repr__(self) -> str:
         budget = f"{self.max_memory:,} B" if self.max_memory else "none"
@@ -382,6 +447,30 @@ class LargeDataHandler:
             f"LargeDataHandler(max_memory={budget}, chunk_size={self.chunk_size:,}, "
             f"max_workers={self.max_workers}, executor={self.executor!r})"
         )
+
+
+def _first_schema(source: FileSource, on_error: ErrorPolicy) -> pl.Schema | None:
+    """The schema a file source's chunks are held to: its first file's. Under ``skip`` and
+    ``dead_letter`` a first file that cannot be read does not end the run (the run
+    dead-letters it): the next file that can be read sets the schema; None when none can.
+    """
+    for index, path in enumerate(source.files()):
+        try:
+            # The whole source's schema is its first file's (with its partition columns).
+            return _schema((source if index == 0 else source.only([path])).schema())
+        except RUN_ERRORS as exc:
+            if on_error == "raise" or is_fatal(classify_error(exc, "", path)):
+                raise_mapped(exc, "", path)
+    return None
+
+
+def _describe(source: Any) -> str:
+    """What an error names as the source: the path, ``connector:source``, or its kind."""
+    if isinstance(source, str | Path):
+        return str(source)
+    if isinstance(source, tuple) and len(source) == 2 and isinstance(source[1], str):
+        return f"{getattr(source[0], 'name', type(source[0]).__name__)}:{source[1]}"
+    return type(source).__name__
 
 
 def _safe_total(source: Any) -> int | None:

@@ -67,7 +67,12 @@ class Job:
         """Rows for the next chunk: the user's ceiling, reduced to fit the memory budget."""
         if self.budget is None:
             return self.chunk_rows
-        per_row = self.budget.bytes_per_row or self.source.bytes_per_row()
+        per_row = self.budget.bytes_per_row
+        if not per_row:
+            try:
+                per_row = self.source.bytes_per_row()
+            except SygnifyError:  # the first file cannot be read: the run dead-letters it
+                per_row = None
         rows = self.budget.chunk_rows(bytes_per_row=per_row, ceiling=self.chunk_rows)
         return max(1, rows // (share or self.chunks_alive))
 
@@ -139,8 +144,13 @@ class Job:
         return final
 
     def empty_output(self) -> pl.DataFrame | None:
-        """The transform over no rows of the source's schema (None when it is unknown)."""
-        schema = self.source.schema()
+        """The transform over no rows of the source's schema (None when it is unknown, or
+        when no file of the source can be read: under ``skip``/``dead_letter`` they are dead
+        letters, and the run ends with no output rather than with their error)."""
+        try:
+            schema = self.source.schema()
+        except SygnifyError:
+            return None
         if schema is None:
             return None
         empty = pl.from_arrow(schema.empty_table())

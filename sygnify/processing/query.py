@@ -61,7 +61,7 @@ import pyarrow.parquet as pq
 
 from sygnify.errors import SchemaError, SygnifyError
 from sygnify.processing.aggregate import Partial
-from sygnify.processing.chunk import cast_expr, classify_error
+from sygnify.processing.chunk import RUN_ERRORS, cast_expr, raise_mapped
 from sygnify.processing.result import ChunkError, ProcessResult, Tracker
 from sygnify.processing.sinks import IPCSink, ParquetSink, Sink, polars_compression
 from sygnify.processing.sources import FileSource, IteratorSource, TableSource
@@ -128,10 +128,18 @@ def _row_bytes(job: Job) -> float:
             schema = job.processor.schema
             used = job.plan.columns(schema) if schema is not None else None  # what the query reads
             scan = pl.scan_parquet(files[0])
-            sample = (scan.select(used) if used is not None else scan).head(SAMPLE_ROWS).collect()
+            try:
+                sample = (scan.select(used) if used is not None else scan).head(SAMPLE_ROWS).collect()
+            except RUN_ERRORS:  # a file that cannot be read: the run reports it, here it tells nothing
+                sample = pl.DataFrame()
             if sample.height:
                 measured = sample.estimated_size() / sample.height
-    estimate = measured if measured is not None else source.bytes_per_row()
+    estimate = measured
+    if estimate is None:
+        try:
+            estimate = source.bytes_per_row()
+        except SygnifyError:  # the first file cannot be read (the run reports it)
+            estimate = None
     job.row_bytes = max(8.0, estimate or DEFAULT_ROW_BYTES) * 1.5
     return job.row_bytes
 
@@ -299,7 +307,7 @@ def _file_branches(job: Job, source: FileSource, files: list[str] | None) -> lis
         text = pl.Schema(dict.fromkeys(_csv_header(wanted[0], source.storage_options), pl.String))
         lazy = polars_scan("csv", wanted, schema=text, storage_options=source.storage_options)
         return [_Branch(lazy, ", ".join(wanted), None, text)]
-    lazy = polars_scan(fmt, wanted, storage_options=source.storage_options)
+    lazy = polars_scan(fmt, wanted, storage_options=source.storage_options, isolate=source.isolate)
     return [_Branch(lazy, ", ".join(wanted), None, lazy.collect_schema())]
 
 
@@ -415,7 +423,7 @@ def run_query(
     files: list[str] | None = None,
     label: str = "00000000",
     partial: bool = False,
-    failed: list[Exception] | None = None,
+    failed: list[BaseException] | None = None,
 ) -> QueryOutcome | None:
     """Run ``job`` (or only ``files`` of its source) as one query, its output written under
     ``label`` (``partial``: an aggregation's mergeable partial instead, for incremental
@@ -426,6 +434,10 @@ def run_query(
     try:
         branches = _branches(job, files)
     except SygnifyError:
+        return None
+    except RUN_ERRORS as exc:  # a file Polars or pyarrow cannot open: the chunk loop names it
+        if failed is not None:
+            failed.append(exc)
         return None
     if not branches:
         return None
@@ -446,12 +458,16 @@ def run_query(
                 bad.append((branch.origin, dead))
     except SchemaError:
         return None  # the chunk loop reports the file whose columns differ, as it always has
+    except RUN_ERRORS as exc:  # a schema Polars cannot read (a corrupt file): the chunk loop names it
+        if failed is not None:
+            failed.append(exc)
+        return None
     started = time.perf_counter()
     clean = good[0] if len(good) == 1 else pl.concat(good, how="vertical")
     eager = not job.plan.streamable
     try:
         stepped = job.plan.in_engine(clean, job.chunk_rows) if eager else job.plan.apply(clean)
-    except Exception:
+    except RUN_ERRORS:
         return None  # a DataFrame step that cannot take an empty frame: the chunk loop runs it
     aggregate = job.plan.aggregate
     query = stepped if partial or aggregate is None else aggregate.over(stepped)
@@ -528,11 +544,11 @@ def run_query(
             results = pl.collect_all([*mains, *extra], engine="streaming")
         if writer is not None and writer.error is not None:
             raise writer.error
-    except Exception as exc:
+    except RUN_ERRORS as exc:  # Polars' PanicException is no Exception
         _remove(temps + ([dead_temp] if dead_temp else []))
         if writer is not None and writer.paths:
             if processor.on_error == "raise" or not (isinstance(sink, ParquetSink) and is_local_sink(sink)):
-                raise classify_error(exc, label, job.source.origin) from exc
+                raise_mapped(exc, label, job.source.origin)
             _remove(writer.paths)  # the chunk loop rewrites this output
         if failed is not None:
             failed.append(exc)
@@ -594,7 +610,7 @@ def run_query(
     return outcome
 
 
-def run_query_job(job: Job, failed: list[Exception] | None = None) -> ProcessResult | None:
+def run_query_job(job: Job, failed: list[BaseException] | None = None) -> ProcessResult | None:
     """Run the whole ``job`` with :func:`run_query` and finish it; None when the engine
     cannot (a query that failed appends its error to ``failed``)."""
     outcome = run_query(job, failed=failed)

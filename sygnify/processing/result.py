@@ -81,6 +81,22 @@ class ProcessResult:
     one_query: bool = False
 
     @property
+    def rows_skipped(self) -> int:
+        """Input rows ``on_error="skip"`` dropped: bad rows, failed chunks, and each part that
+        could not be read at all (one row each, like its dead letter under ``dead_letter``).
+
+        Every input row is accounted for: for a transform that keeps every row,
+        ``rows_in == rows_out + dead_letters + rows_skipped`` in every mode (with a filtering
+        transform, the difference is what it filtered out).
+
+        >>> result = ProcessResult(mode="chunked", rows_in=10, rows_out=7, dead_letters=0)
+        >>> result.errors.append(ChunkError(0, "a.csv", "DataQualityError", "bad", 3, "skipped"))
+        >>> result.rows_skipped, result.rows_in == result.rows_out + result.dead_letters + result.rows_skipped
+        (3, True)
+        """
+        return sum(error.rows for error in self.errors if error.action == "skipped")
+
+    @property
     def throughput(self) -> float:
         """Input rows per second."""
         return self.rows_in / self.duration_s if self.duration_s > 0 else 0.0
@@ -106,6 +122,7 @@ class ProcessResult:
             "peak_memory_delta_mb": round(self.peak_memory_delta / 2**20, 1),
             "errors": len(self.errors),
             "dead_letters": self.dead_letters,
+            "rows_skipped": self.rows_skipped,
         }
 
     def _repr_html_(self) -> str:

@@ -220,3 +220,41 @@ def test_collecting_a_local_scan_raises_sygnify_errors(tmp_path: Path) -> None:
     (tmp_path / "a.csv").unlink()  # removed between scan() and collect(), as by an overwrite
     with pytest.raises(NotFoundError, match=r"a\.csv"):
         later.collect()
+
+
+CRASHING_READER = """
+import os, signal, sys
+for index, path in enumerate(sys.argv[3:]):
+    if "boom" in path:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    print(f"ok {index}", flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["streaming", "chunked", "parallel"])
+def test_a_reader_crash_in_the_isolated_subprocess_is_a_dead_letter_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    import sygnify.io.untrusted as untrusted
+
+    # A reader that dies on one file, as pyarrow's did on `null` lines: only the subprocess dies.
+    monkeypatch.setattr(untrusted, "_ISOLATED_READ", CRASHING_READER)
+    untrusted._CHECKED.clear()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text('{"x": 1}\n{"x": 2}\n{"x": 3}\n')
+    (folder / "boom.jsonl").write_text('{"x": 4}\n{"x": 5}\n')
+    (folder / "c.jsonl").write_text('{"x": 6}\n')
+    result = LargeDataHandler(progress=False).process(
+        str(folder), mode=mode, on_error="dead_letter", dead_letter=str(tmp_path / "dl")
+    )
+    assert result.output is not None
+    assert sorted(result.output["x"].to_list()) == [1, 2, 3, 6]
+    letters = pl.read_parquet(tmp_path / "dl")
+    assert letters.height == 1
+    assert "boom.jsonl" in letters["_origin"][0]
+    assert "crashed" in letters["_error"][0]
+    untrusted._CHECKED.clear()
+    with pytest.raises(DataQualityError, match=r"boom\.jsonl.*crashed"):
+        LargeDataHandler(progress=False).process(str(folder), mode=mode, isolate=True)
+    untrusted._CHECKED.clear()

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 from polars.testing import assert_frame_equal
 
-from sygnify.errors import ConfigurationError
+from sygnify.errors import ConfigurationError, SygnifyError
 from sygnify.io.files import is_temporary
 from sygnify.processing import Aggregate, Checkpoint, LargeDataHandler, ParquetSink, query
 
@@ -196,8 +196,9 @@ def test_incremental_aggregate_writes_its_result_once_per_run_and_after_a_crash(
     state = Checkpoint(tmp_path / "state.json", interval=0)
 
     crashing = _CountingSink(out, failures=1)  # every file committed, the result not written
-    with pytest.raises(OSError, match="died"):
+    with pytest.raises(SygnifyError, match="died") as crashed:  # typed, as every error of process()
         handler.process(str(src), transform=spec, mode="incremental", sink=crashing, checkpoint=state)
+    assert isinstance(crashed.value.__cause__, OSError)
     assert not out.exists()
 
     sink = _CountingSink(out)

@@ -40,6 +40,10 @@ class _PoolExecutor:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def abandon(self) -> None:
+        """Stop the pool without waiting for its workers (safe from a finalizer)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     def __enter__(self) -> _PoolExecutor:
         return self
 

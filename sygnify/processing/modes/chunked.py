@@ -15,15 +15,16 @@ from typing import TypeAlias
 import polars as pl
 import pyarrow as pa
 
+from sygnify.processing.chunk import RUN_ERRORS, classify_error, is_fatal, raise_mapped, unreadable_row
 from sygnify.processing.job import Job, adaptive_rebatch, retrying_batches
 from sygnify.processing.modes.fused import run_paced_aggregation
-from sygnify.processing.parts import BadRow, FilePart
+from sygnify.processing.parts import BadRow, FilePart, Part
 from sygnify.processing.query import is_local_sink, record, run_query, run_query_job
 from sygnify.processing.result import ProcessResult
 from sygnify.processing.sinks import ParquetSink
 from sygnify.processing.sources import FileSource
 
-__all__ = ["run_by_file", "run_chunked", "run_engine", "sequential_chunks"]
+__all__ = ["read_part", "run_by_file", "run_chunked", "run_engine", "sequential_chunks", "source_parts"]
 
 #: (label, batch, bad rows, origin) of one chunk.
 Chunk: TypeAlias = tuple[str, pa.RecordBatch, list[BadRow], str]
@@ -57,6 +58,50 @@ def sequential_chunks(job: Job, first: int = 0) -> Iterator[Chunk]:
     return _chunks(job, columns, first)
 
 
+def source_parts(job: Job, rows: int) -> Iterator[Part]:
+    """The parts of ``job``'s source; under ``skip`` or ``dead_letter`` a file whose parts
+    cannot be listed (a Parquet file with a corrupt footer) is one part of its own, so that
+    reading it fails, is counted and dead-lettered (:func:`read_part`), and the other files
+    still run. Under ``raise`` the listing's error ends the run."""
+    source = job.source
+    if not isinstance(source, FileSource) or job.processor.on_error == "raise":
+        yield from source.parts(rows)
+        return
+    index = 0
+    for path in source.files():
+        parts = file_parts_or_whole(job, path, rows, index)
+        index += len(parts)
+        yield from parts
+
+
+def file_parts_or_whole(job: Job, path: str, rows: int, first: int = 0) -> list[Part]:
+    """The parts of the file ``path`` of ``job``'s file source, numbered from ``first``; under
+    ``skip`` or ``dead_letter``, a file whose parts cannot be listed (a corrupt Parquet
+    footer) is one part of its own, whose reading fails and is dead-lettered."""
+    source = job.source
+    assert isinstance(source, FileSource)
+    try:
+        return source.file_parts(path, rows, first)
+    except RUN_ERRORS as exc:
+        if job.processor.on_error == "raise" or is_fatal(classify_error(exc, "", path)):
+            raise
+        return [FilePart(first, path, path, source.format(), source.filesystem, isolate=source.isolate)]
+
+
+def read_part(job: Job, part: Part, rows: int, bad_rows: list[BadRow] | None) -> Iterator[pa.RecordBatch]:
+    """``part``'s batches (re-read after a transient failure). A part that fails to read is,
+    with ``bad_rows`` (``skip``, ``dead_letter``), one bad row naming the file and the reason
+    (:func:`~sygnify.processing.chunk.unreadable_row`) after the batches read before the
+    failure; without, the error, mapped onto the sygnify tree."""
+    try:
+        yield from retrying_batches(part, rows, bad_rows, job.retry)
+    except RUN_ERRORS as exc:
+        error = classify_error(exc, "", part.origin)
+        if bad_rows is None or is_fatal(error):
+            raise_mapped(exc, "", part.origin)
+        bad_rows.append(unreadable_row(part.origin, error))
+
+
 def _chunks(job: Job, columns: tuple[str, ...] | None, first: int = 0) -> Iterator[Chunk]:
     bad: list[BadRow] = []
     keep = None if job.processor.on_error == "raise" else bad
@@ -67,11 +112,11 @@ def _chunks(job: Job, columns: tuple[str, ...] | None, first: int = 0) -> Iterat
         return min(rows, READ_ROWS) if job.budget is not None else rows
 
     def source_batches() -> Iterator[pa.RecordBatch]:
-        for part in job.source.parts(job.next_chunk_rows()):
+        for part in source_parts(job, job.next_chunk_rows()):
             origin[0] = part.origin
             if isinstance(part, FilePart):
                 part = replace(part, threads=job.budget is None, columns=columns)
-            yield from retrying_batches(part, read_rows(), keep, job.retry)
+            yield from read_part(job, part, read_rows(), keep)
 
     observe = job.budget.observe if job.budget is not None else (lambda batch: None)
     for index, chunk in enumerate(adaptive_rebatch(source_batches(), job.next_chunk_rows, observe), first):
@@ -85,7 +130,7 @@ def run_engine(job: Job) -> ProcessResult | None:
     """The job as one Polars streaming query (:func:`~sygnify.processing.query.run_query_job`);
     if that query fails on the data, again file by file (:func:`run_by_file`); None when
     the engine cannot run it, or the files cannot be split, and the mode's loop runs it."""
-    failed: list[Exception] = []
+    failed: list[BaseException] = []
     done = run_query_job(job, failed)
     if done is None and failed:
         return run_by_file(job)
@@ -155,7 +200,7 @@ def run_chunked(job: Job) -> ProcessResult:
         rows = job.next_chunk_rows()
         if run_paced_aggregation(job, rows):
             return job.finish()
-        parts = iter(job.source.parts(rows))
+        parts = source_parts(job, rows)
         first = next(parts, None)
         if first is not None and isinstance(first, FilePart) and first.scan() is not None:
             for part in itertools.chain([first], parts):

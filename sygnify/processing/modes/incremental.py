@@ -33,7 +33,8 @@ from sygnify.io.files import remove_temporaries
 from sygnify.processing.aggregate import Partial
 from sygnify.processing.checkpoint import Checkpoint, encode_value, literal
 from sygnify.processing.chunk import ChunkOutcome, DeadLetter
-from sygnify.processing.job import Job, retrying_batches
+from sygnify.processing.job import Job
+from sygnify.processing.modes.chunked import file_parts_or_whole, read_part
 from sygnify.processing.parts import BadRow, FilePart
 from sygnify.processing.query import record, run_query
 from sygnify.processing.result import ProcessResult
@@ -249,8 +250,8 @@ class _Runner:
             def batches(
                 path: str = path, rows: int = rows, keep: list[BadRow] | None = keep
             ) -> Iterator[pa.RecordBatch]:
-                for part in source.file_parts(path, rows):
-                    yield from retrying_batches(part, rows, keep, self.job.retry)
+                for part in file_parts_or_whole(self.job, path, rows):
+                    yield from read_part(self.job, part, rows, keep)
 
             if resume is not None:
                 for index, batch in enumerate(self._chunks(batches(), rows, resume), resume):
@@ -330,7 +331,7 @@ class _Runner:
         source = self.job.source
         assert isinstance(source, FileSource)
         processor = self.job.processor
-        whole = source.file_parts(path, 2**62)
+        whole = file_parts_or_whole(self.job, path, 2**62)
         if len(whole) != 1 or not isinstance(whole[0], FilePart) or whole[0].rows is None:
             return skip
         scan = whole[0].scan()

@@ -33,7 +33,7 @@ from sygnify.processing.chunk import ChunkOutcome, ChunkProcessor
 from sygnify.processing.executors import make_executor
 from sygnify.processing.executors.local import ThreadExecutor
 from sygnify.processing.job import MERGE_EVERY, Job
-from sygnify.processing.modes.chunked import run_engine
+from sygnify.processing.modes.chunked import run_engine, source_parts
 from sygnify.processing.modes.fused import fused_partial, run_paced_aggregation
 from sygnify.processing.parts import Part
 from sygnify.processing.result import ProcessResult
@@ -122,7 +122,7 @@ def _tasks(job: Job, executor: Any, rows: int, in_flight: int) -> Iterator[tuple
     Those groups run as one streaming query each (one group per worker) when
     :attr:`Job.fusable` allows it, as streaming mode does.
     """
-    parts = job.source.parts(rows)
+    parts = source_parts(job, rows)
     if (
         getattr(executor, "remote", False)
         and job.plan.aggregate is not None

@@ -30,31 +30,42 @@ def run_streaming(job: Job) -> ProcessResult:
     return done if done is not None else _pipelined(job)
 
 
+def _put(out: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    """Put ``item`` on ``out``, waiting for room until ``stop`` is set (then False)."""
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def _stage(
     source: Iterable[Any], work: Callable[[Any], Any], out: queue.Queue[Any], stop: threading.Event
 ) -> Callable[[], None]:
+    # Every wait watches ``stop``: once the writer stops (it raised, or its caller did), no
+    # stage may block on a queue nobody reads or fills, or joining it would hang the run.
     def run() -> None:
         try:
             for item in source:
-                value = work(item)
-                while not stop.is_set():
-                    try:
-                        out.put(value, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not _put(out, work(item), stop):
                     return
-            out.put(_DONE)
-        except BaseException as exc:
-            out.put(exc)
+            _put(out, _DONE, stop)
+        except BaseException as exc:  # handed to the writer, which raises it (mapped)
+            _put(out, exc, stop)
 
     return run
 
 
-def _drain(q: queue.Queue[Any]) -> Iterable[Any]:
+def _drain(q: queue.Queue[Any], stop: threading.Event) -> Iterable[Any]:
     while True:
-        item = q.get()
+        try:
+            item = q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return
+            continue
         if item is _DONE:
             return
         if isinstance(item, BaseException):
@@ -80,12 +91,12 @@ def _pipelined(job: Job) -> ProcessResult:
         return job.processor.run(batch, label, origin, bad)
 
     worker = threading.Thread(
-        target=_stage(_drain(read_q), transform, done_q, stop), name="sygnify-transform"
+        target=_stage(_drain(read_q, stop), transform, done_q, stop), name="sygnify-transform"
     )
     reader.start()
     worker.start()
     try:
-        for outcome in _drain(done_q):
+        for outcome in _drain(done_q, stop):
             job.absorb(outcome)  # the writer: this thread
     finally:
         stop.set()

@@ -435,7 +435,8 @@ class LargeDataHandler:
         # while that thread holds a lock another thread needs (starting a thread here
         # deadlocked inside Thread.start): a local pool is stopped without waiting for its
         # workers; Dask and Ray clean up at interpreter exit themselves.
-        pool, self._pool = self._pool, None
+        pool = getattr(self, "_pool", None)  # None if __init__ refused its arguments
+        self._pool = None
         abandon = getattr(pool, "abandon", None)
         if abandon is not None:
             with contextlib.suppress(Exception):  # interpreter shutdown: the pool may be gone

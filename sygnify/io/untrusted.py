@@ -298,18 +298,15 @@ def has_blank_lines(path: str) -> bool:
     key = _file_key(path)
     if key is None:
         return False
-    with _CHECKED_LOCK:
-        if (key, "blank") in _FLAGS:
-            return _FLAGS[(key, "blank")]
+    known = _recall(key, "blank")
+    if isinstance(known, bool):
+        return known
     if key[1] == 0:
         found = False
     else:
         with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
             found = data[:1] == b"\n" or data[:2] == b"\r\n" or _ODD_LINE.search(data) is not None
-    with _CHECKED_LOCK:
-        _FLAGS[(key, "blank")] = found
-        while len(_FLAGS) > 4096:
-            _FLAGS.popitem(last=False)
+    _remember(key, "blank", found)
     return found
 
 
@@ -321,9 +318,26 @@ def _file_key(path: str) -> tuple[str, int, int] | None:
     return (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
 
 
-_FLAGS: OrderedDict[tuple[tuple[str, int, int], str], bool] = OrderedDict()
-_CHECKED: OrderedDict[tuple[tuple[str, int, int], bool], str | None] = OrderedDict()
+#: What was found about a file while its (real path, size, mtime) stay the same, by kind of
+#: check: ``"blank"`` (a bool), or the isolation flag of :func:`check_files` (None: clean; a
+#: text: why the file was refused). The 4,096 most recent are kept.
+_CHECKED: OrderedDict[tuple[tuple[str, int, int], object], object] = OrderedDict()
 _CHECKED_LOCK = threading.Lock()
+_UNSEEN = object()
+
+
+def _recall(key: tuple[str, int, int], kind: object) -> object:
+    with _CHECKED_LOCK:
+        return _CHECKED.get((key, kind), _UNSEEN)
+
+
+def _remember(key: tuple[str, int, int] | None, kind: object, verdict: object) -> None:
+    if key is None:
+        return
+    with _CHECKED_LOCK:
+        _CHECKED[(key, kind)] = verdict
+        while len(_CHECKED) > 4096:
+            _CHECKED.popitem(last=False)
 
 
 #: Formats whose native readers are known to crash the process on malformed input.
@@ -444,8 +458,9 @@ def check_files(
         if local and key is None:
             continue  # the reader names a missing file itself
         if key is not None:
-            with _CHECKED_LOCK:
-                verdict = _CHECKED.get((key, isolate), _CHECKED.get((key, True), _UNSEEN))
+            verdict = _recall(key, isolate)
+            if verdict is _UNSEEN:
+                verdict = _recall(key, True)  # an isolated check covers the plain one
             if isinstance(verdict, str):
                 raise DataQualityError(f"{where}: {verdict}", resource=where)
             if verdict is None:
@@ -465,18 +480,6 @@ def check_files(
     for path, where, _ in pending:
         if path in failed:
             raise DataQualityError(f"{where}: {failed[path]}; the file is malformed", resource=where)
-
-
-_UNSEEN = object()
-
-
-def _remember(key: tuple[str, int, int] | None, isolate: bool, verdict: str | None) -> None:
-    if key is None:
-        return
-    with _CHECKED_LOCK:
-        _CHECKED[(key, isolate)] = verdict
-        while len(_CHECKED) > 4096:
-            _CHECKED.popitem(last=False)
 
 
 def check_names(names: Sequence[str], origin: str) -> None:
